@@ -1,0 +1,37 @@
+"""The errors this provider raises.
+
+Every message says, in one sentence, what happened and what to change. None of them
+ever contains a password or a message body.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class MailError(AirflowException):
+    """Base class of every error raised by airflow-provider-mail."""
+
+
+class MailConfigError(MailError, ValueError):
+    """A connection or task parameter is invalid; raised before any mail is touched."""
+
+
+class MailConnectionError(MailError):
+    """The server could not be reached: unknown host, refused port, timeout, dropped link."""
+
+
+class MailTLSError(MailConnectionError):
+    """TLS could not be negotiated: untrusted certificate, host name mismatch, no STARTTLS."""
+
+
+class MailAuthError(MailError):
+    """The server rejected the user name or password."""
+
+
+class MailProtocolError(MailError):
+    """The server answered a command with an error (for example, an unknown folder)."""
+
+
+class MailSendError(MailError):
+    """An email could not be composed or sent (bad address, header injection, refused recipient)."""

@@ -1,0 +1,107 @@
+"""The provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_mail import __version__
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "extra"],
+    "relabeling": {
+        "host": "Email Host Name",
+        "port": "Email Server Port Number",
+        "login": "User Name",
+        "password": "Password",
+    },
+    "placeholders": {
+        "host": "imap.example.com",
+        "port": "empty: the default port of the Security Method",
+        "login": "info@example.com",
+    },
+}
+
+CONN_FIELDS: dict[str, Any] = {
+    "security": {
+        "label": "Security Method",
+        "description": "none, starttls (upgrade a plain connection, never falls back) or ssl "
+        "(implicit TLS). Certificates are always verified.",
+        "schema": {"type": "string", "enum": ["none", "starttls", "ssl"], "default": "ssl"},
+    },
+    "server_certificate": {
+        "label": "Server Certificate",
+        "description": "PEM text of a self-signed or private-CA certificate the server's "
+        "certificate must chain to. Empty: the system trust store.",
+        "schema": {"type": ["string", "null"], "format": "multiline"},
+    },
+    "timeout": {
+        "label": "Timeout",
+        "description": "Socket timeout in seconds for every network operation.",
+        "schema": {"type": ["integer", "null"], "default": 30},
+    },
+}
+
+_CONNECTION_TYPES = [
+    ("mail_imap", "airflow_provider_mail.hooks.imap.ImapHook", "Receive Email (IMAP)"),
+    ("mail_pop3", "airflow_provider_mail.hooks.pop3.Pop3Hook", "Receive Email (POP3)"),
+    ("mail_smtp", "airflow_provider_mail.hooks.smtp.SmtpHook", "Send Email (SMTP)"),
+]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Connection types, their forms, and the hooks, operators, sensors and triggers."""
+    return {
+        "package-name": "airflow-provider-mail",
+        "name": "Mail",
+        "description": "Email integrations: receive over IMAP/POP3, map with Jinja2, send over "
+        "SMTP.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": conn_type,
+                "hook-class-name": hook_class,
+                "hook-name": hook_name,
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+            for conn_type, hook_class, hook_name in _CONNECTION_TYPES
+        ],
+        "hooks": [
+            {
+                "integration-name": "Mail",
+                "python-modules": [
+                    "airflow_provider_mail.hooks.imap",
+                    "airflow_provider_mail.hooks.pop3",
+                    "airflow_provider_mail.hooks.smtp",
+                ],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Mail",
+                "python-modules": [
+                    "airflow_provider_mail.operators.map",
+                    "airflow_provider_mail.operators.send",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Mail",
+                "python-modules": ["airflow_provider_mail.sensors.receive"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Mail",
+                "python-modules": ["airflow_provider_mail.triggers.receive"],
+            }
+        ],
+        "integrations": [
+            {
+                "integration-name": "Mail",
+                "external-doc-url": "https://github.com/airflow-provider-mail/airflow-provider-mail",
+                "tags": ["protocol"],
+            }
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Hooks: one authenticated session with an IMAP, POP3 or SMTP server."""

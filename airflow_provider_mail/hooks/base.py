@@ -1,0 +1,143 @@
+"""What the three mail hooks share: settings from the connection, errors, sessions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_mail.exceptions import MailError
+from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
+
+ClientT = TypeVar("ClientT")
+HookT = TypeVar("HookT", bound="MailHook[Any]")
+
+
+class MailHook(BaseHook, Generic[ClientT]):
+    """Base class of :class:`ImapHook`, :class:`Pop3Hook` and :class:`SmtpHook`.
+
+    A hook reads its Airflow connection lazily and is a context manager that keeps one
+    authenticated session open across calls::
+
+        with ImapHook("mail_imap_default") as hook:
+            hook.receive(unseen_only=True)
+
+    :param conn_id: the Airflow connection to use.
+    :param connection: an already loaded connection (used by triggers, which must load
+        connections with the async API); when given, ``conn_id`` is only used in messages.
+    """
+
+    conn_name_attr = "conn_id"
+    protocol = ""
+    probe_description = ""
+
+    def __init__(self, conn_id: str | None = None, *, connection: Any = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self._connection = connection
+        self._settings: ServerSettings | None = None
+        self._client: ClientT | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the standard fields for email (also declared in the provider info)."""
+        from airflow_provider_mail.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return UI_FIELD_BEHAVIOUR
+
+    @property
+    def settings(self) -> ServerSettings:
+        """The connection's server settings, read once."""
+        if self._settings is None:
+            conn = self._connection or self.get_connection(self.conn_id)
+            self._settings = settings_from_connection(
+                self.protocol,
+                conn_id=self.conn_id,
+                host=conn.host,
+                port=conn.port,
+                login=conn.login,
+                password=conn.password,
+                extra=conn.extra_dejson or {},
+            )
+        return self._settings
+
+    @property
+    def client(self) -> ClientT:
+        """The open session, opened on first use."""
+        if self._client is None:
+            self._client = self._open_session()
+        return self._client
+
+    def get_conn(self) -> ClientT:
+        """The open session (Airflow's usual hook API)."""
+        return self.client
+
+    def _open_session(self) -> ClientT:
+        settings = self.settings
+        with self.translate_errors():
+            return self._open(settings)
+
+    @contextlib.contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """Turn any network or TLS error raised inside into a one-sentence MailError."""
+        try:
+            yield
+        except MailError:
+            raise
+        except Exception as err:
+            raise describe_network_error(err, self.settings) from err
+
+    def close(self) -> None:
+        """End the session politely; errors while closing are not worth failing a task."""
+        client, self._client = self._client, None
+        if client is not None:
+            self._abandon(client)
+
+    def _abandon(self, client: ClientT) -> None:
+        with contextlib.suppress(Exception):
+            self._close(client)
+
+    def __enter__(self: HookT) -> HookT:
+        _ = self.client
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Connect, negotiate TLS, log in and run one harmless command.
+
+        The Test button of the Airflow UI and ``airflow connections test`` call this.
+        Returns ``(True, what was checked)`` or ``(False, one sentence saying what failed
+        and what to change)``. The message never contains the password.
+        """
+        try:
+            with self:
+                with self.translate_errors():
+                    self._probe(self.client)
+        except MailError as err:
+            return False, str(err)
+        settings = self.settings
+        who = f"as {settings.login!r}" if settings.login else "without logging in"
+        return True, (
+            f"Connected to {settings.address} ({settings.security.value}) {who} and "
+            f"{self.probe_description}."
+        )
+
+    def _open(self, settings: ServerSettings) -> ClientT:
+        raise NotImplementedError
+
+    def _close(self, client: ClientT) -> None:
+        raise NotImplementedError
+
+    def _probe(self, client: ClientT) -> None:
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Pure logic of the provider: no sockets, no Airflow calls, tested without a server."""

@@ -1,0 +1,259 @@
+"""Build an email from fields: validate everything, then make an ``EmailMessage``.
+
+Pure: no sockets. The Send Email step composes every email with :func:`compose_email`
+before it opens a connection, so a bad item stops the task before anything is sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.generator import BytesGenerator
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+from email.policy import default as default_policy
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from airflow_provider_mail.exceptions import MailSendError
+from airflow_provider_mail.mail.addresses import (
+    InvalidAddressError,
+    parse_addresses,
+    parse_single_address,
+    unique_addr_specs,
+)
+
+_HEADER_FIELDS = ("from", "to", "cc", "bcc", "reply_to", "subject")
+_MAX_QUOTED = 120
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    """An email ready to go: the message as transmitted and its SMTP envelope.
+
+    ``message`` never carries a ``Bcc`` header; Bcc recipients are only in ``recipients``.
+    """
+
+    message: EmailMessage | Message
+    sender: str
+    recipients: tuple[str, ...]
+
+    @property
+    def message_id(self) -> str | None:
+        """The Message-ID header."""
+        value = self.message["Message-ID"]
+        return None if value is None else str(value)
+
+    @property
+    def subject(self) -> str:
+        """The Subject header, or ``""``."""
+        value = self.message["Subject"]
+        return "" if value is None else str(value)
+
+    @property
+    def international(self) -> bool:
+        """Whether the envelope has non-ASCII addresses (the server must offer SMTPUTF8)."""
+        return not all(address.isascii() for address in (self.sender, *self.recipients))
+
+    def result(self) -> dict[str, Any]:
+        """The JSON-safe record of a sent email (what the Send Email step returns)."""
+        sender = self.message["From"]
+        return {
+            "message_id": self.message_id,
+            "from": self.sender if sender is None else str(sender),
+            "to": list(self.recipients),
+            "subject": self.subject,
+        }
+
+    def as_bytes(self) -> bytes:
+        """The message as transmitted: CRLF line ends, UTF-8 headers only when international."""
+        policy = self.message.policy
+        if self.international:
+            policy = policy.clone(utf8=True)
+        with io.BytesIO() as buffer:
+            BytesGenerator(buffer, policy=policy).flatten(self.message, linesep="\r\n")
+            return buffer.getvalue()
+
+
+def _label(item: int | None) -> str:
+    return "The email" if item is None else f"Item {item}"
+
+
+def _quoted(text: str) -> str:
+    return repr(text if len(text) <= _MAX_QUOTED else text[:_MAX_QUOTED] + "...")
+
+
+def _texts(value: object, field: str, label: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(element) for element in value if element is not None]
+    if isinstance(value, (str, int, float)):
+        return [str(value)]
+    raise MailSendError(
+        f"{label} has a {field} of type {type(value).__name__}; give text or a list of text."
+    )
+
+
+def _check_header_values(fields: Mapping[str, Any], label: str) -> None:
+    """Refuse line breaks and control characters before the email library sees them.
+
+    The library would refuse CR/LF too, but with a message that does not say which item or
+    field; a line break in a header is how header injection starts, so it is never fixed up.
+    """
+    for field in _HEADER_FIELDS:
+        for text in _texts(fields.get(field), field, label):
+            if "\r" in text or "\n" in text:
+                raise MailSendError(
+                    f"{label} has a line break in its {field}, which could inject headers, so "
+                    "it was refused; remove line breaks from that value."
+                )
+            if any(ord(char) < 32 and char != "\t" or ord(char) == 127 for char in text):
+                raise MailSendError(
+                    f"{label} has a control character in its {field}; remove it from that value."
+                )
+
+
+def _addresses(fields: Mapping[str, Any], field: str, label: str) -> tuple[Address, ...]:
+    try:
+        return parse_addresses(_texts(fields.get(field), field, label))
+    except InvalidAddressError as err:
+        raise MailSendError(
+            f"{label} has an invalid {field} address {_quoted(err.value)}; use name@domain "
+            "or Name <name@domain>, several separated by commas."
+        ) from None
+
+
+def _sender(fields: Mapping[str, Any], label: str) -> Address:
+    try:
+        sender = parse_single_address(_texts(fields.get("from"), "from", label))
+    except InvalidAddressError as err:
+        raise MailSendError(
+            f"{label} has an invalid from address {_quoted(err.value)}; give exactly one "
+            "address such as name@domain or Name <name@domain>."
+        ) from None
+    if sender is None:
+        raise MailSendError(f"{label} has no sender; set from_email on the operator.")
+    return sender
+
+
+def _body(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def new_message_id(domain: str) -> str:
+    """A unique Message-ID under the sender's domain (IDNA-encoded when needed)."""
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_domain = None
+    if ascii_domain and ascii_domain.startswith("["):
+        ascii_domain = None
+    return make_msgid(domain=ascii_domain)
+
+
+def compose_email(
+    fields: Mapping[str, Any],
+    *,
+    item: int | None = None,
+    now: dt.datetime | None = None,
+) -> ComposedEmail:
+    """Validate ``fields`` and build the email.
+
+    :param fields: ``from``, ``to``, ``cc``, ``bcc``, ``reply_to`` (a string of
+        comma-separated addresses or a list), ``subject``, ``text`` and ``html``; missing
+        or empty fields are left out.
+    :param item: the consumed-data index, named in error messages.
+    :param now: the Date header's time (default: now, in the local time zone).
+    :raises MailSendError: no recipient, an invalid address, or a line break (or another
+        control character) in a header value; the message names the item and the field.
+
+    ``text`` and ``html`` together make a ``multipart/alternative`` message. Bcc
+    recipients are in the envelope only.
+    """
+    label = _label(item)
+    _check_header_values(fields, label)
+    sender = _sender(fields, label)
+    to = _addresses(fields, "to", label)
+    cc = _addresses(fields, "cc", label)
+    bcc = _addresses(fields, "bcc", label)
+    reply_to = _addresses(fields, "reply_to", label)
+    recipients = unique_addr_specs((*to, *cc, *bcc))
+    if not recipients:
+        raise MailSendError(
+            f"{label} has no recipient; set to, cc or bcc on the operator or in the consumed "
+            "data."
+        )
+
+    message = EmailMessage(policy=default_policy)
+    subject = "".join(_texts(fields.get("subject"), "subject", label)).strip()
+    try:
+        message["From"] = sender
+        if to:
+            message["To"] = to
+        if cc:
+            message["Cc"] = cc
+        if reply_to:
+            message["Reply-To"] = reply_to
+        if subject:
+            message["Subject"] = subject
+        message["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
+        message["Message-ID"] = new_message_id(sender.domain)
+    except (ValueError, TypeError) as err:
+        raise MailSendError(
+            f"{label} has a header value the email library refused ({type(err).__name__}); "
+            "check its addresses and subject."
+        ) from None
+    text, html = _body(fields.get("text")), _body(fields.get("html"))
+    if html.strip():
+        if text.strip():
+            message.set_content(text)
+            message.add_alternative(html, subtype="html")
+        else:
+            message.set_content(html, subtype="html")
+    else:
+        message.set_content(text)
+    return ComposedEmail(message=message, sender=sender.addr_spec, recipients=recipients)
+
+
+def _header_texts(message: Message, name: str) -> list[str]:
+    return [str(value) for value in message.get_all(name, [])]
+
+
+def envelope_of(message: Message, *, index: int | None = None) -> ComposedEmail:
+    """The envelope of a ready-made message, and a copy of it fit to transmit.
+
+    The sender is the ``Sender`` header, else ``From``; the recipients are every address
+    in ``To``, ``Cc`` and ``Bcc``. The copy has no ``Bcc`` header and gets a ``Date`` and a
+    ``Message-ID`` when the message has none. The caller's message is not changed.
+    """
+    label = "The email" if index is None else f"Email {index}"
+    try:
+        sender = parse_single_address(
+            _header_texts(message, "Sender") or _header_texts(message, "From")
+        )
+        recipients = unique_addr_specs(
+            parse_addresses(
+                [text for name in ("To", "Cc", "Bcc") for text in _header_texts(message, name)]
+            )
+        )
+    except InvalidAddressError as err:
+        raise MailSendError(
+            f"{label} has an invalid address {_quoted(err.value)}; fix its From, To, Cc or Bcc "
+            "header."
+        ) from None
+    if sender is None:
+        raise MailSendError(f"{label} has no From header; set the sender's address.")
+    if not recipients:
+        raise MailSendError(f"{label} has no recipient; set its To, Cc or Bcc header.")
+    transmitted = copy.copy(message)
+    del transmitted["Bcc"]
+    del transmitted["Resent-Bcc"]
+    if transmitted["Date"] is None:
+        transmitted["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc).astimezone())
+    if transmitted["Message-ID"] is None:
+        transmitted["Message-ID"] = new_message_id(sender.domain)
+    return ComposedEmail(message=transmitted, sender=sender.addr_spec, recipients=recipients)

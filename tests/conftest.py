@@ -1,0 +1,148 @@
+"""Shared test set-up: a private Airflow home, real Dovecot and a throw-away certificate.
+
+Airflow reads its configuration when first imported, so the environment is set here,
+before any test module imports Airflow or the provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mail-provider-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+)
+
+import pytest  # noqa: E402
+
+from tests.servers.certs import Certificate, make_certificate  # noqa: E402
+from tests.servers.dovecot import Dovecot  # noqa: E402
+
+USERS = {"info": "info-secret", "support": "support-secret", "leads": "leads-secret"}
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    """A session temp dir that unprivileged Dovecot processes can traverse."""
+    path = Path(tempfile.mkdtemp(prefix="mail-provider-tests-"))
+    path.chmod(0o755)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def certificate(workdir: Path) -> Certificate:
+    """The servers' self-signed certificate, valid for ``localhost`` only."""
+    return make_certificate(workdir / "certs")
+
+
+@pytest.fixture(scope="session")
+def other_certificate(workdir: Path) -> Certificate:
+    """A second self-signed certificate, which the servers do not use."""
+    return make_certificate(workdir / "other-certs", name="other")
+
+
+@pytest.fixture(scope="session")
+def dovecot(workdir: Path, certificate: Certificate) -> Iterator[Dovecot]:
+    """Dovecot with TLS: plain+STARTTLS ports and implicit-TLS ports for IMAP and POP3."""
+    server = Dovecot(workdir / "dovecot", certificate, users=dict(USERS)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_no_tls(workdir: Path) -> Iterator[Dovecot]:
+    """Dovecot without TLS at all: its plain ports do not offer STARTTLS."""
+    server = Dovecot(workdir / "dovecot-no-tls", None, users=dict(USERS)).start()
+    yield server
+    server.stop()
+
+
+ConnFactory = Callable[..., str]
+
+
+@pytest.fixture
+def mail_connection(monkeypatch: pytest.MonkeyPatch) -> ConnFactory:
+    """Define an Airflow connection through an ``AIRFLOW_CONN_*`` variable; returns its id."""
+
+    def define(
+        conn_id: str,
+        conn_type: str,
+        *,
+        host: str = "localhost",
+        port: int | None = None,
+        login: str | None = None,
+        password: str | None = None,
+        **extra: Any,
+    ) -> str:
+        payload = {
+            "conn_type": conn_type,
+            "host": host,
+            "port": port,
+            "login": login,
+            "password": password,
+            "extra": extra,
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload))
+        return conn_id
+
+    return define
+
+
+def receive_connection(
+    mail_connection: ConnFactory,
+    server: Dovecot,
+    protocol: str,
+    security: str,
+    certificate: Certificate | None,
+    *,
+    user: str = "info",
+    conn_id: str | None = None,
+    **overrides: Any,
+) -> str:
+    """A ``mail_imap`` / ``mail_pop3`` connection to ``server`` in one security mode."""
+    ports = {
+        ("imap", "ssl"): server.imaps_port,
+        ("pop3", "ssl"): server.pop3s_port,
+        ("imap", "starttls"): server.imap_port,
+        ("imap", "none"): server.imap_port,
+        ("pop3", "starttls"): server.pop3_port,
+        ("pop3", "none"): server.pop3_port,
+    }
+    settings: dict[str, Any] = {
+        "port": ports[(protocol, security)],
+        "login": user,
+        "password": server.users[user],
+        "security": security,
+        "server_certificate": certificate.pem if certificate else "",
+        "timeout": 10,
+    }
+    settings.update(overrides)
+    return mail_connection(conn_id or f"{protocol}_{security}_{user}", f"mail_{protocol}", **settings)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's SQLite metadata database, migrated once per test session."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return _AIRFLOW_HOME
