@@ -34,6 +34,8 @@ import pytest  # noqa: E402
 from tests.servers.certs import Certificate, make_certificate  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 
+pytest_plugins = ["tests.fixtures_smtp"]
+
 USERS = {"info": "info-secret", "support": "support-secret", "leads": "leads-secret"}
 
 

@@ -10,8 +10,14 @@ from typing import Any, Generic, TypeVar
 from airflow.sdk import BaseHook
 
 from airflow_provider_mail.exceptions import MailError
+from airflow_provider_mail.mail.attachments import (
+    AttachmentSink,
+    DirectorySink,
+    default_attachments_dir,
+)
 from airflow_provider_mail.mail.errors import describe_network_error
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
+from airflow_provider_mail.mail.state import Claim, check_max_emails
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")
@@ -141,3 +147,71 @@ class MailHook(BaseHook, Generic[ClientT]):
 
     def _probe(self, client: ClientT) -> None:
         raise NotImplementedError
+
+
+class ReceiveHook(MailHook[ClientT]):
+    """What :class:`ImapHook` and :class:`Pop3Hook` share: one poll, split in three steps.
+
+    ``find_new`` decides which messages a poll takes (nothing is read or changed),
+    ``fetch`` reads them into records without changing any flag, and ``mark_seen``
+    records the hand-over. The sensor and the trigger call the steps separately so that a
+    crash between them never loses a message; :meth:`receive` runs all three.
+    """
+
+    #: Whether an open session notices mail that arrives later (IMAP does; a POP3
+    #: session sees the mailbox as it was at login).
+    session_sees_new_mail = True
+
+    def receive(
+        self,
+        folder: str | None = None,
+        unseen_only: bool = False,
+        max_emails: int = 5,
+        attachments_dir: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One poll with the sensor's semantics; returns message records, oldest first.
+
+        :param folder: the folder to read; ``None`` or empty: the inbox.
+        :param unseen_only: only messages not seen yet (IMAP ``\\Seen`` flag; for POP3,
+            the unique ids this provider already handed over from the account).
+        :param max_emails: at most this many messages, the oldest first; ``-1``: all.
+        :param attachments_dir: where attachments are written (a directory or an Airflow
+            object-storage URL); default: a new folder under the system temp directory.
+
+        The returned messages count as seen afterwards::
+
+            with ImapHook("mail_imap_default") as hook:
+                for record in hook.receive(unseen_only=True, max_emails=10):
+                    print(record["subject"], record["from"])
+        """
+        check_max_emails(max_emails)
+        self.check_folder(folder)
+        claim = self.find_new(folder, unseen_only, max_emails)
+        if not claim:
+            return []
+        sink = DirectorySink(attachments_dir or default_attachments_dir("receive", _stamp()))
+        records = self.fetch(claim, sink)
+        self.mark_seen(claim)
+        return records
+
+    def check_folder(self, folder: str | None) -> None:
+        """Raise MailConfigError when this protocol cannot read ``folder``."""
+
+    def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
+        """The messages one poll takes; nothing is read or changed."""
+        raise NotImplementedError
+
+    def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
+        """The claimed messages as records, oldest first; flags unchanged."""
+        raise NotImplementedError
+
+    def mark_seen(self, claim: Claim) -> None:
+        """Remember that the claimed messages were handed over."""
+        raise NotImplementedError
+
+
+def _stamp() -> str:
+    import uuid
+    from datetime import datetime, timezone
+
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from imapclient import IMAPClient
+import imaplib
+from typing import Any
+
+from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import LoginError
 
-from airflow_provider_mail.exceptions import MailAuthError, MailTLSError
-from airflow_provider_mail.hooks.base import MailHook
+from airflow_provider_mail.exceptions import MailAuthError, MailProtocolError, MailTLSError
+from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
+# Messages per UID FETCH: one round trip for a normal poll, bounded command and memory
+# for a poll of thousands.
+FETCH_CHUNK = 200
 
-class ImapHook(MailHook[IMAPClient]):
+
+class ImapHook(ReceiveHook[IMAPClient]):
     """Receive email over IMAP (connection type ``mail_imap``).
 
     :param conn_id: a ``mail_imap`` connection, default ``mail_imap_default``.
@@ -22,6 +32,7 @@ class ImapHook(MailHook[IMAPClient]):
     hook_name = "Receive Email (IMAP)"
     protocol = "imap"
     probe_description = "selected the inbox"
+    _selected: tuple[tuple[int, str], int] | None = None
 
     def _open(self, settings: ServerSettings) -> IMAPClient:
         context = build_ssl_context(settings.server_certificate)
@@ -54,6 +65,7 @@ class ImapHook(MailHook[IMAPClient]):
         return client
 
     def _close(self, client: IMAPClient) -> None:
+        self._selected = None
         try:
             client.logout()
         except Exception:
@@ -61,3 +73,70 @@ class ImapHook(MailHook[IMAPClient]):
 
     def _probe(self, client: IMAPClient) -> None:
         client.select_folder("INBOX", readonly=True)
+
+    def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
+        """Search only (no message is read or changed): the oldest messages a poll takes."""
+        name = folder_name(folder)
+        with self.translate_errors():
+            uidvalidity = self._select(name)
+            uids = self.client.search("UNSEEN" if unseen_only else "ALL")
+        return Claim("imap", name, uidvalidity, uids=tuple(oldest_first(uids, max_emails)))
+
+    def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
+        """Read the claimed messages with ``BODY.PEEK[]`` (flags unchanged), oldest first.
+
+        Messages deleted since the claim are skipped. When the folder's UIDVALIDITY
+        changed, the claim's UIDs name other messages, so nothing is returned.
+        """
+        with self.translate_errors():
+            if self._select(claim.folder) != claim.uidvalidity:
+                self.log.warning(
+                    "UIDVALIDITY of %s changed since the poll; polling again.", claim.folder
+                )
+                return []
+            records = []
+            for start in range(0, len(claim.uids), FETCH_CHUNK):
+                chunk = claim.uids[start : start + FETCH_CHUNK]
+                response = self.client.fetch(chunk, [b"BODY.PEEK[]"])
+                for uid in chunk:
+                    raw = response.get(uid, {}).get(b"BODY[]")
+                    if raw is None:
+                        continue
+                    records.append(
+                        build_record(
+                            raw,
+                            folder=claim.folder,
+                            attachments=attachments,
+                            uid=uid,
+                            uidvalidity=claim.uidvalidity,
+                        )
+                    )
+        return records
+
+    def mark_seen(self, claim: Claim) -> None:
+        """Set ``\\Seen`` on the claimed messages: they have been handed over."""
+        if not claim.uids:
+            return
+        with self.translate_errors():
+            if self._select(claim.folder) == claim.uidvalidity:
+                self.client.add_flags(list(claim.uids), [SEEN], silent=True)
+
+    def _select(self, folder: str) -> int:
+        """Select ``folder`` read-write once per session; returns its UIDVALIDITY.
+
+        Within one session the server cannot change UIDVALIDITY under a selected folder
+        without closing it, so a second select of the same folder is skipped.
+        """
+        client = self.client
+        if self._selected is not None and self._selected[0] == (id(client), folder):
+            return self._selected[1]
+        try:
+            status = client.select_folder(folder)
+        except imaplib.IMAP4.error as err:
+            raise MailProtocolError(
+                f"Folder {folder!r} could not be opened on {self.settings.address}; check the "
+                "folder name (leave it empty for the inbox)."
+            ) from err
+        uidvalidity = int(status[b"UIDVALIDITY"])
+        self._selected = ((id(client), folder), uidvalidity)
+        return uidvalidity

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import poplib
+from typing import Any
 
-from airflow_provider_mail.exceptions import MailAuthError, MailTLSError
-from airflow_provider_mail.hooks.base import MailHook
+from airflow_provider_mail.exceptions import MailAuthError, MailConfigError, MailTLSError
+from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.mail.state import (
+    INBOX,
+    Claim,
+    folder_name,
+    is_inbox,
+    new_pop3_messages,
+    remember_seen,
+)
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
+from airflow_provider_mail.storage import KeyValueStore, VariableStore, pop3_seen_key
+
+# poplib refuses lines over 2048 bytes, which real mail (long HTML lines) exceeds; RFC 5322
+# allows 998 but servers relay longer ones, and losing such a message is worse.
+poplib._MAXLINE = 1 << 24  # type: ignore[attr-defined]
 
 
-class Pop3Hook(MailHook[poplib.POP3]):
+class Pop3Hook(ReceiveHook[poplib.POP3]):
     """Receive email over POP3 (connection type ``mail_pop3``).
 
+    POP3 has no flags, so "seen" means "already handed over by this provider": the unique
+    ids (UIDL) are remembered per connection and account in an Airflow Variable
+    (``mail_provider/pop3_seen/<conn_id>/<login>@<host>:<port>``), which every worker and
+    the triggerer see. Delete that Variable to receive every message again.
+
     :param conn_id: a ``mail_pop3`` connection, default ``mail_pop3_default``.
+    :param state_store: where the seen ids live; default Airflow Variables.
     """
 
     conn_type = "mail_pop3"
@@ -21,6 +43,18 @@ class Pop3Hook(MailHook[poplib.POP3]):
     hook_name = "Receive Email (POP3)"
     protocol = "pop3"
     probe_description = "read the mailbox status (STAT)"
+    session_sees_new_mail = False
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        connection: Any = None,
+        state_store: KeyValueStore | None = None,
+    ) -> None:
+        super().__init__(conn_id, connection=connection)
+        self.state_store: KeyValueStore = state_store or VariableStore()
+        self._listing: list[tuple[int, str]] | None = None
 
     def _open(self, settings: ServerSettings) -> poplib.POP3:
         context = build_ssl_context(settings.server_certificate)
@@ -54,6 +88,7 @@ class Pop3Hook(MailHook[poplib.POP3]):
         return client
 
     def _close(self, client: poplib.POP3) -> None:
+        self._listing = None
         try:
             client.quit()
         except Exception:
@@ -61,6 +96,64 @@ class Pop3Hook(MailHook[poplib.POP3]):
 
     def _probe(self, client: poplib.POP3) -> None:
         client.stat()
+
+    def check_folder(self, folder: str | None) -> None:
+        if not is_inbox(folder):
+            raise MailConfigError(
+                f"POP3 has only the inbox, so folder {folder_name(folder)!r} cannot be read; "
+                "leave folder empty or use a mail_imap connection."
+            )
+
+    @property
+    def seen_key(self) -> str:
+        """The Airflow Variable holding this account's handed-over UIDLs."""
+        return pop3_seen_key(self.conn_id, self.settings.account)
+
+    def seen(self) -> list[str]:
+        """The UIDLs already handed over from this account."""
+        return list(self.state_store.get(self.seen_key) or [])
+
+    def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
+        """UIDL only (no message is read): the oldest messages a poll takes."""
+        self.check_folder(folder)
+        seen = self.seen() if unseen_only else []
+        picked = new_pop3_messages(
+            self.listing(), seen, unseen_only=unseen_only, max_emails=max_emails
+        )
+        return Claim("pop3", INBOX, uidls=tuple(uidl for _number, uidl in picked))
+
+    def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
+        """RETR the claimed messages, oldest first; messages gone from the server are skipped."""
+        numbers = {uidl: number for number, uidl in self.listing()}
+        records = []
+        with self.translate_errors():
+            for uidl in claim.uidls:
+                number = numbers.get(uidl)
+                if number is None:
+                    continue
+                _response, lines, _octets = self.client.retr(number)
+                raw = b"\r\n".join(lines) + b"\r\n"
+                records.append(
+                    build_record(raw, folder=INBOX, attachments=attachments, uidl=uidl)
+                )
+        return records
+
+    def mark_seen(self, claim: Claim) -> None:
+        """Add the claimed UIDLs to the account's seen set, pruned of ids no longer on the server."""
+        present = [uidl for _number, uidl in self.listing()]
+        self.state_store.set(self.seen_key, remember_seen(self.seen(), claim.uidls, present))
+
+    def listing(self) -> list[tuple[int, str]]:
+        """``(message number, UIDL)`` of every message, read once per session."""
+        if self._listing is None:
+            with self.translate_errors():
+                _response, lines, _octets = self.client.uidl()
+            listing = []
+            for line in lines:
+                number, _, uidl = line.decode("ascii", "replace").partition(" ")
+                listing.append((int(number), uidl.strip()))
+            self._listing = listing
+        return self._listing
 
 
 def _capabilities(client: poplib.POP3) -> dict[str, list[str]]:

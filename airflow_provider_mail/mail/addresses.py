@@ -8,7 +8,6 @@ RFC 2047 encoded names are understood the way mail programs understand them.
 from __future__ import annotations
 
 import email.errors
-import email.utils
 from collections.abc import Iterable
 from email.headerregistry import Address
 from email.policy import default as default_policy
@@ -98,13 +97,28 @@ def parse_single_address(value: str | Iterable[str] | None) -> Address | None:
 
 
 def _first_invalid(text: str) -> str:
-    """The first piece of ``text`` that fails on its own, for a precise message."""
-    for name, addr in email.utils.getaddresses([text]):
-        candidate = email.utils.formataddr((name, addr)) if addr else name
-        addresses, clean = _header_addresses(candidate)
-        if not candidate.strip() or not clean or not all(map(_is_complete, addresses)):
-            return candidate.strip() or text
-    return text
+    """The first comma-separated piece of ``text`` that fails on its own, for the message.
+
+    Only used to word an error: commas inside quotes, angle brackets or comments do not
+    split a piece.
+    """
+    current = ""
+    for chunk in text.split(","):
+        current = f"{current},{chunk}" if current else chunk
+        balanced = (
+            current.count('"') % 2 == 0
+            and current.count("<") == current.count(">")
+            and current.count("(") == current.count(")")
+        )
+        if not balanced:
+            continue
+        piece, current = current.strip(), ""
+        if not piece:
+            continue
+        addresses, clean = _header_addresses(piece)
+        if not clean or not addresses or not all(map(_is_complete, addresses)):
+            return piece
+    return current.strip() or text
 
 
 def unique_addr_specs(addresses: Iterable[Address]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
+from email.policy import SMTPUTF8
 from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -70,9 +71,7 @@ class ComposedEmail:
 
     def as_bytes(self) -> bytes:
         """The message as transmitted: CRLF line ends, UTF-8 headers only when international."""
-        policy = self.message.policy
-        if self.international:
-            policy = policy.clone(utf8=True)
+        policy = SMTPUTF8 if self.international else self.message.policy
         with io.BytesIO() as buffer:
             BytesGenerator(buffer, policy=policy).flatten(self.message, linesep="\r\n")
             return buffer.getvalue()
@@ -111,7 +110,7 @@ def _check_header_values(fields: Mapping[str, Any], label: str) -> None:
                     f"{label} has a line break in its {field}, which could inject headers, so "
                     "it was refused; remove line breaks from that value."
                 )
-            if any(ord(char) < 32 and char != "\t" or ord(char) == 127 for char in text):
+            if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text):
                 raise MailSendError(
                     f"{label} has a control character in its {field}; remove it from that value."
                 )
@@ -184,8 +183,7 @@ def compose_email(
     recipients = unique_addr_specs((*to, *cc, *bcc))
     if not recipients:
         raise MailSendError(
-            f"{label} has no recipient; set to, cc or bcc on the operator or in the consumed "
-            "data."
+            f"{label} has no recipient; set to, cc or bcc on the operator or in the consumed data."
         )
 
     message = EmailMessage(policy=default_policy)
@@ -249,6 +247,8 @@ def envelope_of(message: Message, *, index: int | None = None) -> ComposedEmail:
         raise MailSendError(f"{label} has no From header; set the sender's address.")
     if not recipients:
         raise MailSendError(f"{label} has no recipient; set its To, Cc or Bcc header.")
+    # A shallow copy shares the header list until the first deletion replaces it, so the
+    # deletions come first; the payload is shared and never changed.
     transmitted = copy.copy(message)
     del transmitted["Bcc"]
     del transmitted["Resent-Bcc"]

@@ -22,6 +22,8 @@ class ParameterPriority(str, Enum):
     @classmethod
     def parse(cls, value: object) -> ParameterPriority:
         """Read ``parameter_priority``; anything but the two known values is an error."""
+        if isinstance(value, cls):
+            return value
         try:
             return cls(str(value).strip().lower())
         except ValueError:

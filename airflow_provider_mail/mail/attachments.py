@@ -1,0 +1,203 @@
+"""Where attachments go: safe file names and a sink that writes them under one directory.
+
+The file names in an email come from strangers. ``safe_filename`` turns any of them into a
+plain name that cannot leave the directory it is written to, and ``DirectorySink`` writes
+each attachment to ``<root>/<message key>/<safe unique name>``, locally or on any Airflow
+object storage (``s3://``, ``gs://``, ``file://``...).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+__all__ = ["AttachmentSink", "DirectorySink", "default_attachments_dir", "safe_filename"]
+
+# Room for a "-NNN" suffix within the 255-byte limit of common file systems and object keys.
+MAX_FILENAME_BYTES = 200
+_MAX_EXTENSION_BYTES = 16
+
+_UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]')
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Names Windows reserves in every directory, with or without an extension.
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"com{digit}" for digit in range(10)}
+    | {f"lpt{digit}" for digit in range(10)}
+)
+_EXTENSIONS = {
+    "application/octet-stream": ".bin",
+    "message/rfc822": ".eml",
+    "text/plain": ".txt",
+    "text/html": ".html",
+}
+
+
+class AttachmentSink(Protocol):
+    """Something that stores attachment bytes and says where they went.
+
+    ``build_record`` calls :meth:`save` once per attachment. Implement it to send
+    attachments somewhere else than a directory (a database, an API...).
+    """
+
+    def save(self, message_key: str, filename: str | None, content_type: str, data: bytes) -> str:
+        """Store one attachment; return where it went (a local path or an object-storage URL).
+
+        :param message_key: a file-system-safe key, unique per message (for example
+            ``INBOX-1700000000-42`` for IMAP UIDVALIDITY 1700000000, UID 42).
+        :param filename: the decoded file name as the sender wrote it (possibly unsafe),
+            or ``None`` when the message gave none.
+        :param content_type: the part's MIME type, for example ``application/pdf``.
+        :param data: the decoded bytes of the attachment.
+        """
+        ...
+
+
+def safe_filename(name: str | None, fallback: str = "attachment") -> str:
+    """Turn a file name from an email into one that stays inside its directory.
+
+    Keeps only the last path component (``../../etc/passwd`` -> ``passwd``,
+    ``C:\\evil\\x.txt`` -> ``x.txt``), replaces control characters and characters that
+    Windows forbids with ``_``, drops leading dots and spaces (no hidden files, no ``..``),
+    avoids Windows device names, and shortens long names to ``MAX_FILENAME_BYTES`` bytes
+    of UTF-8 while keeping the extension. An empty result becomes ``fallback``.
+
+    >>> safe_filename("../../etc/passwd")
+    'passwd'
+    >>> safe_filename(None)
+    'attachment'
+    """
+    if name is None:
+        return _fallback_name(fallback)
+    name = unicodedata.normalize("NFC", name)
+    name = re.split(r"[/\\]", name)[-1]
+    name = _UNSAFE_CHARACTERS.sub("_", name)
+    name = name.strip(" ").lstrip(".").rstrip(". ")
+    if not name:
+        return _fallback_name(fallback)
+    stem, extension = _split_extension(name)
+    if stem.split(".")[0].lower() in _WINDOWS_RESERVED:
+        stem = f"_{stem}"
+    return _shorten(stem, extension)
+
+
+def default_attachments_dir(*parts: str) -> str:
+    """``<system temp dir>/airflow-provider-mail/<parts...>``, each part made safe.
+
+    The sensor's default ``attachments_dir`` is
+    ``default_attachments_dir(dag_id, run_id, task_id)``, so every run gets its own folder.
+    """
+    directory = Path(tempfile.gettempdir()) / "airflow-provider-mail"
+    for part in parts:
+        directory /= safe_filename(part, fallback="_")
+    return str(directory)
+
+
+class DirectorySink:
+    """Write attachments under one directory: ``<root>/<message key>/<safe unique name>``.
+
+    :param root: a local directory (``/data/mail``) or an Airflow object-storage URL
+        (``s3://bucket/mail``, ``gs://bucket/mail``, ``file:///data/mail``) or an
+        ``ObjectStoragePath`` (which keeps its ``conn_id``). Directories are created as needed.
+
+    Two attachments with the same name in one message get distinct files (``report.pdf``,
+    ``report-2.pdf``). Saving the same message again (a retried task) overwrites its earlier
+    files instead of piling up copies. Locally, directories are created private to the
+    worker's user and symbolic links are never followed inside ``root``.
+
+    >>> sink = DirectorySink("s3://my-bucket/mail")  # doctest: +SKIP
+    >>> sink.save("INBOX-17-42", "report.pdf", "application/pdf", b"%PDF-...")  # doctest: +SKIP
+    's3://my-bucket/mail/INBOX-17-42/report.pdf'
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | ObjectStoragePath) -> None:
+        self._root: Path | ObjectStoragePath
+        if isinstance(root, str) and _URL_SCHEME.match(root):
+            from airflow.sdk import ObjectStoragePath
+
+            self._root = ObjectStoragePath(root)
+        elif isinstance(root, (str, os.PathLike)):
+            self._root = Path(root)
+        else:
+            self._root = root
+        self._taken: dict[str, set[str]] = {}
+
+    @property
+    def root(self) -> str:
+        """The root directory or URL, as given (``str``)."""
+        return str(self._root)
+
+    def save(self, message_key: str, filename: str | None, content_type: str, data: bytes) -> str:
+        """Write one attachment and return its path (local) or URL (object storage)."""
+        folder = safe_filename(message_key, fallback="message")
+        name = self._unique_name(folder, _name_for(filename, content_type))
+        if isinstance(self._root, Path):
+            return _write_local(self._root, folder, name, data)
+        directory = self._root / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / name
+        target.write_bytes(data)
+        return str(target)
+
+    def _unique_name(self, folder: str, name: str) -> str:
+        # Case-insensitive: "Report.pdf" and "report.pdf" are one file on macOS and Windows.
+        taken = self._taken.setdefault(folder, set())
+        stem, extension = _split_extension(name)
+        candidate = name
+        counter = 1
+        while candidate.casefold() in taken:
+            counter += 1
+            candidate = _shorten(stem, extension, suffix=f"-{counter}")
+        taken.add(candidate.casefold())
+        return candidate
+
+
+def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
+    directory = root / folder
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The names are safe, but a planted symlink in a shared temp dir could still redirect us.
+    if directory.is_symlink() or not directory.resolve().is_relative_to(root.resolve()):
+        raise PermissionError(
+            f"{directory} is a link that leads outside {root}; remove it or choose another "
+            "attachments_dir."
+        )
+    target = directory / name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    descriptor = os.open(target, flags, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return str(target)
+
+
+def _name_for(filename: str | None, content_type: str) -> str:
+    extension = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ""
+    return safe_filename(filename, fallback=f"attachment{extension}")
+
+
+def _fallback_name(fallback: str) -> str:
+    # Terminates: "attachment" is its own safe name.
+    return safe_filename(fallback) if fallback else "attachment"
+
+
+def _split_extension(name: str) -> tuple[str, str]:
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode()) >= _MAX_EXTENSION_BYTES:
+        return name, ""
+    return stem, f".{extension}"
+
+
+def _shorten(stem: str, extension: str, suffix: str = "") -> str:
+    budget = MAX_FILENAME_BYTES - len(extension.encode()) - len(suffix.encode())
+    encoded = stem.encode()
+    if len(encoded) > budget:
+        stem = encoded[:budget].decode("utf-8", "ignore").rstrip(". ") or "attachment"
+    return f"{stem}{suffix}{extension}"

@@ -1,0 +1,572 @@
+"""Turn the raw bytes of one email into the message record that tasks receive.
+
+``build_record`` is the only entry point. It never fails because of what a message
+contains: unknown or lying charsets, 8-bit bytes in headers, broken MIME structure and
+missing headers all give a best-effort record, so one bad email cannot fail a poll.
+
+It parses with the ``compat32`` policy and decodes only the headers a record needs;
+``email.policy.default`` gives the same values but builds a header object for every
+header, which costs several times more per message (see ``benchmarks/parse.py``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import functools
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Callable, Iterator
+from datetime import timezone
+from email.feedparser import BytesFeedParser
+from email.generator import BytesGenerator
+from email.message import Message
+from email.policy import Compat32
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+
+from airflow_provider_mail.mail.attachments import AttachmentSink, safe_filename
+
+__all__ = ["build_record", "decode_bytes", "decode_header_value", "html_to_text", "message_key"]
+
+log = logging.getLogger(__name__)
+
+
+class _RawHeaders(Compat32):
+    """``compat32`` that hands header values back untouched.
+
+    Plain ``compat32`` wraps a value holding 8-bit bytes in a ``Header`` that can no
+    longer be decoded faithfully; this keeps the bytes (as surrogate escapes) so that
+    :func:`_header_text` can decode them.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_POLICY = _RawHeaders(linesep="\r\n", max_line_length=None)
+# Fed in slices, the parser never holds the whole message as one string and as a list of
+# lines at once: a 50 MB message peaks near 140 MB instead of 400 MB.
+_FEED_SLICE = 64 * 1024
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_FOLDING = re.compile(r"\r?\n(?=[ \t])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NEEDS_QUOTES = re.compile(r'[,;:<>@"()\[\]\\]')
+_BLANK_LINES = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"[ \t\f\r\n]+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+# Labels that mail software means as a wider charset (the WHATWG Encoding Standard's rule):
+# "iso-8859-1" mail is really windows-1252, and so on.
+_SUPERSETS = {
+    "latin_1": "cp1252",
+    "iso8859-1": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
+    "big5": "big5hkscs",
+}
+
+
+def build_record(
+    raw: bytes,
+    *,
+    folder: str,
+    attachments: AttachmentSink,
+    uid: int | None = None,
+    uidvalidity: int | None = None,
+    uidl: str | None = None,
+) -> dict[str, Any]:
+    """Build the message record of the SPEC from a raw RFC 5322 message.
+
+    Every key of the record is always present and every value is JSON-safe::
+
+        {"message_id": "<1@x>", "from": "Jane Doe <jane@example.com>", "to": "...",
+         "cc": "", "bcc": "", "reply_to": "", "subject": "Hello", "date":
+         "2024-05-01T09:30:00+02:00", "text": "Hi!\\n", "html": None, "attachments":
+         [{"filename": "report.pdf", "content_type": "application/pdf", "size": 1234,
+           "path": "/tmp/airflow-provider-mail/.../report.pdf"}], "folder": "INBOX",
+         "uid": 42, "uidvalidity": 1700000000, "uidl": None, "size": 5678}
+
+    :param raw: the message exactly as fetched (IMAP ``BODY[]``, POP3 ``RETR``).
+    :param folder: the folder it came from (``INBOX`` for POP3).
+    :param attachments: where attachment bytes go, usually a
+        :class:`~airflow_provider_mail.mail.attachments.DirectorySink`; only the returned
+        path or URL enters the record.
+    :param uid: the IMAP UID, with ``uidvalidity``.
+    :param uidvalidity: the folder's IMAP UIDVALIDITY.
+    :param uidl: the POP3 unique id.
+
+    Whatever the bytes contain, this does not raise; only an error of the sink (a full
+    disk, a refused upload) propagates, so an attachment is never silently lost.
+    """
+    record: dict[str, Any] = {
+        "message_id": None,
+        "from": "",
+        "to": "",
+        "cc": "",
+        "bcc": "",
+        "reply_to": "",
+        "subject": "",
+        "date": None,
+        "text": "",
+        "html": None,
+        "attachments": [],
+        "folder": folder,
+        "uid": uid,
+        "uidvalidity": uidvalidity,
+        "uidl": uidl,
+        "size": len(raw),
+    }
+    key = message_key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
+    try:
+        message = _parse(raw)
+    except Exception as err:  # the SPEC: a bad message still becomes a record
+        log.warning("Message %s could not be parsed (%s); keeping an empty record.", key, err)
+        return record
+    record.update(_header_fields(message, key))
+    texts: list[str] = []
+    htmls: list[str] = []
+    for part in _leaves(message):
+        try:
+            role, filename, content_type = _classify(part)
+            data = _payload_bytes(part)
+        except Exception as err:
+            log.warning("Skipped an unreadable part of message %s (%s).", key, err)
+            continue
+        if role == "text":
+            texts.append(_part_text(part, data))
+        elif role == "html":
+            htmls.append(_part_text(part, data))
+        else:
+            path = attachments.save(key, filename, content_type, data)
+            record["attachments"].append(
+                {
+                    "filename": filename,
+                    "content_type": content_type,
+                    "size": len(data),
+                    "path": path,
+                }
+            )
+        # Let this part's bytes go before the next part is decoded: peak memory stays at
+        # about one decoded part, whatever the number of attachments.
+        del data
+    html = "\n".join(htmls) if htmls else None
+    text = "\n".join(texts)
+    if not text.strip() and html:
+        text = html_to_text(html)
+    record["text"] = text
+    record["html"] = html
+    return record
+
+
+def _parse(raw: bytes) -> Message:
+    parser = BytesFeedParser(policy=_POLICY)
+    with memoryview(raw) as view:
+        for start in range(0, len(raw), _FEED_SLICE):
+            parser.feed(view[start : start + _FEED_SLICE].tobytes())
+    return parser.close()
+
+
+def message_key(
+    raw: bytes,
+    *,
+    folder: str,
+    uid: int | None = None,
+    uidvalidity: int | None = None,
+    uidl: str | None = None,
+) -> str:
+    """A file-name-safe key unique to one message, naming its attachments folder.
+
+    IMAP: ``<folder>-<uidvalidity>-<uid>`` (UIDs are unique only per folder and
+    UIDVALIDITY); POP3: ``pop3-<uidl>``; otherwise ``sha256-<first 16 hex digits>`` of
+    the raw bytes.
+    """
+    if uid is not None:
+        return _safe_key(f"{folder}-{uidvalidity if uidvalidity is not None else 0}-{uid}")
+    if uidl is not None:
+        return _safe_key(f"pop3-{uidl}")
+    return f"sha256-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+def _safe_key(key: str) -> str:
+    safe = safe_filename(key, fallback="message")
+    if safe == key:
+        return key
+    # Two keys that differ only in unsafe characters must not share a folder.
+    return f"{safe[:100]}-{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()[:8]}"
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Decode bytes of an email to text, whatever the declared charset claims.
+
+    Tries the declared ``charset`` (or its common superset, such as windows-1252 for
+    ISO-8859-1), then UTF-8, then windows-1252, and finally Latin-1, which cannot fail.
+    """
+    for candidate in (_codec(charset), "utf-8", "cp1252"):
+        if candidate is None:
+            continue
+        try:
+            text = data.decode(candidate)
+        except (LookupError, ValueError):
+            continue
+        # A few codecs (utf-7, unicode_escape) can yield lone surrogates, which are not
+        # valid UTF-8 and would break XCom serialisation.
+        if not text.isascii() and _SURROGATES.search(text):
+            text = _SURROGATES.sub("\ufffd", text)
+        return text
+    return data.decode("latin-1")
+
+
+@functools.lru_cache(maxsize=256)
+def _codec(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    label = charset.strip().strip("\"'").split("*", 1)[0].strip()
+    try:
+        name = codecs.lookup(label).name
+    except (LookupError, ValueError):
+        return None
+    return _SUPERSETS.get(name, name)
+
+
+def decode_header_value(value: str) -> str:
+    """Decode one raw header value to a single line of text.
+
+    Decodes RFC 2047 encoded words (``=?utf-8?q?Caf=C3=A9?=`` -> ``Café``) and raw 8-bit
+    bytes, unfolds the header and replaces control characters (CR, LF, NUL...) by spaces.
+    """
+    return _one_line(_decode_words(_header_text(value)))
+
+
+def _header_text(value: str) -> str:
+    # The parser keeps 8-bit header bytes as surrogate escapes; undo that and decode them.
+    if value.isascii():
+        return value
+    return decode_bytes(value.encode("utf-8", "surrogateescape"))
+
+
+def _decode_words(value: str) -> str:
+    if "=?" not in value:
+        return value
+    pieces: list[str] = []
+    pending = bytearray()
+    pending_charset: str | None = None
+    position = 0
+    after_word = False
+
+    def flush() -> None:
+        nonlocal pending_charset
+        if pending_charset is not None:
+            pieces.append(decode_bytes(bytes(pending), pending_charset))
+            pending.clear()
+            pending_charset = None
+
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[position : match.start()]
+        position = match.end()
+        if between and not (after_word and between.isspace()):
+            flush()
+            pieces.append(between)
+        charset = match.group(1).split("*", 1)[0].lower()
+        data = _decode_word(match.group(2), match.group(3))
+        if data is None:
+            flush()
+            pieces.append(match.group(0))
+            after_word = False
+            continue
+        if charset != pending_charset:
+            # Adjacent words in one charset are joined first: senders split multi-byte
+            # characters across words.
+            flush()
+            pending_charset = charset
+        pending.extend(data)
+        after_word = True
+    flush()
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _decode_word(encoding: str, text: str) -> bytes | None:
+    try:
+        if encoding in "qQ":
+            return binascii.a2b_qp(text.encode("ascii", "ignore"), header=True)
+        data = _decode_base64(text)
+    except (binascii.Error, ValueError):
+        return None
+    # Nothing decodable in a non-empty word: showing it raw tells the reader more.
+    return data if data or not text else None
+
+
+def _decode_base64(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text)
+    except (binascii.Error, ValueError):
+        # Non-ASCII junk or missing padding: keep the base64 alphabet and pad it.
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", text.encode("ascii", "ignore"))
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]  # a lone trailing character carries no whole byte
+        return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4))
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(" ", _FOLDING.sub("", text)).strip()
+
+
+def _header_values(message: Message, name: str) -> list[str]:
+    return [str(value) for value in message.get_all(name) or ()]
+
+
+def _header_fields(message: Message, key: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for field, reader in _HEADER_READERS.items():
+        try:
+            value = reader(message)
+        except Exception as err:
+            log.warning("Header %s of message %s could not be decoded (%s).", field, key, err)
+            continue
+        if value is not None:
+            fields[field] = value
+    return fields
+
+
+def _message_id(message: Message) -> str | None:
+    values = _header_values(message, "message-id")
+    if not values:
+        return None
+    return decode_header_value(values[0]) or None
+
+
+def _subject(message: Message) -> str:
+    values = _header_values(message, "subject")
+    return decode_header_value(values[0]) if values else ""
+
+
+def _date(message: Message) -> str | None:
+    values = _header_values(message, "date")
+    if not values:
+        return None
+    try:
+        moment = parsedate_to_datetime(_one_line(_header_text(values[0])))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        # "-0000" means UTC with no statement about the sender's zone (RFC 5322 3.3).
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+def _addresses(message: Message, name: str) -> str:
+    texts = [_header_text(value) for value in _header_values(message, name)]
+    if not texts:
+        return ""
+    try:
+        # Split before decoding: a decoded name may hold the commas that separate addresses.
+        pairs = getaddresses(texts)
+    except Exception:
+        pairs = []
+    formatted = []
+    for display_name, address in pairs:
+        display_name = _one_line(_decode_words(display_name))
+        address = _one_line(_decode_words(address) if "=?" in address else address)
+        if address or display_name:
+            formatted.append(_format_address(display_name, address))
+    if formatted:
+        return ", ".join(formatted)
+    return _one_line(_decode_words(" ".join(texts)))
+
+
+def _format_address(display_name: str, address: str) -> str:
+    if not display_name:
+        return address
+    if _NEEDS_QUOTES.search(display_name):
+        escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        display_name = f'"{escaped}"'
+    return f"{display_name} <{address}>" if address else display_name
+
+
+_HEADER_READERS: dict[str, Callable[[Message], str | None]] = {
+    "message_id": _message_id,
+    "from": functools.partial(_addresses, name="from"),
+    "to": functools.partial(_addresses, name="to"),
+    "cc": functools.partial(_addresses, name="cc"),
+    "bcc": functools.partial(_addresses, name="bcc"),
+    "reply_to": functools.partial(_addresses, name="reply-to"),
+    "subject": _subject,
+    "date": _date,
+}
+
+
+def _leaves(message: Message) -> Iterator[Message]:
+    """Every part that holds content, in order; a forwarded message counts as one part."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.is_multipart() and part.get_content_maintype() != "message":
+            payload = part.get_payload()
+            stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
+        else:
+            yield part
+
+
+def _classify(part: Message) -> tuple[str, str | None, str]:
+    """``("text" | "html" | "attachment", filename, content type)`` of one leaf part."""
+    content_type = _one_line(_header_text(part.get_content_type()))
+    if part.get_content_maintype() == "multipart":
+        # A multipart whose boundary never appears: its body is all that is left.
+        content_type = "text/plain"
+    filename = _filename(part)
+    disposition = part.get_content_disposition()
+    if disposition != "attachment" and filename is None:
+        if content_type == "text/plain":
+            return "text", None, content_type
+        if content_type == "text/html":
+            return "html", None, content_type
+    return "attachment", filename, content_type
+
+
+def _filename(part: Message) -> str | None:
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        try:
+            value = part.get_param(param, None, header)
+        except Exception:
+            continue
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            # RFC 2231: (charset, language, percent-decoded text as Latin-1 code points).
+            charset, _language, text = value
+            name = decode_bytes(str(text).encode("latin-1", "replace"), charset or None)
+        else:
+            name = _decode_words(_header_text(str(value)))
+        name = _one_line(name)
+        if name:
+            return name
+    return None
+
+
+def _payload_bytes(part: Message) -> bytes:
+    """The decoded bytes of one leaf part, decoding it once and copying it as little as we can."""
+    if part.get_content_maintype() == "message" and part.is_multipart():
+        buffer = io.BytesIO()
+        generator = BytesGenerator(buffer, mangle_from_=False, policy=_POLICY)
+        for inner in part.get_payload():
+            if isinstance(inner, Message):
+                generator.flatten(inner)
+        return buffer.getvalue()
+    encoding = _header_text(str(part.get("content-transfer-encoding", ""))).strip().lower()
+    if encoding.startswith("base64"):
+        # Large attachments are base64: decode the parser's text directly, no extra copy.
+        try:
+            text = part.get_payload()
+        except (LookupError, ValueError):  # a charset parameter it could not look up
+            text = None
+        if isinstance(text, str):
+            return _decode_base64(text)
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _part_text(part: Message, data: bytes) -> str:
+    text = decode_bytes(data, part.get_content_charset())
+    return text.replace("\r\n", "\n")
+
+
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "center", "dd", "details", "div", "dl",
+        "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4",
+        "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section",
+        "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
+    }
+)  # fmt: skip
+_PARAGRAPH_TAGS = frozenset(
+    {"blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ol", "p", "pre", "table", "ul"}
+)
+_HIDDEN_TAGS = frozenset({"script", "style", "template", "title"})
+
+
+class _TextRenderer(HTMLParser):
+    """Collects the visible text of an HTML body, one line per block element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._hidden = 0
+        self._preformatted = 0
+        # Line breaks owed by block boundaries; "</li><li>" owes one break, not two.
+        self._pending_breaks = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden += 1
+        elif tag == "br":
+            self._write("\n")
+        elif tag in ("td", "th") and not self._at_line_start():
+            self._write("\t")
+        elif tag in _BLOCK_TAGS:
+            self._break_line(tag)
+        if tag == "pre":
+            self._preformatted += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _HIDDEN_TAGS:
+            self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCK_TAGS:
+            self._break_line(tag)
+        if tag == "pre":
+            self._preformatted = max(0, self._preformatted - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._hidden:
+            return
+        data = data.replace("\xa0", " ")
+        if not self._preformatted:
+            data = _SPACES.sub(" ", data)
+            if self._at_line_start():
+                data = data.lstrip(" ")
+            if not data:
+                return
+        self._write(data)
+
+    def _break_line(self, tag: str) -> None:
+        breaks = 2 if tag in _PARAGRAPH_TAGS else 1
+        self._pending_breaks = max(self._pending_breaks, breaks)
+
+    def _at_line_start(self) -> bool:
+        return bool(self._pending_breaks) or not self.chunks or self.chunks[-1].endswith("\n")
+
+    def _write(self, text: str) -> None:
+        if self._pending_breaks:
+            self.chunks.append("\n" * self._pending_breaks)
+            self._pending_breaks = 0
+        self.chunks.append(text)
+
+
+def html_to_text(html: str) -> str:
+    """A plain-text rendering of an HTML body: visible text, one line per block element.
+
+    Scripts, styles and the title are dropped, entities decoded, runs of spaces collapsed
+    (except inside ``<pre>``); ``<br>``, paragraphs, list items, table rows and other block
+    elements start new lines.
+
+    >>> html_to_text("<p>Hello&nbsp;<b>Jane</b></p><p>Bye</p>")
+    'Hello Jane\\n\\nBye'
+    """
+    renderer = _TextRenderer()
+    try:
+        renderer.feed(html)
+        renderer.close()
+    except Exception as err:  # html.parser is lenient; keep what it read if it gives up
+        log.warning("HTML body could not be fully rendered as text (%s).", err)
+    lines = (line.rstrip(" \t") for line in "".join(renderer.chunks).split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")

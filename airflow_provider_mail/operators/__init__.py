@@ -1,0 +1,1 @@
+"""Operators: the data mapper step and the Send Email step."""

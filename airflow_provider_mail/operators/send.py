@@ -1,0 +1,197 @@
+"""SendEmailOperator: the "Send Email" step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.hooks.smtp import SendIncompleteError, SmtpHook
+from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
+from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+Addresses = str | Sequence[str] | None
+
+
+class SendEmailOperator(BaseOperator):
+    """Send one email per consumed-data item (or one email) over SMTP.
+
+    The "Send Email" step: the operator's own values (the *input values*) are merged with
+    each item of ``data`` (the *consumed data*, such as a ``MapOperator``'s output), one
+    email per item, all over one SMTP session::
+
+        SendEmailOperator(
+            task_id="send_to_leads",
+            conn_id="mail_smtp_default",
+            from_email="Sales <sales@example.com>",
+            to="leads@example.com",
+            subject="New lead",
+            data=map_to_leads.output,
+            parameter_priority="consumed_data",
+        )
+
+    Every email is built and checked before the first one is sent: an item without a
+    recipient, with an invalid address or with a line break in a header value fails the
+    task with a message naming the item (numbered from 0), and nothing is sent.
+
+    The task returns (XCom) one dict per email sent: ``message_id``, ``from``, ``to`` (the
+    list of every envelope recipient, Bcc included) and ``subject``.
+
+    A failure part-way (for example, the server refuses a recipient of the third email)
+    fails the task with a message saying which emails were sent already; sending stops
+    there. A retry sends the whole batch again, so think twice before setting ``retries``.
+
+    Fields that take addresses accept a comma-separated string
+    (``"a@example.com, Bob <b@example.com>"``) or a list of strings. Every parameter but
+    ``conn_id``, ``parameter_priority`` and ``max_connections`` is an Airflow template
+    field (``subject="Report for {{ ds }}"``); values coming from ``data`` are never
+    rendered as templates.
+
+    :param conn_id: a ``mail_smtp`` connection, default ``mail_smtp_default``.
+    :param from_email: the sender, such as ``"Sales <sales@example.com>"``. Required, even
+        when the consumed data supplies ``from`` (it is then the fallback or the override,
+        depending on ``parameter_priority``).
+    :param to: recipients, default ``None``.
+    :param cc: copy recipients, default ``None``.
+    :param bcc: blind-copy recipients, default ``None``: they receive the email but appear
+        in no header.
+    :param subject: the subject, default ``None`` (no subject).
+    :param text: the plain-text body, default ``None``.
+    :param html: an HTML body, default ``None``. With ``text`` as well, the email is
+        ``multipart/alternative`` and mail programs show the version they prefer.
+    :param reply_to: where replies go, default ``None`` (to the sender).
+    :param data: the consumed data, default ``None``: a dict or a list of dicts with any of
+        the keys ``from``, ``to``, ``cc``, ``bcc``, ``subject``, ``text``, ``html`` and
+        ``reply_to`` (other keys are ignored, with a warning). ``None`` sends one email from
+        the input values alone; an empty list sends nothing and the task succeeds.
+    :param parameter_priority: which side wins when both set a field:
+        ``"input_values"`` (default: the operator's value wins, the item's value is the
+        fallback) or ``"consumed_data"`` (recommended with a mapper: the item's value wins,
+        the operator's values are defaults). A field that is missing or empty on the
+        winning side is taken from the other side.
+    :param max_connections: how many SMTP sessions may send in parallel, default 1 (all
+        emails over one session). Raise it only for large batches to a server that allows
+        several connections per client.
+    """
+
+    template_fields: Sequence[str] = (
+        "from_email",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "text",
+        "html",
+        "reply_to",
+        "data",
+    )
+    ui_color = "#fdf1e8"
+
+    def __init__(
+        self,
+        *,
+        from_email: str,
+        conn_id: str = SmtpHook.default_conn_name,
+        to: Addresses = None,
+        cc: Addresses = None,
+        bcc: Addresses = None,
+        subject: str | None = None,
+        text: str | None = None,
+        html: str | None = None,
+        reply_to: Addresses = None,
+        data: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Any = None,
+        parameter_priority: str = ParameterPriority.INPUT_VALUES.value,
+        max_connections: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not from_email or (isinstance(from_email, str) and not from_email.strip()):
+            raise MailConfigError(
+                "from_email is empty; set the sender, such as 'Sales <sales@example.com>'."
+            )
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise MailConfigError(
+                f"max_connections {max_connections!r} is not a whole number; give 1 or more."
+            )
+        if max_connections < 1:
+            raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
+        self.conn_id = conn_id
+        self.from_email = from_email
+        self.to = to
+        self.cc = cc
+        self.bcc = bcc
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.reply_to = reply_to
+        self.data = data
+        self.parameter_priority = ParameterPriority.parse(parameter_priority).value
+        self.max_connections = max_connections
+
+    def _input_values(self) -> dict[str, Any]:
+        return {
+            "from": self.from_email,
+            "to": self.to,
+            "cc": self.cc,
+            "bcc": self.bcc,
+            "subject": self.subject,
+            "text": self.text,
+            "html": self.html,
+            "reply_to": self.reply_to,
+        }
+
+    def _items(self) -> list[tuple[int | None, Mapping[str, Any] | None]]:
+        data = self.data
+        if data is None:
+            return [(None, None)]
+        if isinstance(data, Mapping):
+            return [(None, data)]
+        if isinstance(data, (list, tuple)):
+            for index, item in enumerate(data):
+                if not isinstance(item, Mapping):
+                    raise MailConfigError(
+                        f"Item {index} of data is a {type(item).__name__}, not a dict; data "
+                        "must be a dict or a list of dicts."
+                    )
+            return list(enumerate(data))
+        raise MailConfigError(
+            f"data is a {type(data).__name__}; give a dict, a list of dicts, or nothing."
+        )
+
+    def compose(self) -> list[ComposedEmail]:
+        """Build and check every email, before anything is sent."""
+        priority = ParameterPriority.parse(self.parameter_priority)
+        input_values = self._input_values()
+        emails = []
+        ignored: set[str] = set()
+        for index, item in self._items():
+            if item is not None:
+                ignored.update(unknown_keys(item))
+            emails.append(compose_email(merge_fields(input_values, item, priority), item=index))
+        if ignored:
+            self.log.warning(
+                "Ignored data keys that are not email fields: %s.", ", ".join(sorted(ignored))
+            )
+        return emails
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        """Compose every email, then send them all; returns one result dict per email."""
+        emails = self.compose()
+        if not emails:
+            self.log.info("data is an empty list, so no email was sent.")
+            return []
+        self.log.info("Composed %d email(s); sending through %r.", len(emails), self.conn_id)
+        try:
+            results = SmtpHook(self.conn_id).send(emails, max_connections=self.max_connections)
+        except SendIncompleteError as err:
+            for result in err.sent:
+                self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+            raise
+        for result in results:
+            self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+        return results

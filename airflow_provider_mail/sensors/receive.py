@@ -1,0 +1,185 @@
+"""ReceiveEmailSensor: the "Receive Email" start of an integration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseHook, BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+
+from airflow_provider_mail.exceptions import MailConfigError, MailError
+from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
+from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.storage import HandoverLedger, VariableStore
+from airflow_provider_mail.triggers.receive import (
+    ReceiveEmailTrigger,
+    delay_seconds,
+    receive_hook_class,
+)
+
+
+class ReceiveEmailSensor(BaseSensorOperator):
+    """Wait for email in a mailbox and return the messages as records.
+
+    Each poll looks for messages (only unseen ones with ``unseen_only=True``); when it
+    finds some, the task completes and returns up to ``max_emails`` message records,
+    oldest first (XCom ``return_value``). A poll that finds nothing keeps waiting.
+    Returned messages count as seen: IMAP sets ``\\Seen``, POP3 remembers their unique ids.
+    Nothing is lost: messages are read without changing their flags and marked seen only
+    after the claim is written to Airflow's storage, so a retry after a crash delivers
+    them again.
+
+    Example, the reference "Obtain Info Emails" step::
+
+        ReceiveEmailSensor(
+            task_id="obtain_info_emails",
+            conn_id="mail_imap_default",
+            unseen_only=True,
+            delay=5,
+            max_emails=5,
+        )
+
+    :param conn_id: a ``mail_imap`` or ``mail_pop3`` connection (default
+        ``mail_imap_default``); the protocol follows the connection type.
+    :param folder: the folder to read; ``None`` or empty: the inbox. POP3 has only the
+        inbox: another folder fails the task when it starts, before any mail is touched.
+    :param unseen_only: only messages not yet seen (default ``False``: every message in
+        the folder, up to ``max_emails``).
+    :param delay: time between polls, seconds or ``timedelta`` (default 5); it is the
+        sensor's poke interval, so do not pass ``poke_interval``.
+    :param max_emails: most messages one poll returns, the oldest first (default 5);
+        ``-1``: all.
+    :param deferrable: wait in the triggerer (default ``True``) instead of holding a
+        worker slot.
+    :param attachments_dir: where attachments are written: a directory or an Airflow
+        object-storage URL (``s3://bucket/mail``) that downstream tasks on other workers
+        can read. Default: ``<temp dir>/airflow-provider-mail/<dag>/<run>/<task>``.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "folder", "attachments_dir")
+
+    def __init__(
+        self,
+        *,
+        conn_id: str = "mail_imap_default",
+        folder: str | None = None,
+        unseen_only: bool = False,
+        delay: float | timedelta = 5,
+        max_emails: int = 5,
+        deferrable: bool = True,
+        attachments_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "poke_interval" in kwargs:
+            raise MailConfigError(
+                "ReceiveEmailSensor takes delay as its poke interval; pass delay, not poke_interval."
+            )
+        self.delay = delay_seconds(delay)
+        super().__init__(poke_interval=self.delay, **kwargs)
+        self.conn_id = conn_id
+        self.folder = folder
+        self.unseen_only = unseen_only
+        self.max_emails = check_max_emails(max_emails)
+        self.deferrable = deferrable
+        self.attachments_dir = attachments_dir
+
+    def execute(self, context: Any) -> Any:
+        """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
+        self._hook()
+        pending = self._ledger(context).pending()
+        if pending is not None:
+            records = self._hand_over(context, Claim.from_payload(pending))
+            if records:
+                self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
+                return records
+        if not self.deferrable:
+            return super().execute(context)
+        self._defer()
+        return None
+
+    def _defer(self) -> None:
+        self.defer(
+            trigger=ReceiveEmailTrigger(
+                conn_id=self.conn_id,
+                folder=self.folder,
+                unseen_only=self.unseen_only,
+                max_emails=self.max_emails,
+                delay=self.delay,
+                mark_seen=False,
+                timeout=float(self.timeout) if self.timeout is not None else None,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Any) -> bool | PokeReturnValue:
+        """One poll in the worker (``deferrable=False``)."""
+        with self._hook() as hook:
+            claim = hook.find_new(self.folder, self.unseen_only, self.max_emails)
+            self.log.info("Poll found %d new message(s).", len(claim))
+            if not claim:
+                return False
+            records = self._hand_over(context, claim, hook)
+        return PokeReturnValue(is_done=bool(records), xcom_value=records or None)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after the trigger fired: fetch the messages it named and hand them over."""
+        status = event.get("status")
+        if status == "error":
+            raise MailError(str(event.get("message")))
+        if status == "timeout":
+            message = f"No email arrived in {self.conn_id} within {self.timeout} seconds."
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        records = self._hand_over(context, Claim.from_payload(event))
+        if not records:
+            # The messages vanished (deleted, or the folder was recreated): keep waiting.
+            self._defer()
+        return records
+
+    def _hand_over(
+        self, context: Any, claim: Claim, hook: ReceiveHook[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Record the claim, read the messages, then mark them seen; returns the records."""
+        started = time.monotonic()
+        self._ledger(context).record(claim.to_payload())
+        sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
+        if hook is None:
+            with self._hook() as own_hook:
+                records = own_hook.fetch(claim, sink)
+                own_hook.mark_seen(claim)
+        else:
+            records = hook.fetch(claim, sink)
+            hook.mark_seen(claim)
+        self.log.info(
+            "Handed over %d message(s) from %s in %.2f s.",
+            len(records), claim.folder, time.monotonic() - started,
+        )
+        return records
+
+    def _hook(self) -> ReceiveHook[Any]:
+        connection = BaseHook.get_connection(self.conn_id)
+        hook = receive_hook_class(self.conn_id, connection.conn_type)(
+            self.conn_id, connection=connection
+        )
+        hook.check_folder(self.folder)
+        return hook
+
+    def _ledger(self, context: Any) -> HandoverLedger:
+        ti = context["ti"]
+        return HandoverLedger(
+            VariableStore(),
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=ti.map_index if ti.map_index is not None else -1,
+        )
+
+    @staticmethod
+    def _default_attachments_dir(context: Any) -> str:
+        ti = context["ti"]
+        return default_attachments_dir(ti.dag_id, ti.run_id, ti.task_id)

@@ -1,0 +1,115 @@
+"""Durable state in Airflow's own storage (Variables), visible to every worker and triggerer.
+
+Two things live here, as JSON Variables whose keys start with ``mail_provider/``:
+
+* ``mail_provider/pop3_seen/<conn_id>/<login>@<host>:<port>``: the POP3 unique ids
+  (UIDL) already handed over from that account. Delete the Variable to receive every
+  message again.
+* ``mail_provider/handover/<dag_id>/<task_id>``: the last claims of a
+  ``ReceiveEmailSensor`` per run, so that a retry after a crash delivers the same messages
+  instead of losing them. Deleting it is safe when no run of that task is in progress.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+PREFIX = "mail_provider"
+
+
+class KeyValueStore(Protocol):
+    """Where the provider keeps small JSON values durably."""
+
+    def get(self, key: str) -> Any:
+        """The value stored under ``key``, or ``None``."""
+
+    def set(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable ``value`` under ``key``."""
+
+
+class VariableStore:
+    """Airflow Variables: through the Task SDK inside tasks and triggers, else the database."""
+
+    def get(self, key: str) -> Any:
+        raw = _variables().get(key, default=None)
+        if raw in (None, ""):
+            return None
+        return json.loads(raw)
+
+    def set(self, key: str, value: Any) -> None:
+        _variables().set(key, json.dumps(value, sort_keys=True))
+
+
+class MemoryStore:
+    """A process-local store, for hooks used outside Airflow and for tests."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def get(self, key: str) -> Any:
+        raw = self._values.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any) -> None:
+        self._values[key] = json.dumps(value)
+
+
+def _variables() -> Any:
+    """The Variable API that works where this code runs.
+
+    Inside a task or the triggerer, the Task SDK talks to Airflow's API server; a script
+    or the CLI has no such channel and uses the metadata database directly.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        from airflow.sdk import Variable
+
+        return Variable
+    from airflow.models import Variable as DatabaseVariable
+
+    return DatabaseVariable
+
+
+def pop3_seen_key(conn_id: str, account: str) -> str:
+    """The Variable key of one POP3 account's seen UIDLs."""
+    return f"{PREFIX}/pop3_seen/{conn_id}/{account}"
+
+
+def handover_key(dag_id: str, task_id: str) -> str:
+    """The Variable key of one sensor task's hand-over ledger."""
+    return f"{PREFIX}/handover/{dag_id}/{task_id}"
+
+
+class HandoverLedger:
+    """The write-ahead record of what one sensor task instance claimed.
+
+    The sensor writes its claim here before it reads or marks any message. When the
+    task, its worker or the triggerer dies before the task's result is stored, the next
+    try of the same task instance finds the claim and delivers the same messages again,
+    so nothing is lost; messages whose hand-over completed are already seen, so later
+    runs do not get them again. Entries of the last :attr:`KEEP` runs are kept.
+    """
+
+    KEEP = 50
+
+    def __init__(
+        self, store: KeyValueStore, *, dag_id: str, task_id: str, run_id: str, map_index: int
+    ) -> None:
+        self.store = store
+        self.key = handover_key(dag_id, task_id)
+        self.entry = f"{run_id}#{map_index}"
+
+    def pending(self) -> dict[str, Any] | None:
+        """The claim payload an earlier try of this task instance wrote, if any."""
+        entries = self.store.get(self.key) or {}
+        entry = entries.get(self.entry)
+        return entry if isinstance(entry, dict) else None
+
+    def record(self, payload: dict[str, Any]) -> None:
+        """Write the claim this try is about to hand over."""
+        entries = dict(self.store.get(self.key) or {})
+        entries.pop(self.entry, None)
+        entries[self.entry] = payload
+        self.store.set(self.key, dict(list(entries.items())[-self.KEEP :]))

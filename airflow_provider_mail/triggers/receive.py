@@ -1,0 +1,182 @@
+"""ReceiveEmailTrigger: polls a mailbox in the triggerer without blocking its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+from airflow_provider_mail.exceptions import (
+    MailAuthError,
+    MailConfigError,
+    MailError,
+)
+from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.hooks.pop3 import Pop3Hook
+from airflow_provider_mail.mail.state import check_max_emails
+
+RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
+    ImapHook.conn_type: ImapHook,
+    Pop3Hook.conn_type: Pop3Hook,
+}
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def receive_hook_class(conn_id: str, conn_type: str | None) -> type[ReceiveHook[Any]]:
+    """The hook for a receive connection; a clear error for any other connection type."""
+    try:
+        return RECEIVE_HOOKS[conn_type or ""]
+    except KeyError:
+        raise MailConfigError(
+            f"Connection {conn_id!r} is of type {conn_type!r}; receiving email needs a "
+            "mail_imap or mail_pop3 connection."
+        ) from None
+
+
+def delay_seconds(delay: Any) -> float:
+    """``delay`` as seconds: a number or a ``timedelta``; negative is an error."""
+    seconds = float(delay.total_seconds()) if hasattr(delay, "total_seconds") else float(delay)
+    if seconds < 0:
+        raise MailConfigError(f"delay is {seconds:g} seconds; use 0 or more seconds between polls.")
+    return seconds
+
+
+class ReceiveEmailTrigger(BaseEventTrigger):
+    """Poll a mailbox every ``delay`` seconds until new mail is there, then fire an event.
+
+    It runs the hooks' own code in a thread (``asyncio.to_thread``), so the triggerer's
+    event loop never blocks. Its event is small: which messages are new (folder,
+    UIDVALIDITY and UIDs, or POP3 unique ids), never bodies or attachments.
+
+    Used by :class:`ReceiveEmailSensor` (``mark_seen=False``): the resumed task fetches the
+    messages and marks them seen after handing them over. Used in an ``AssetWatcher``
+    (``mark_seen=True``, the default), the event is the hand-over, so the trigger marks
+    what it emits and keeps watching::
+
+        Asset("mailbox://info", watchers=[AssetWatcher(
+            name="info_inbox",
+            trigger=ReceiveEmailTrigger("mail_imap_default", unseen_only=True))])
+
+    :param conn_id: a ``mail_imap`` or ``mail_pop3`` connection.
+    :param folder: the folder to watch; ``None`` or empty: the inbox.
+    :param unseen_only: only messages not yet seen.
+    :param max_emails: most messages one event names, the oldest first; ``-1``: all.
+    :param delay: seconds between polls (default 5).
+    :param mark_seen: mark the messages seen when the event is emitted (AssetWatcher use).
+    :param timeout: give up after this many seconds with a ``timeout`` event (sensor use).
+    :param max_failures: consecutive failed polls (server down, network) tolerated, with
+        growing back-off, before the trigger fails; authentication and configuration
+        errors fail at once.
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        folder: str | None = None,
+        unseen_only: bool = False,
+        max_emails: int = 5,
+        delay: float = 5.0,
+        mark_seen: bool = True,
+        timeout: float | None = None,
+        max_failures: int = 5,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.folder = folder
+        self.unseen_only = unseen_only
+        self.max_emails = check_max_emails(max_emails)
+        self.delay = delay_seconds(delay)
+        self.mark_seen = mark_seen
+        self.timeout = timeout
+        self.max_failures = max_failures
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and keyword arguments; holds no secret, only the connection id."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "folder": self.folder,
+                "unseen_only": self.unseen_only,
+                "max_emails": self.max_emails,
+                "delay": self.delay,
+                "mark_seen": self.mark_seen,
+                "timeout": self.timeout,
+                "max_failures": self.max_failures,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until messages are found; yields ``{"status": "success", **claim}``."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        try:
+            connection = await BaseHook.aget_connection(self.conn_id)
+            hook_class = receive_hook_class(self.conn_id, connection.conn_type)
+            hook_class(self.conn_id, connection=connection).check_folder(self.folder)
+        except MailError as err:
+            yield self._failure(err)
+            return
+        hook = hook_class(self.conn_id, connection=connection)
+        try:
+            async for event in self._poll_until_found(hook, deadline):
+                yield event
+        finally:
+            await asyncio.to_thread(hook.close)
+
+    async def _poll_until_found(
+        self, hook: ReceiveHook[Any], deadline: float | None
+    ) -> AsyncIterator[TriggerEvent]:
+        failures = 0
+        while True:
+            try:
+                claim = await asyncio.to_thread(
+                    hook.find_new, self.folder, self.unseen_only, self.max_emails
+                )
+                failures = 0
+            except (MailAuthError, MailConfigError) as err:
+                yield self._failure(err)
+                return
+            except MailError as err:
+                await asyncio.to_thread(hook.close)
+                failures += 1
+                if failures >= self.max_failures:
+                    yield self._failure(err, after=failures)
+                    return
+                backoff = min(max(self.delay, 1.0) * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                self.log.warning(
+                    "Poll %d of %s failed (%s); retrying in %.0f s.",
+                    failures, self.conn_id, err, backoff,
+                )
+                await asyncio.sleep(backoff)
+                continue
+            self.log.debug(
+                "Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim)
+            )
+            if claim:
+                self.log.info(
+                    "%d new message(s) in %s of %s.", len(claim), claim.folder, self.conn_id
+                )
+                yield TriggerEvent({"status": "success", **claim.to_payload()})
+                if not self.mark_seen:
+                    return
+                # Marked after the event is out: a crash in between repeats an event
+                # rather than losing a message.
+                await asyncio.to_thread(hook.mark_seen, claim)
+            elif deadline is not None and time.monotonic() >= deadline:
+                yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
+                return
+            if not hook.session_sees_new_mail:
+                await asyncio.to_thread(hook.close)
+            await asyncio.sleep(self.delay)
+
+    def _failure(self, err: MailError, after: int = 0) -> TriggerEvent:
+        if self.mark_seen:
+            # An AssetWatcher has no task to report to: fail the trigger itself.
+            raise err
+        message = str(err) if not after else f"{err} (gave up after {after} failed polls)"
+        return TriggerEvent({"status": "error", "conn_id": self.conn_id, "message": message})

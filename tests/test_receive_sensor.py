@@ -1,0 +1,167 @@
+"""ReceiveEmailSensor in real Airflow (dag.test) against real Dovecot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
+from tests.airflow_runs import run_dag as _run_dag
+from tests.airflow_runs import task_result, task_states
+from tests.conftest import ConnFactory, receive_connection
+from tests.dags import receive_dags
+from tests.servers.certs import Certificate
+from tests.servers.dovecot import Dovecot
+
+
+def run_dag(dag: object, conn_id: str, folder: str = "") -> object:
+    """Every param passed explicitly: dag.test() keeps the last run's conf as defaults."""
+    return _run_dag(dag, conn_id=conn_id, folder=folder)
+
+
+def numbered(count: int, prefix: str = "Lead") -> list[bytes]:
+    return [
+        (
+            f"From: Person {i} <person{i}@example.com>\r\nTo: info@example.com\r\n"
+            f"Subject: {prefix} {i}\r\nMessage-ID: <{prefix.lower()}-{i}@example.com>\r\n"
+            f"Date: Sun, 29 Nov 2026 10:{i:02d}:00 +0100\r\n\r\nHello number {i}.\r\n"
+        ).encode()
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def info_inbox(dovecot: Dovecot) -> Iterator[Dovecot]:
+    dovecot.clear("info")
+    yield dovecot
+    dovecot.clear("info")
+
+
+@pytest.mark.parametrize(
+    "dag", [receive_dags.receive_unseen_deferrable, receive_dags.receive_unseen_poke],
+    ids=["deferrable", "poke"],
+)
+def test_reference_example_ten_unseen_max_five(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    info_inbox: Dovecot,
+    certificate: Certificate,
+    dag: object,
+) -> None:
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
+    info_inbox.deliver("info", numbered(10))
+
+    first = run_dag(dag, conn_id=conn_id)
+    assert task_result(first, "collect") == [f"Lead {i}" for i in range(5)]
+    records = task_result(first, "receive")
+    assert [r["message_id"] for r in records] == [f"<lead-{i}@example.com>" for i in range(5)]
+    assert records[0]["from"] == "Person 0 <person0@example.com>"
+    assert records[0]["uidvalidity"] and records[0]["uid"]
+
+    second = run_dag(dag, conn_id=conn_id)
+    assert task_result(second, "collect") == [f"Lead {i}" for i in range(5, 10)]
+
+    with info_inbox.client("info") as client:
+        client.select_folder("INBOX", readonly=True)
+        assert client.search("UNSEEN") == []
+
+
+def test_empty_mailbox_waits_until_mail_arrives(
+    airflow_db: object, mail_connection: ConnFactory, info_inbox: Dovecot, certificate: Certificate
+) -> None:
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "starttls", certificate)
+    late = threading.Timer(3.0, info_inbox.deliver, args=("info", numbered(1, "Late")))
+    late.start()
+    started = time.monotonic()
+    try:
+        run = run_dag(receive_dags.receive_unseen_deferrable, conn_id=conn_id)
+    finally:
+        late.join()
+    assert time.monotonic() - started >= 3.0
+    assert task_result(run, "collect") == ["Late 0"]
+
+
+def test_unseen_only_false_returns_every_message_each_poll(
+    airflow_db: object, mail_connection: ConnFactory, info_inbox: Dovecot, certificate: Certificate
+) -> None:
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
+    info_inbox.deliver("info", numbered(2, "Old"), flags=("\\Seen",))
+    info_inbox.deliver("info", numbered(1, "New"))
+
+    first = run_dag(receive_dags.receive_all_deferrable, conn_id=conn_id)
+    assert task_result(first, "collect") == ["Old 0", "Old 1", "New 0"]
+    second = run_dag(receive_dags.receive_all_deferrable, conn_id=conn_id)
+    assert task_result(second, "collect") == ["Old 0", "Old 1", "New 0"]
+
+
+def test_other_folder_is_read(
+    airflow_db: object, mail_connection: ConnFactory, info_inbox: Dovecot, certificate: Certificate
+) -> None:
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
+    info_inbox.deliver("info", numbered(1, "Inbox"))
+    info_inbox.deliver("info", numbered(2, "Archived"), folder="Archive")
+    run = run_dag(receive_dags.receive_unseen_deferrable, conn_id=conn_id, folder="Archive")
+    assert task_result(run, "collect") == ["Archived 0", "Archived 1"]
+    assert task_result(run, "receive")[0]["folder"] == "Archive"
+
+
+@pytest.mark.parametrize(
+    "dag", [receive_dags.receive_unseen_deferrable, receive_dags.receive_unseen_poke],
+    ids=["deferrable", "poke"],
+)
+def test_pop3_remembers_what_it_handed_over(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    info_inbox: Dovecot,
+    certificate: Certificate,
+    dag: object,
+) -> None:
+    conn_id = receive_connection(
+        mail_connection, info_inbox, "pop3", "ssl", certificate,
+        conn_id=f"pop3_uidl_{dag.dag_id}",  # type: ignore[attr-defined]
+    )
+    info_inbox.deliver("info", numbered(7, "Pop"))
+    first = run_dag(dag, conn_id=conn_id)
+    assert task_result(first, "collect") == [f"Pop {i}" for i in range(5)]
+    assert task_result(first, "receive")[0]["uidl"]
+    second = run_dag(dag, conn_id=conn_id)
+    assert task_result(second, "collect") == ["Pop 5", "Pop 6"]
+
+
+def test_pop3_with_a_folder_fails_before_touching_mail(
+    airflow_db: object, mail_connection: ConnFactory, info_inbox: Dovecot, certificate: Certificate
+) -> None:
+    conn_id = receive_connection(mail_connection, info_inbox, "pop3", "ssl", certificate)
+    info_inbox.deliver("info", numbered(1))
+    run = run_dag(receive_dags.receive_unseen_deferrable, conn_id=conn_id, folder="Archive")
+    assert task_states(run)["receive"] == "failed"
+    with info_inbox.client("info") as client:
+        client.select_folder("INBOX", readonly=True)
+        assert len(client.search("UNSEEN")) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -2, -100])
+def test_max_emails_out_of_range_is_an_error_when_the_task_is_built(bad: int) -> None:
+    with pytest.raises(MailConfigError, match="max_emails"):
+        ReceiveEmailSensor(task_id="r", max_emails=bad)
+
+
+def test_negative_delay_and_poke_interval_are_errors_when_the_task_is_built() -> None:
+    with pytest.raises(MailConfigError, match="delay"):
+        ReceiveEmailSensor(task_id="r", delay=-1)
+    with pytest.raises(MailConfigError, match="poke_interval"):
+        ReceiveEmailSensor(task_id="r", poke_interval=3)
+
+
+def test_delay_is_the_poke_interval() -> None:
+    from datetime import timedelta
+
+    sensor = ReceiveEmailSensor(task_id="r", delay=timedelta(seconds=7))
+    assert sensor.poke_interval == 7
+    assert sensor.deferrable is True
+    assert sensor.max_emails == 5
+    assert sensor.conn_id == "mail_imap_default"

@@ -1,0 +1,451 @@
+"""Raw bytes -> message record, driven by the corpus in tests/corpus (no server)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_mail.mail import parse
+from airflow_provider_mail.mail.attachments import DirectorySink
+from airflow_provider_mail.mail.parse import (
+    build_record,
+    decode_bytes,
+    decode_header_value,
+    html_to_text,
+    message_key,
+)
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+RECORD_KEYS = [
+    "message_id",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply_to",
+    "subject",
+    "date",
+    "text",
+    "html",
+    "attachments",
+    "folder",
+    "uid",
+    "uidvalidity",
+    "uidl",
+    "size",
+]
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
+
+# What each corpus file must give: record fields, and the attachments as
+# (filename, content_type, size, file name on disk, first bytes of the file).
+EXPECTED: dict[str, dict[str, Any]] = {
+    "plain_utf8_qp.eml": {
+        "message_id": "<plain-1@example.com>",
+        "from": "Jane Doe <jane@example.com>",
+        "to": "info@example.org, Sales Team <sales@example.org>",
+        "cc": "bob@example.net",
+        "bcc": "",
+        "reply_to": "",
+        "subject": "Price request for 20 units",
+        "date": "2024-05-01T09:30:00+02:00",
+        "text": "Hello,\n\ncould you send me a quote for 20 units? The budget is "
+        "1\u202f000 \u20ac.\n\nCordialement, José\n",
+        "html": None,
+        "attachments": [],
+    },
+    "alternative.eml": {
+        "from": '"Doe, Jane" <jane@example.com>',
+        "reply_to": "Orders <orders@example.com>",
+        "date": "2024-05-02T14:05:09-04:00",
+        "text": "Plain version.",
+        "html": "<html><body><p>HTML version with café.</p></body></html>",
+        "attachments": [],
+    },
+    "html_only.eml": {
+        "subject": "Your order",
+        "text": "Order confirmed\n\nThank you, Jane & co.\nLine two.\n\n"
+        "Item one\nItem two\n\nTotal: 42€",
+        "attachments": [],
+    },
+    "encoded_headers.eml": {
+        "from": "Renée Müller <renee@example.de>",
+        "to": '"Doe, Jane" <jane@example.com>, François <francois@example.fr>',
+        "cc": "Zöe <zoe@example.com>",
+        "bcc": "hidden@example.com",
+        "reply_to": "テスト <test@example.jp>",
+        "subject": "日本語の件名 and more café",
+        "date": "2024-05-04T10:11:12+05:30",
+    },
+    "attachments.eml": {
+        "subject": "Reports attached",
+        "text": "See the two reports.",
+        "html": '<p>See the two reports. <img src="cid:logo@x"></p>',
+        "attachments": [
+            ("logo.png", "image/png", 69, "logo.png", b"\x89PNG"),
+            (None, "image/png", 69, "attachment.png", b"\x89PNG"),
+            ("report.pdf", "application/pdf", len(PDF), "report.pdf", PDF),
+            ("report.pdf", "application/pdf", 100, "report-2.pdf", PDF[:100]),
+            ("notes.txt", "text/plain", 29, "notes.txt", b"Attached notes, not the body."),
+        ],
+    },
+    "rfc2231_filenames.eml": {
+        "text": "Names test.",
+        "attachments": [
+            ("€ rates.pdf", "application/pdf", 4, "€ rates.pdf", b"euro"),
+            (
+                "über sehr lange Datei.txt",
+                "application/octet-stream",
+                4,
+                "über sehr lange Datei.txt",
+                b"long",
+            ),
+            ("été.csv", "application/octet-stream", 3, "été.csv", b"ete"),
+            ("€.bin", "application/octet-stream", 9, "€.bin", b"nocharset"),
+            ("café.bin", "application/octet-stream", 10, "café.bin", b"badcharset"),
+        ],
+    },
+    "unsafe_filenames.eml": {
+        "text": "Evil.",
+        "attachments": [
+            ("../../etc/passwd", "text/plain", 10, "passwd", b"root:x:0:0"),
+            ("/etc/passwd", "text/plain", 10, "passwd-2", b"root:x:0:0"),
+            ("C:\\evil\\x.txt", "text/plain", 7, "x.txt", b"windows"),
+            ("..", "text/plain", 4, "attachment.txt", b"dots"),
+            (None, "application/octet-stream", 10, "attachment.bin", b"empty name"),
+            ("a b  c.txt", "text/plain", 18, "a b  c.txt", b"control characters"),
+        ],
+    },
+    "charsets.eml": {
+        "text": "Unknown charset: café\nLying ascii: naïve\nLying utf-8: garçon\n"
+        "Windows quotes: \u201cquoted\u201d and raw ü\nNot a text codec.",
+        "attachments": [],
+    },
+    "header_8bit.eml": {
+        "from": "Jürgen Groß <juergen@example.de>",
+        "cc": "François <francois@example.fr>",
+        "subject": "Grüße aus Köln",
+        "date": "2024-05-07T07:07:07+00:00",
+        "text": "Raw UTF-8 headers.\n",
+    },
+    "broken_boundary.eml": {
+        "subject": "Broken boundary",
+        "text": "--other-boundary\nContent-Type: text/plain\n\nThe boundary never appears.\n"
+        "--other-boundary--\n",
+        "attachments": [],
+    },
+    "unterminated_multipart.eml": {
+        "text": "First part.",
+        "attachments": [
+            ("cut.bin", "application/octet-stream", 9, "cut.bin", b"cut short"),
+        ],
+    },
+    "missing_headers.eml": {
+        "message_id": None,
+        "from": "",
+        "to": "",
+        "cc": "",
+        "bcc": "",
+        "reply_to": "",
+        "subject": "",
+        "date": None,
+        "text": "Just a body, no From, To, Subject, Date or Message-ID.\n",
+        "html": None,
+        "attachments": [],
+    },
+    "bare_lf.eml": {
+        "subject": "Bare LF folded subject",
+        "date": "2024-05-08T23:59:59+14:00",
+        "text": "Line one\nLine two",
+        "attachments": [("data.csv", "text/csv", 7, "data.csv", b"a,b\n1,2")],
+    },
+    "base64_body.eml": {
+        "date": "2024-05-09T00:00:00+00:00",
+        "text": "Grüße, this body is base64.\n",
+        "html": None,
+        "attachments": [],
+    },
+    "single_attachment.eml": {
+        "text": "",
+        "html": None,
+        "attachments": [("scan.pdf", "application/pdf", len(PDF), "scan.pdf", PDF)],
+    },
+    "nested_rfc822.eml": {
+        "subject": "Fwd: Original",
+        "text": "See the forwarded message.",
+        "attachments": [
+            (None, "message/rfc822", 401, "attachment.eml", b"Message-ID: <inner-1@example.com>"),
+        ],
+    },
+    "empty.eml": {
+        "message_id": None,
+        "from": "",
+        "subject": "",
+        "date": None,
+        "text": "",
+        "html": None,
+        "attachments": [],
+    },
+    "header_injection.eml": {
+        "from": '"Evil  Bcc: x@evil.example" <evil@example.com>',
+        "subject": "Hello  Bcc: victim@example.com",
+        "date": None,
+    },
+    "delivery_status.eml": {
+        "from": "Mail Delivery System <MAILER-DAEMON@example.org>",
+        "text": "Your message could not be delivered.",
+        "attachments": [
+            (None, "message/delivery-status", 118, "attachment", b"Reporting-MTA: dns;"),
+            (None, "text/rfc822-headers", 38, "attachment-2", b"From: jane@example.com"),
+        ],
+    },
+    "qp_8bit_lie.eml": {
+        "text": "Soft break and raw ñ and encoded ñ.\n",
+    },
+    "calendar.eml": {
+        "text": "You are invited.",
+        "attachments": [
+            (None, "text/calendar", 30, "attachment.ics", b"BEGIN:VCALENDAR"),
+        ],
+    },
+}
+
+
+def corpus_files() -> list[str]:
+    return sorted(path.name for path in CORPUS.glob("*.eml"))
+
+
+def record_of(name: str, directory: Path, **ids: Any) -> dict[str, Any]:
+    raw = (CORPUS / name).read_bytes()
+    return build_record(raw, folder="INBOX", attachments=DirectorySink(directory), **ids)
+
+
+def test_every_corpus_file_has_expectations() -> None:
+    assert corpus_files() == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_record(name: str, tmp_path: Path) -> None:
+    record = record_of(name, tmp_path, uid=42, uidvalidity=7)
+    expected = dict(EXPECTED[name])
+    attachments = expected.pop("attachments", None)
+
+    assert list(record) == RECORD_KEYS
+    assert {key: record[key] for key in expected} == expected
+    assert record["size"] == (CORPUS / name).stat().st_size
+    assert (record["folder"], record["uid"], record["uidvalidity"], record["uidl"]) == (
+        "INBOX",
+        42,
+        7,
+        None,
+    )
+    assert "\n" not in record["subject"] and "\r" not in record["subject"]
+    json.dumps(record, ensure_ascii=False).encode("utf-8")
+    if attachments is None:
+        return
+    assert [
+        (item["filename"], item["content_type"], item["size"], Path(item["path"]).name)
+        for item in record["attachments"]
+    ] == [(filename, kind, size, on_disk) for filename, kind, size, on_disk, _ in attachments]
+    for item, (*_, start) in zip(record["attachments"], attachments, strict=True):
+        path = Path(item["path"])
+        assert path.parent == tmp_path / "INBOX-7-42"
+        content = path.read_bytes()
+        assert len(content) == item["size"]
+        assert content.startswith(start)
+
+
+def test_nested_message_is_kept_whole_and_not_descended_into(tmp_path: Path) -> None:
+    record = record_of("nested_rfc822.eml", tmp_path)
+    inner = Path(record["attachments"][0]["path"]).read_bytes()
+    assert b"Subject: Original\r\n" in inner
+    assert b"Inner body must not become the outer text." in inner
+    assert base64.b64encode(b"inner attachment") in inner
+    assert "Inner body" not in record["text"]
+
+
+def test_one_megabyte_attachment(tmp_path: Path) -> None:
+    payload = random.Random(1).randbytes(1024 * 1024)
+    raw = (
+        b"From: a@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"
+        b'--b\r\nContent-Type: application/zip; name="big.zip"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(payload).replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+    record = build_record(raw, folder="INBOX", attachments=DirectorySink(tmp_path), uidl="abc")
+    assert record["text"] == "see attachment"
+    [attachment] = record["attachments"]
+    assert attachment["filename"] == "big.zip"
+    assert attachment["size"] == len(payload)
+    assert Path(attachment["path"]).read_bytes() == payload
+    assert Path(attachment["path"]).parent == tmp_path / "pop3-abc"
+    assert record["size"] == len(raw)
+
+
+@pytest.mark.parametrize("name", corpus_files())
+def test_feeding_in_tiny_slices_changes_nothing(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = record_of(name, tmp_path / "whole")
+    monkeypatch.setattr(parse, "_FEED_SLICE", 7)
+    sliced = record_of(name, tmp_path / "sliced")
+    for record in (whole, sliced):
+        for item in record["attachments"]:
+            item["path"] = Path(item["path"]).name
+    assert sliced == whole
+
+
+def test_message_keys() -> None:
+    raw = b"Subject: x\r\n\r\n"
+    assert message_key(raw, folder="INBOX", uid=42, uidvalidity=17) == "INBOX-17-42"
+    assert message_key(raw, folder="INBOX", uidl="Abc.123_x-y") == "pop3-Abc.123_x-y"
+    unsafe = message_key(raw, folder="INBOX", uidl="../a/b")
+    assert "/" not in unsafe and not unsafe.startswith(".")
+    assert unsafe != message_key(raw, folder="INBOX", uidl="../a_b")
+    folder_key = message_key(raw, folder="Archive/2024", uid=1, uidvalidity=2)
+    assert "/" not in folder_key
+    assert message_key(raw, folder="INBOX") == message_key(raw, folder="INBOX")
+    assert message_key(raw, folder="INBOX").startswith("sha256-")
+    assert message_key(raw, folder="INBOX") != message_key(raw + b"x", folder="INBOX")
+
+
+def test_sink_errors_are_not_swallowed(tmp_path: Path) -> None:
+    class FullDisk:
+        def save(
+            self, message_key: str, filename: str | None, content_type: str, data: bytes
+        ) -> str:
+            raise OSError(28, "No space left on device")
+
+    raw = (CORPUS / "single_attachment.eml").read_bytes()
+    with pytest.raises(OSError, match="No space left"):
+        build_record(raw, folder="INBOX", attachments=FullDisk())
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("=?utf-8?q?caf=C3=A9?=", "café"),
+        ("=?UTF-8?B?Y2Fmw6k=?=", "café"),
+        ("=?utf-8?q?caf=C3?= =?utf-8?q?=A9?=", "café"),
+        ("=?utf-8?q?a?=  =?iso-8859-1?q?=E9?=", "aé"),
+        ("Re: =?utf-8?q?caf=C3=A9?= ok", "Re: café ok"),
+        ("=?utf-8?b?Y2Fmw6k?=", "café"),
+        ("=?x-made-up?q?caf=C3=A9?=", "café"),
+        ("=?utf-8*fr?q?caf=C3=A9?=", "café"),
+        ("=?utf-8?b?!!!?=", "=?utf-8?b?!!!?="),
+        ("folded\r\n subject", "folded subject"),
+        ("=?utf-8?q?a=0D=0Ab=00c?=", "a  b c"),
+        ("caf\udcc3\udca9", "café"),
+        ("caf\udce9", "café"),
+        ("plain", "plain"),
+    ],
+)
+def test_decode_header_value(value: str, expected: str) -> None:
+    assert decode_header_value(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "charset", "expected"),
+    [
+        ("café".encode(), "utf-8", "café"),
+        ("café".encode(), None, "café"),
+        ("café".encode(), "us-ascii", "café"),
+        ("café".encode("latin-1"), "utf-8", "café"),
+        (b"\x93q\x94", "iso-8859-1", "\u201cq\u201d"),
+        (b"\x81\x8d", "utf-8", "\x81\x8d"),
+        ("café".encode(), "no-such-charset", "café"),
+        (b"x", "base64", "x"),
+        (b"x", "utf-8\x00", "x"),
+        ("日本".encode("shift_jis"), "Shift_JIS", "日本"),
+        (b"\\ud800", "unicode_escape", "\ufffd"),
+    ],
+)
+def test_decode_bytes(data: bytes, charset: str | None, expected: str) -> None:
+    assert decode_bytes(data, charset) == expected
+
+
+def test_html_to_text() -> None:
+    html = (
+        "<html><head><title>T</title><style>b{}</style></head><body>"
+        "<script>var x = '<p>no</p>';</script>"
+        "<h1>Title</h1><p>One&nbsp;two &amp; <i>three</i><br>four</p>"
+        "<ul><li>a</li><li>b</li></ul>"
+        "<table><tr><td>c1</td><td>c2</td></tr></table>"
+        "<pre>  keep\n    indent</pre></body></html>"
+    )
+    assert (
+        html_to_text(html)
+        == "Title\n\nOne two & three\nfour\n\na\nb\n\nc1\tc2\n\n  keep\n    indent"
+    )
+
+
+def test_html_to_text_survives_broken_markup() -> None:
+    assert (
+        html_to_text("<p>unclosed <b>bold <div>x</p></i>&bogus; <")
+        == "unclosed bold\nx\n\n&bogus; <"
+    )
+
+
+def test_text_falls_back_to_html_when_plain_part_is_empty(tmp_path: Path) -> None:
+    raw = (
+        b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\n \r\n"
+        b"--b\r\nContent-Type: text/html\r\n\r\n<p>Only here</p>\r\n--b--\r\n"
+    )
+    record = build_record(raw, folder="INBOX", attachments=DirectorySink(tmp_path))
+    assert record["text"] == "Only here"
+    assert record["html"] == "<p>Only here</p>"
+
+
+def test_deeply_nested_multipart_does_not_raise(tmp_path: Path) -> None:
+    depth = 3000
+    raw = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (level, level)
+        for level in range(depth)
+    )
+    raw += b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    record = build_record(raw, folder="INBOX", attachments=DirectorySink(tmp_path))
+    assert list(record) == RECORD_KEYS
+    assert record["size"] == len(raw)
+    json.dumps(record)
+
+
+def _mutations(seed: int, count: int) -> list[bytes]:
+    generator = random.Random(seed)
+    sources = [(CORPUS / name).read_bytes() for name in corpus_files()]
+    junk = [b"\r\n", b"\n", b"--", b"=?", b"?=", b"\x00", b"\xff", b";", b'"', b"\\", b"=", b":"]
+    samples = [generator.randbytes(generator.randrange(0, 400)) for _ in range(count // 4)]
+    for _ in range(count - len(samples)):
+        data = bytearray(generator.choice(sources) or b"Subject: x\r\n\r\nbody")
+        for _ in range(generator.randrange(1, 12)):
+            position = generator.randrange(len(data) + 1)
+            action = generator.randrange(4)
+            if action == 0:
+                data[position:position] = generator.choice(junk)
+            elif action == 1:
+                del data[position : position + generator.randrange(1, 40)]
+            elif action == 2 and data:
+                data[min(position, len(data) - 1)] = generator.randrange(256)
+            else:
+                data[position:position] = data[: generator.randrange(1, 80)]
+        samples.append(bytes(data))
+    return samples
+
+
+def test_random_and_mutated_bytes_always_give_a_json_safe_record(tmp_path: Path) -> None:
+    sink = DirectorySink(tmp_path)
+    for raw in _mutations(seed=20240501, count=400):
+        record = build_record(raw, folder="INBOX", attachments=sink)
+        assert list(record) == RECORD_KEYS
+        assert record["size"] == len(raw)
+        assert isinstance(record["text"], str) and isinstance(record["subject"], str)
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        for item in record["attachments"]:
+            assert Path(item["path"]).resolve().is_relative_to(tmp_path.resolve())
