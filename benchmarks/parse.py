@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.parse            # 200 realistic messages + the nasty corpus
     python -m benchmarks.parse --messages 500 --repeat 7
+    python -m benchmarks.parse --memory-mb 50   # also: peak memory for one 50 MB message
 
 ``compat32`` is what :func:`airflow_provider_mail.mail.parse.build_record` uses: it parses
 with the legacy policy and decodes only the headers the record needs. ``policy.default``
@@ -15,10 +16,12 @@ the numbers measure parsing, not the disk. The ratio printed is measured in this
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import gc
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
@@ -165,10 +168,35 @@ def disagreements(messages: list[bytes]) -> list[str]:
     return sorted(found)
 
 
+def big_message(megabytes: int) -> bytes:
+    """One message with a base64 attachment of about ``megabytes`` MB on the wire."""
+    payload = bytes(range(256)) * (megabytes * 1024 * 3 // 4 * 4)
+    encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    return (
+        b"From: a@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"
+        b'--b\r\nContent-Type: application/zip; name="big.zip"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--b--\r\n"
+    )
+
+
+def peak_memory_mb(parse: Parser, raw: bytes) -> float:
+    """Peak Python memory allocated while parsing ``raw``, beyond ``raw`` itself."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        parse(raw)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--messages", type=int, default=200)
     arguments.add_argument("--repeat", type=int, default=5)
+    arguments.add_argument("--memory-mb", type=int, default=0, help="size of a big message")
     options = arguments.parse_args()
 
     realistic = realistic_messages(options.messages)
@@ -198,6 +226,14 @@ def main() -> None:
     print(f"\nfield disagreements on realistic mail: {len(differences)}")
     for difference in differences:
         print(f"  {difference}")
+    if options.memory_mb:
+        raw = big_message(options.memory_mb)
+        print(f"\npeak memory for one {len(raw) / 2**20:.0f} MB message (beyond the raw bytes):")
+        for label, parse in (
+            ("compat32", compat32_record),
+            ("policy.default", default_policy_record),
+        ):
+            print(f"  {label:<16}{peak_memory_mb(parse, raw):>8.0f} MB")
 
 
 if __name__ == "__main__":

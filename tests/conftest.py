@@ -16,12 +16,20 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mail-provider-airflow-"))
+# Child processes started by tests (crash tests) inherit the parent's Airflow home.
+_AIRFLOW_HOME = Path(
+    os.environ.get("MAIL_TESTS_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="mail-provider-airflow-")
+)
 os.environ.update(
     {
+        "MAIL_TESTS_AIRFLOW_HOME": str(_AIRFLOW_HOME),
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # One key for every process of the run, so Variables written by a child process
+        # (crash tests) read back in this one.
+        "AIRFLOW__CORE__FERNET_KEY": os.environ.get("AIRFLOW__CORE__FERNET_KEY")
+        or "o7sZrV9bKJmXQ3tKcUcE3mG9yRj1z0tQ2pGq5v2mYxA=",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO),
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",

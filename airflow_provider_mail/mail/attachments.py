@@ -110,8 +110,9 @@ class DirectorySink:
 
     Two attachments with the same name in one message get distinct files (``report.pdf``,
     ``report-2.pdf``). Saving the same message again (a retried task) overwrites its earlier
-    files instead of piling up copies. Locally, directories are created private to the
-    worker's user and symbolic links are never followed inside ``root``.
+    files instead of piling up copies. Locally, the folders and files it creates are private
+    to the worker's user (mode 700 / 600) and symbolic links are never followed inside
+    ``root``.
 
     >>> sink = DirectorySink("s3://my-bucket/mail")  # doctest: +SKIP
     >>> sink.save("INBOX-17-42", "report.pdf", "application/pdf", b"%PDF-...")  # doctest: +SKIP
@@ -166,8 +167,8 @@ def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
     # The names are safe, but a planted symlink in a shared temp dir could still redirect us.
     if directory.is_symlink() or not directory.resolve().is_relative_to(root.resolve()):
         raise PermissionError(
-            f"{directory} is a link that leads outside {root}; remove it or choose another "
-            "attachments_dir."
+            f"{directory} is a symbolic link or leads outside {root}; remove it or choose "
+            "another attachments_dir."
         )
     target = directory / name
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)

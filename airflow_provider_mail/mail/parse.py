@@ -127,7 +127,11 @@ def build_record(
     try:
         message = _parse(raw)
     except Exception as err:  # the SPEC: a bad message still becomes a record
-        log.warning("Message %s could not be parsed (%s); keeping an empty record.", key, err)
+        log.warning(
+            "Message %s could not be parsed (%s); keeping an empty record.",
+            key,
+            type(err).__name__,
+        )
         return record
     record.update(_header_fields(message, key))
     texts: list[str] = []
@@ -136,13 +140,14 @@ def build_record(
         try:
             role, filename, content_type = _classify(part)
             data = _payload_bytes(part)
+            body = _part_text(part, data) if role != "attachment" else ""
         except Exception as err:
-            log.warning("Skipped an unreadable part of message %s (%s).", key, err)
+            log.warning("Skipped an unreadable part of message %s (%s).", key, type(err).__name__)
             continue
         if role == "text":
-            texts.append(_part_text(part, data))
+            texts.append(body)
         elif role == "html":
-            htmls.append(_part_text(part, data))
+            htmls.append(body)
         else:
             path = attachments.save(key, filename, content_type, data)
             record["attachments"].append(
@@ -184,11 +189,16 @@ def message_key(
     """A file-name-safe key unique to one message, naming its attachments folder.
 
     IMAP: ``<folder>-<uidvalidity>-<uid>`` (UIDs are unique only per folder and
-    UIDVALIDITY); POP3: ``pop3-<uidl>``; otherwise ``sha256-<first 16 hex digits>`` of
-    the raw bytes.
+    UIDVALIDITY), or ``<folder>-<uid>`` without UIDVALIDITY; POP3: ``pop3-<uidl>``;
+    otherwise ``sha256-<first 16 hex digits>`` of the raw bytes. Characters a file name
+    cannot hold are replaced, and a short hash of the original keeps such keys distinct.
+
+    >>> message_key(b"...", folder="INBOX", uid=42, uidvalidity=1700000000)
+    'INBOX-1700000000-42'
     """
     if uid is not None:
-        return _safe_key(f"{folder}-{uidvalidity if uidvalidity is not None else 0}-{uid}")
+        parts = [folder, uidvalidity, uid] if uidvalidity is not None else [folder, uid]
+        return _safe_key("-".join(map(str, parts)))
     if uidl is not None:
         return _safe_key(f"pop3-{uidl}")
     return f"sha256-{hashlib.sha256(raw).hexdigest()[:16]}"
@@ -328,7 +338,12 @@ def _header_fields(message: Message, key: str) -> dict[str, Any]:
         try:
             value = reader(message)
         except Exception as err:
-            log.warning("Header %s of message %s could not be decoded (%s).", field, key, err)
+            log.warning(
+                "Header %s of message %s could not be decoded (%s).",
+                field,
+                key,
+                type(err).__name__,
+            )
             continue
         if value is not None:
             fields[field] = value
@@ -567,6 +582,6 @@ def html_to_text(html: str) -> str:
         renderer.feed(html)
         renderer.close()
     except Exception as err:  # html.parser is lenient; keep what it read if it gives up
-        log.warning("HTML body could not be fully rendered as text (%s).", err)
+        log.warning("HTML body could not be fully rendered as text (%s).", type(err).__name__)
     lines = (line.rstrip(" \t") for line in "".join(renderer.chunks).split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")

@@ -49,8 +49,8 @@ class SendEmailOperator(BaseOperator):
     Fields that take addresses accept a comma-separated string
     (``"a@example.com, Bob <b@example.com>"``) or a list of strings. Every parameter but
     ``conn_id``, ``parameter_priority`` and ``max_connections`` is an Airflow template
-    field (``subject="Report for {{ ds }}"``); values coming from ``data`` are never
-    rendered as templates.
+    field (``subject="Report for {{ ds }}"``); data that arrives through an ``XComArg``
+    (such as a ``MapOperator``'s output) is passed as it is, never rendered as a template.
 
     :param conn_id: a ``mail_smtp`` connection, default ``mail_smtp_default``.
     :param from_email: the sender, such as ``"Sales <sales@example.com>"``. Required, even

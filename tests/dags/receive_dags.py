@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
@@ -39,4 +41,60 @@ receive_unseen_poke = _receive_dag(
 )
 receive_all_deferrable = _receive_dag(
     "test_receive_all_deferrable", unseen_only=False, max_emails=-1, delay=0.5
+)
+
+
+class CrashingReceiveEmailSensor(ReceiveEmailSensor):
+    """Fault injection: dies with SIGKILL at the point named by ``MAIL_TEST_CRASH_AT``.
+
+    ``before_fetch`` (claim recorded, nothing read), ``after_fetch`` (records built,
+    nothing marked seen) or ``after_mark`` (marked seen, result not yet stored).
+    """
+
+    def _hook(self) -> Any:
+        hook = super()._hook()
+        point = os.environ.get("MAIL_TEST_CRASH_AT")
+        if not point:
+            return hook
+        fetch, mark_seen = hook.fetch, hook.mark_seen
+
+        def crashing_fetch(claim: Any, sink: Any) -> Any:
+            if point == "before_fetch":
+                _die()
+            records = fetch(claim, sink)
+            if point == "after_fetch":
+                _die()
+            return records
+
+        def crashing_mark_seen(claim: Any) -> None:
+            mark_seen(claim)
+            if point == "after_mark":
+                _die()
+
+        hook.fetch = crashing_fetch  # type: ignore[method-assign]
+        hook.mark_seen = crashing_mark_seen  # type: ignore[method-assign]
+        return hook
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _crash_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
+    with DAG(dag_id, schedule=None, params={"conn_id": Param("mail_imap_default", type="string")}) as dag:
+        received = CrashingReceiveEmailSensor(
+            task_id="receive", conn_id="{{ params.conn_id }}", timeout=60, **sensor_kwargs
+        )
+
+        @task
+        def collect(records: list[dict[str, Any]]) -> list[str]:
+            return [record["message_id"] for record in records]
+
+        collect(received.output)
+    return dag
+
+
+crash_deferrable = _crash_dag("test_receive_crash_deferrable", unseen_only=True, delay=0.5)
+crash_poke = _crash_dag(
+    "test_receive_crash_poke", unseen_only=True, delay=0.5, deferrable=False
 )

@@ -305,6 +305,7 @@ def test_feeding_in_tiny_slices_changes_nothing(
 def test_message_keys() -> None:
     raw = b"Subject: x\r\n\r\n"
     assert message_key(raw, folder="INBOX", uid=42, uidvalidity=17) == "INBOX-17-42"
+    assert message_key(raw, folder="INBOX", uid=42) == "INBOX-42"
     assert message_key(raw, folder="INBOX", uidl="Abc.123_x-y") == "pop3-Abc.123_x-y"
     unsafe = message_key(raw, folder="INBOX", uidl="../a/b")
     assert "/" not in unsafe and not unsafe.startswith(".")
@@ -449,3 +450,28 @@ def test_random_and_mutated_bytes_always_give_a_json_safe_record(tmp_path: Path)
         json.dumps(record, ensure_ascii=False).encode("utf-8")
         for item in record["attachments"]:
             assert Path(item["path"]).resolve().is_relative_to(tmp_path.resolve())
+
+
+def test_html_to_text_drops_source_indentation() -> None:
+    html = "<div>\n  <p>\n   Hello <b>you</b>\n  </p>\n  <p>  again</p>\n</div>"
+    assert html_to_text(html) == "Hello you\n\nagain"
+
+
+def test_an_unreadable_part_is_skipped_and_the_rest_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_payload_bytes = parse._payload_bytes
+
+    def payload_bytes(part: Any) -> bytes:
+        if part.get_filename() == "report.pdf":
+            raise ValueError("simulated parser bug")
+        return real_payload_bytes(part)
+
+    monkeypatch.setattr(parse, "_payload_bytes", payload_bytes)
+    record = record_of("attachments.eml", tmp_path)
+    assert record["text"] == "See the two reports."
+    assert [item["filename"] for item in record["attachments"]] == [
+        "logo.png",
+        None,
+        "notes.txt",
+    ]

@@ -1,0 +1,115 @@
+"""What the network benchmarks share: a private Airflow home, connections, timing, tables.
+
+Airflow reads its configuration when first imported, so :func:`prepare_airflow_home` runs
+before anything imports Airflow or the provider (the benchmarks import those lazily).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def prepare_airflow_home() -> Path:
+    """Point Airflow at a throw-away home (no DB needed: connections come from env vars)."""
+    home = Path(tempfile.mkdtemp(prefix="mail-provider-bench-airflow-"))
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            # Hooks log one line per call; at INFO that is noise in the middle of the table.
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
+    return home
+
+
+def define_connection(
+    conn_id: str,
+    conn_type: str,
+    *,
+    port: int,
+    login: str,
+    password: str,
+    host: str = "localhost",
+    **extra: Any,
+) -> str:
+    """Define an Airflow connection through an ``AIRFLOW_CONN_*`` variable; returns its id.
+
+    ``localhost`` (not 127.0.0.1) because the throw-away certificate names ``localhost``.
+    """
+    payload = {
+        "conn_type": conn_type,
+        "host": host,
+        "port": port,
+        "login": login,
+        "password": password,
+        "extra": extra,
+    }
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(payload)
+    return conn_id
+
+
+@dataclass
+class Contender:
+    """One way of doing the job; ``run`` does it once (setup included) and checks the result."""
+
+    name: str
+    run: Callable[[str], None]
+    is_floor: bool = False
+    #: seconds per network setting
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+
+def measure(
+    contenders: Sequence[Contender],
+    networks: Sequence[str],
+    repeat: int,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Time every contender ``repeat`` times on every network, interleaved.
+
+    Rounds go contender after contender, so slow drift on the machine (another process,
+    a warm cache) spreads over all of them instead of favouring whoever ran first. Each
+    contender runs once untimed per network first: imports, Dovecot's index, TLS session
+    state of the process.
+    """
+    for network in networks:
+        for contender in contenders:
+            contender.run(network)
+            contender.times[network] = []
+        for round_number in range(repeat):
+            for contender in contenders:
+                started = time.perf_counter()
+                contender.run(network)
+                contender.times[network].append(time.perf_counter() - started)
+            progress(f"  {network}: round {round_number + 1}/{repeat} done")
+
+
+def markdown_table(contenders: Sequence[Contender], networks: Sequence[str]) -> str:
+    """Median seconds and the ratio to the floor, one column pair per network."""
+    floor = next(contender for contender in contenders if contender.is_floor)
+    header = ["contender"]
+    for network in networks:
+        header += [f"{network} (s)", f"{network} (x floor)"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for contender in contenders:
+        row = [contender.name]
+        for network in networks:
+            median = statistics.median(contender.times[network])
+            floor_median = statistics.median(floor.times[network])
+            row += [f"{median:.3f}", f"{median / floor_median:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)

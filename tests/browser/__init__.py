@@ -1,0 +1,1 @@
+"""Real-browser tests of the connection forms (headless Chromium through Playwright)."""

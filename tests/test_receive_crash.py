@@ -1,0 +1,80 @@
+"""Nothing is lost: a worker killed (SIGKILL) in the middle of a hand-over, then retried.
+
+The crashing run happens in a child process running ``dag.test()``; the retry is
+``dag.test()`` again with the same logical date, i.e. the same DAG run and task
+instance, as Airflow's retry would be.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.airflow_runs import task_result
+from tests.conftest import REPO, ConnFactory, receive_connection
+from tests.dags import receive_dags
+from tests.servers.certs import Certificate
+from tests.servers.dovecot import Dovecot
+from tests.test_receive_sensor import numbered
+
+CRASH_RUN = """
+import sys
+from datetime import datetime
+import tests.conftest  # the same Airflow home and DB as the test process
+from tests.dags import receive_dags
+dag = getattr(receive_dags, sys.argv[1])
+dag.test(logical_date=datetime.fromisoformat(sys.argv[2]), run_after=datetime.fromisoformat(sys.argv[2]), run_conf={"conn_id": sys.argv[3]})
+"""
+
+
+def _crashing_run(dag_name: str, logical_date: datetime, conn_id: str, point: str) -> None:
+    env = {**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)}
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH_RUN, dag_name, logical_date.isoformat(), conn_id],
+        env=env,
+        capture_output=True,
+        timeout=180,
+        cwd=REPO,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("dag_name", "point"),
+    [
+        ("crash_deferrable", "before_fetch"),
+        ("crash_deferrable", "after_fetch"),
+        ("crash_deferrable", "after_mark"),
+        ("crash_poke", "after_mark"),
+    ],
+)
+def test_killed_hand_over_is_delivered_by_the_retry_exactly_once(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    dag_name: str,
+    point: str,
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(8, "Crash"))
+    dag = getattr(receive_dags, dag_name)
+    logical_date = datetime.now(timezone.utc).replace(microsecond=0)
+
+    _crashing_run(dag_name, logical_date, conn_id, point)
+
+    retry = dag.test(logical_date=logical_date, run_after=logical_date, run_conf={"conn_id": conn_id})
+    first_five = [f"<crash-{i}@example.com>" for i in range(5)]
+    assert task_result(retry, "collect") == first_five
+
+    next_run = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(next_run, "collect") == [f"<crash-{i}@example.com>" for i in range(5, 8)]
+    with dovecot.client("info") as client:
+        client.select_folder("INBOX", readonly=True)
+        assert client.search("UNSEEN") == []
