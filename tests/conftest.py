@@ -143,7 +143,9 @@ def receive_connection(
         "timeout": 10,
     }
     settings.update(overrides)
-    return mail_connection(conn_id or f"{protocol}_{security}_{user}", f"mail_{protocol}", **settings)
+    return mail_connection(
+        conn_id or f"{protocol}_{security}_{user}", f"mail_{protocol}", **settings
+    )
 
 
 @pytest.fixture(scope="session")

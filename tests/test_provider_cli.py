@@ -49,10 +49,16 @@ def test_connections_test_prints_the_clear_sentence(
             }
         )
 
-    good = _airflow("connections", "test", "cli_imap", env={"AIRFLOW_CONN_CLI_IMAP": conn(USERS["info"])})
+    good = _airflow(
+        "connections", "test", "cli_imap", env={"AIRFLOW_CONN_CLI_IMAP": conn(USERS["info"])}
+    )
     assert "Connection success!" in good.stdout, good.stdout + good.stderr
 
-    bad = _airflow("connections", "test", "cli_imap", env={"AIRFLOW_CONN_CLI_IMAP": conn("s3cret-typo")})
+    bad = _airflow(
+        "connections", "test", "cli_imap", env={"AIRFLOW_CONN_CLI_IMAP": conn("s3cret-typo")}
+    )
     assert "Connection failed!" in bad.stdout
-    assert "rejected the user name 'info' or its password; check User Name and Password." in bad.stdout
+    assert (
+        "rejected the user name 'info' or its password; check User Name and Password." in bad.stdout
+    )
     assert "s3cret-typo" not in bad.stdout + bad.stderr

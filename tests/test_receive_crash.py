@@ -28,7 +28,8 @@ from datetime import datetime
 import tests.conftest  # the same Airflow home and DB as the test process
 from tests.dags import receive_dags
 dag = getattr(receive_dags, sys.argv[1])
-dag.test(logical_date=datetime.fromisoformat(sys.argv[2]), run_after=datetime.fromisoformat(sys.argv[2]), run_conf={"conn_id": sys.argv[3]})
+when = datetime.fromisoformat(sys.argv[2])
+dag.test(logical_date=when, run_after=when, run_conf={"conn_id": sys.argv[3]})
 """
 
 
@@ -69,7 +70,9 @@ def test_killed_hand_over_is_delivered_by_the_retry_exactly_once(
 
     _crashing_run(dag_name, logical_date, conn_id, point)
 
-    retry = dag.test(logical_date=logical_date, run_after=logical_date, run_conf={"conn_id": conn_id})
+    retry = dag.test(
+        logical_date=logical_date, run_after=logical_date, run_conf={"conn_id": conn_id}
+    )
     first_five = [f"<crash-{i}@example.com>" for i in range(5)]
     assert task_result(retry, "collect") == first_five
 

@@ -42,7 +42,8 @@ def info_inbox(dovecot: Dovecot) -> Iterator[Dovecot]:
 
 
 @pytest.mark.parametrize(
-    "dag", [receive_dags.receive_unseen_deferrable, receive_dags.receive_unseen_poke],
+    "dag",
+    [receive_dags.receive_unseen_deferrable, receive_dags.receive_unseen_poke],
     ids=["deferrable", "poke"],
 )
 def test_reference_example_ten_unseen_max_five(
@@ -110,7 +111,8 @@ def test_other_folder_is_read(
 
 
 @pytest.mark.parametrize(
-    "dag", [receive_dags.receive_unseen_deferrable, receive_dags.receive_unseen_poke],
+    "dag",
+    [receive_dags.receive_unseen_deferrable, receive_dags.receive_unseen_poke],
     ids=["deferrable", "poke"],
 )
 def test_pop3_remembers_what_it_handed_over(
@@ -121,7 +123,11 @@ def test_pop3_remembers_what_it_handed_over(
     dag: object,
 ) -> None:
     conn_id = receive_connection(
-        mail_connection, info_inbox, "pop3", "ssl", certificate,
+        mail_connection,
+        info_inbox,
+        "pop3",
+        "ssl",
+        certificate,
         conn_id=f"pop3_uidl_{dag.dag_id}",  # type: ignore[attr-defined]
     )
     info_inbox.deliver("info", numbered(7, "Pop"))

@@ -38,6 +38,9 @@ class MailHook(BaseHook, Generic[ClientT]):
     """
 
     conn_name_attr = "conn_id"
+    conn_type = ""
+    default_conn_name = ""
+    hook_name = ""
     protocol = ""
     probe_description = ""
 
@@ -127,9 +130,8 @@ class MailHook(BaseHook, Generic[ClientT]):
         and what to change)``. The message never contains the password.
         """
         try:
-            with self:
-                with self.translate_errors():
-                    self._probe(self.client)
+            with self, self.translate_errors():
+                self._probe(self.client)
         except MailError as err:
             return False, str(err)
         settings = self.settings

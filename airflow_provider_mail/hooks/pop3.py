@@ -133,13 +133,11 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
                     continue
                 _response, lines, _octets = self.client.retr(number)
                 raw = b"\r\n".join(lines) + b"\r\n"
-                records.append(
-                    build_record(raw, folder=INBOX, attachments=attachments, uidl=uidl)
-                )
+                records.append(build_record(raw, folder=INBOX, attachments=attachments, uidl=uidl))
         return records
 
     def mark_seen(self, claim: Claim) -> None:
-        """Add the claimed UIDLs to the account's seen set, pruned of ids no longer on the server."""
+        """Add the claimed UIDLs to the seen set, pruned of ids no longer on the server."""
         present = [uidl for _number, uidl in self.listing()]
         self.state_store.set(self.seen_key, remember_seen(self.seen(), claim.uidls, present))
 

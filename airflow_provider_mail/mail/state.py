@@ -25,7 +25,8 @@ def check_max_emails(max_emails: int) -> int:
         )
     if max_emails == 0 or max_emails < -1:
         raise MailConfigError(
-            f"max_emails is {max_emails}; use a positive number of messages per poll, or -1 for all."
+            f"max_emails is {max_emails}; use a positive number of messages per poll, "
+            "or -1 for all."
         )
     return max_emails
 
@@ -59,7 +60,9 @@ def new_pop3_messages(
     return [(number, fresh[number]) for number in oldest_first(fresh, max_emails)]
 
 
-def remember_seen(seen: Iterable[str], handed_over: Iterable[str], present: Iterable[str]) -> list[str]:
+def remember_seen(
+    seen: Iterable[str], handed_over: Iterable[str], present: Iterable[str]
+) -> list[str]:
     """The seen set after a hand-over, pruned of ids no longer on the server."""
     on_server = set(present)
     return sorted((set(seen) | set(handed_over)) & on_server)

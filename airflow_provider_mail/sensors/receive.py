@@ -76,7 +76,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
     ) -> None:
         if "poke_interval" in kwargs:
             raise MailConfigError(
-                "ReceiveEmailSensor takes delay as its poke interval; pass delay, not poke_interval."
+                "ReceiveEmailSensor takes delay as its poke interval; pass delay, "
+                "not poke_interval."
             )
         self.delay = delay_seconds(delay)
         super().__init__(poke_interval=self.delay, **kwargs)
@@ -157,7 +158,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
             hook.mark_seen(claim)
         self.log.info(
             "Handed over %d message(s) from %s in %.2f s.",
-            len(records), claim.folder, time.monotonic() - started,
+            len(records),
+            claim.folder,
+            time.monotonic() - started,
         )
         return records
 

@@ -150,7 +150,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 backoff = min(max(self.delay, 1.0) * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
                 self.log.warning(
                     "Poll %d of %s failed (%s); retrying in %.0f s.",
-                    failures, self.conn_id, err, backoff,
+                    failures,
+                    self.conn_id,
+                    err,
+                    backoff,
                 )
                 await asyncio.sleep(backoff)
                 continue

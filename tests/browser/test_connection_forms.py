@@ -179,6 +179,13 @@ def test_form_saves_extras_flat(
     }
 
 
+def settle(page: Page) -> None:
+    """Wait until the toast has finished sliding in, so the screenshot shows it whole."""
+    page.wait_for_function(
+        "() => document.getAnimations().every(a => a.playState !== 'running')"
+    )
+
+
 def create_connection(api_server: ApiServer, conn_id: str, **fields: Any) -> None:
     extra = fields.pop("extra")
     api_server.api(
@@ -237,5 +244,6 @@ def test_test_button_against_dovecot(
             "check User Name and Password."
         )
         expect(toast).not_to_contain_text("not-the-password")
+    settle(page)
     name = "test-button-success" if right_password else "test-button-wrong-password"
     page.screenshot(path=artifacts / f"{name}.png", full_page=True)

@@ -15,7 +15,10 @@ def _receive_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
     with DAG(
         dag_id,
         schedule=None,
-        params={"conn_id": Param("mail_imap_default", type="string"), "folder": Param("", type="string")},
+        params={
+            "conn_id": Param("mail_imap_default", type="string"),
+            "folder": Param("", type="string"),
+        },
     ) as dag:
         received = ReceiveEmailSensor(
             task_id="receive",
@@ -81,7 +84,9 @@ def _die() -> None:
 
 
 def _crash_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
-    with DAG(dag_id, schedule=None, params={"conn_id": Param("mail_imap_default", type="string")}) as dag:
+    with DAG(
+        dag_id, schedule=None, params={"conn_id": Param("mail_imap_default", type="string")}
+    ) as dag:
         received = CrashingReceiveEmailSensor(
             task_id="receive", conn_id="{{ params.conn_id }}", timeout=60, **sensor_kwargs
         )
@@ -95,6 +100,4 @@ def _crash_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
 
 
 crash_deferrable = _crash_dag("test_receive_crash_deferrable", unseen_only=True, delay=0.5)
-crash_poke = _crash_dag(
-    "test_receive_crash_poke", unseen_only=True, delay=0.5, deferrable=False
-)
+crash_poke = _crash_dag("test_receive_crash_poke", unseen_only=True, delay=0.5, deferrable=False)

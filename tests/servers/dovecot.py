@@ -7,6 +7,7 @@ enabled) and one implicit-TLS port per protocol.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -67,12 +68,15 @@ class Dovecot:
             if self.certificate
             else "ssl = no\n"
         )
-        tls_listeners = (
-            lambda name, port: f"  inet_listener {name}s {{\n    address = 127.0.0.1\n"
-            f"    port = {port}\n    ssl = yes\n  }}\n"
-            if tls
-            else ""
-        )
+
+        def tls_listeners(name: str, port: int) -> str:
+            if not tls:
+                return ""
+            return (
+                f"  inet_listener {name}s {{\n    address = 127.0.0.1\n"
+                f"    port = {port}\n    ssl = yes\n  }}\n"
+            )
+
         self.config_path.write_text(
             f"""
 base_dir = {self.root}/run
@@ -134,8 +138,7 @@ default_client_limit = 4000
 
     def write_users(self) -> None:
         lines = [
-            f"{user}:{{PLAIN}}{password}:{NOBODY_UID}:{NOGROUP_GID}::"
-            f"{self.root}/mail/{user}::"
+            f"{user}:{{PLAIN}}{password}:{NOBODY_UID}:{NOGROUP_GID}::{self.root}/mail/{user}::"
             for user, password in self.users.items()
         ]
         (self.root / "passwd").write_text("\n".join(lines) + "\n")
@@ -178,10 +181,8 @@ default_client_limit = 4000
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

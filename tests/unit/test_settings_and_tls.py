@@ -30,7 +30,12 @@ def test_empty_port_takes_the_default_of_the_security_method(
     protocol: str, security: str, port: int
 ) -> None:
     settings = settings_from_connection(
-        protocol, conn_id="c", host="mail", port=None, login=None, password=None,
+        protocol,
+        conn_id="c",
+        host="mail",
+        port=None,
+        login=None,
+        password=None,
         extra={"security": security},
     )
     assert settings.port == port
@@ -39,7 +44,12 @@ def test_empty_port_takes_the_default_of_the_security_method(
 
 def test_defaults_are_ssl_and_thirty_seconds() -> None:
     settings = settings_from_connection(
-        "imap", conn_id="c", host=" mail.example.com ", port="", login=None, password=None,
+        "imap",
+        conn_id="c",
+        host=" mail.example.com ",
+        port="",
+        login=None,
+        password=None,
         extra={},
     )
     assert settings.security is Security.SSL
@@ -51,7 +61,12 @@ def test_defaults_are_ssl_and_thirty_seconds() -> None:
 
 def test_timeout_as_string_from_the_cli_is_read() -> None:
     settings = settings_from_connection(
-        "smtp", conn_id="c", host="h", port=2525, login="u", password="p",
+        "smtp",
+        conn_id="c",
+        host="h",
+        port=2525,
+        login="u",
+        password="p",
         extra={"timeout": "12", "security": "STARTTLS"},
     )
     assert settings.timeout == 12.0
@@ -81,8 +96,13 @@ def test_bad_settings_are_one_clear_sentence(fields: dict[str, object], phrase: 
     values.update(fields)
     with pytest.raises(MailConfigError, match=phrase):
         settings_from_connection(
-            "imap", conn_id="c", host=values["host"], port=values["port"],  # type: ignore[arg-type]
-            login=None, password=None, extra=values["extra"],  # type: ignore[arg-type]
+            "imap",
+            conn_id="c",
+            host=values["host"],
+            port=values["port"],  # type: ignore[arg-type]
+            login=None,
+            password=None,
+            extra=values["extra"],  # type: ignore[arg-type]
         )
 
 
@@ -100,7 +120,9 @@ def test_pasted_certificate_becomes_the_only_trust_anchor(tmp_path) -> None:  # 
     assert context.get_ca_certs()[0]["subject"] == ((("commonName", "localhost"),),)
 
 
-@pytest.mark.parametrize("pem", ["not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"])
+@pytest.mark.parametrize(
+    "pem", ["not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"]
+)
 def test_garbage_certificate_is_a_config_error(pem: str) -> None:
     with pytest.raises(MailConfigError, match="Server Certificate"):
         build_ssl_context(pem)
