@@ -61,11 +61,16 @@ def define_connection(
 
 @dataclass
 class Contender:
-    """One way of doing the job; ``run`` does it once (setup included) and checks the result."""
+    """One way of doing the job on a network; ``run`` does it once, setup included.
+
+    ``verify``, when given, runs after each timed ``run`` (untimed) and raises if the job
+    was not done completely.
+    """
 
     name: str
     run: Callable[[str], None]
     is_floor: bool = False
+    verify: Callable[[], None] | None = None
     #: seconds per network setting
     times: dict[str, list[float]] = field(default_factory=dict)
 
@@ -80,18 +85,23 @@ def measure(
 
     Rounds go contender after contender, so slow drift on the machine (another process,
     a warm cache) spreads over all of them instead of favouring whoever ran first. Each
-    contender runs once untimed per network first: imports, Dovecot's index, TLS session
-    state of the process.
+    contender runs once untimed on the first network before anything is timed: imports,
+    the server's caches.
     """
+    for contender in contenders:
+        contender.run(networks[0])
+        if contender.verify is not None:
+            contender.verify()
     for network in networks:
         for contender in contenders:
-            contender.run(network)
             contender.times[network] = []
         for round_number in range(repeat):
             for contender in contenders:
                 started = time.perf_counter()
                 contender.run(network)
                 contender.times[network].append(time.perf_counter() - started)
+                if contender.verify is not None:
+                    contender.verify()
             progress(f"  {network}: round {round_number + 1}/{repeat} done")
 
 
@@ -113,3 +123,9 @@ def markdown_table(contenders: Sequence[Contender], networks: Sequence[str]) -> 
             row += [f"{median:.3f}", f"{median / floor_median:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def machine_note() -> str:
+    """One sentence on how busy the machine was: the benchmarks may share it."""
+    load = os.getloadavg()[0]
+    return f"Machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end of the run."

@@ -46,6 +46,7 @@ from imapclient.response_parser import parse_fetch_response
 from benchmarks.harness import (
     Contender,
     define_connection,
+    machine_note,
     markdown_table,
     measure,
     prepare_airflow_home,
@@ -355,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
             print(markdown_table(contenders, networks))
             print(
                 "\nEvery contender connects, negotiates TLS (verified), logs in and logs out "
-                "within its time. The official hook verifies through `SSL_CERT_FILE`."
+                "within its time. The official hook verifies through `SSL_CERT_FILE`. "
+                f"{machine_note()}"
             )
             if args.profile:
                 profile(setup, networks, args.repeat, args.messages)

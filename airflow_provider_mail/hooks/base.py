@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -195,6 +195,22 @@ class ReceiveHook(MailHook[ClientT]):
         records = self.fetch(claim, sink)
         self.mark_seen(claim)
         return records
+
+    def fetch_claimed(
+        self, payload: Mapping[str, Any], attachments_dir: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The records of the messages a :class:`ReceiveEmailTrigger` event names.
+
+        For DAGs started by an ``AssetWatcher``: the asset event's ``extra["payload"]`` is
+        the trigger's payload (folder, UIDVALIDITY, UIDs or UIDLs); the trigger already
+        marked those messages seen, so this only reads them::
+
+            for event in triggering_asset_events[inbox]:
+                records += hook.fetch_claimed(event.extra["payload"])
+        """
+        claim = Claim.from_payload(payload)
+        sink = DirectorySink(attachments_dir or default_attachments_dir("receive", _stamp()))
+        return self.fetch(claim, sink)
 
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""

@@ -80,6 +80,7 @@ class SendEmailOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
+        "conn_id",
         "from_email",
         "to",
         "cc",

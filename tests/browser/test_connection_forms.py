@@ -179,10 +179,10 @@ def test_form_saves_extras_flat(
     }
 
 
-def settle(page: Page) -> None:
+def settle(toast: Locator) -> None:
     """Wait until the toast has finished sliding in, so the screenshot shows it whole."""
-    page.wait_for_function(
-        "() => document.getAnimations().every(a => a.playState !== 'running')"
+    toast.evaluate(
+        "element => Promise.all(element.getAnimations({subtree: true}).map(a => a.finished))"
     )
 
 
@@ -244,6 +244,6 @@ def test_test_button_against_dovecot(
             "check User Name and Password."
         )
         expect(toast).not_to_contain_text("not-the-password")
-    settle(page)
+    settle(toast)
     name = "test-button-success" if right_password else "test-button-wrong-password"
     page.screenshot(path=artifacts / f"{name}.png", full_page=True)

@@ -1,0 +1,62 @@
+"""Event-driven start: a DAG run begins when new mail arrives, no sensor task waiting.
+
+An ``AssetWatcher`` runs ``ReceiveEmailTrigger`` in the triggerer. Its event names the
+new messages (folder, UIDVALIDITY, UIDs) and is the hand-over: the trigger marks them
+seen. The run then reads exactly those messages on a worker, where attachments are
+written, maps them and forwards them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.operators.map import MapOperator
+from airflow_provider_mail.operators.send import SendEmailOperator
+from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+
+IMAP_CONN_ID = "mail_imap_default"
+
+info_inbox = Asset(
+    "mailbox://info/INBOX",
+    watchers=[
+        AssetWatcher(
+            name="info_inbox_new_mail",
+            trigger=ReceiveEmailTrigger(IMAP_CONN_ID, unseen_only=True, max_emails=20, delay=10),
+        )
+    ],
+)
+
+with DAG(
+    dag_id="new_mail_asset_watcher",
+    schedule=[info_inbox],
+    catchup=False,
+    tags=["mail", "example"],
+) as dag:
+
+    @task
+    def fetch_new_mail(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        with ImapHook(IMAP_CONN_ID) as hook:
+            for event in triggering_asset_events[info_inbox]:
+                records += hook.fetch_claimed(event.extra["payload"])
+        return records
+
+    forwarded = MapOperator(
+        task_id="map_to_forward",
+        source=fetch_new_mail(),
+        mapping={
+            "subject": "Fwd: {{ subject }}",
+            "text": '{{ item["from"] }} wrote:\n\n{{ text }}',
+        },
+    )
+
+    SendEmailOperator(
+        task_id="forward",
+        from_email="Info Desk <info@example.com>",
+        to="leads@example.com",
+        data=forwarded.output,
+        parameter_priority="consumed_data",
+    )
