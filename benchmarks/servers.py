@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import shutil
 import subprocess
 import sys
@@ -149,6 +150,8 @@ class SmtpServerProcess:
 
 def _serve_smtp(flavour: str, cert_path: Path, key_path: Path) -> None:
     """The child's side of :class:`SmtpServerProcess`."""
+    # aiosmtpd logs a deprecation warning on every AUTH (its own use of login_data): noise.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     certificate = Certificate(cert_path=cert_path, key_path=key_path, pem=cert_path.read_text())
     server = SmtpServer(flavour, certificate).start()
     try:

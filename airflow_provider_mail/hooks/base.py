@@ -189,6 +189,8 @@ class ReceiveHook(MailHook[ClientT]):
         check_max_emails(max_emails)
         self.check_folder(folder)
         claim = self.find_new(folder, unseen_only, max_emails)
+        if unseen_only:
+            claim = self.claim(claim)
         if not claim:
             return []
         sink = DirectorySink(attachments_dir or default_attachments_dir("receive", _stamp()))
@@ -226,6 +228,20 @@ class ReceiveHook(MailHook[ClientT]):
     def mark_seen(self, claim: Claim) -> None:
         """Remember that the claimed messages were handed over."""
         raise NotImplementedError
+
+    def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
+        """Take the claimed messages against other pollers; returns the ones now owned.
+
+        Protocols without an atomic server-side claim (POP3) own everything they found.
+        """
+        return claim
+
+    def find_pending(self, folder: str | None) -> Claim:
+        """Messages claimed by a trigger that may have died before its event went out."""
+        return Claim(self.protocol, folder or "INBOX")
+
+    def release_pending(self, claim: Claim) -> None:
+        """The claim's event went out."""
 
 
 def _stamp() -> str:

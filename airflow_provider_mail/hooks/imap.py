@@ -7,6 +7,7 @@ from typing import Any
 
 from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import LoginError
+from imapclient.imapclient import join_message_ids
 
 from airflow_provider_mail.exceptions import MailAuthError, MailProtocolError, MailTLSError
 from airflow_provider_mail.hooks.base import ReceiveHook
@@ -15,6 +16,9 @@ from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
+
+#: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
+PENDING = b"$AirflowMailPending"
 
 # Messages per UID FETCH: one round trip for a normal poll, bounded command and memory
 # for a poll of thousands.
@@ -113,6 +117,81 @@ class ImapHook(ReceiveHook[IMAPClient]):
                     )
         return records
 
+    def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
+        """Take the claimed messages that are still unseen, atomically against other pollers.
+
+        Sets ``\\Seen`` with ``UNCHANGEDSINCE`` (CONDSTORE, RFC 7162): a message another
+        poller marked after this one looked is refused by the server and left to that
+        poller. Returns the messages this poller now owns. With ``pending``, the
+        ``$AirflowMailPending`` keyword is set in the same command, so a trigger that dies
+        before its event is out finds them again (:meth:`find_pending`).
+        """
+        if not claim.uids:
+            return claim
+        flags = [SEEN, PENDING] if pending else [SEEN]
+        with self.translate_errors():
+            if self._select(claim.folder) != claim.uidvalidity:
+                return Claim(claim.protocol, claim.folder, claim.uidvalidity)
+            client = self.client
+            if not client.has_capability("CONDSTORE"):
+                self.log.warning(
+                    "%s has no CONDSTORE; two pollers of %s could take the same message.",
+                    self.settings.address,
+                    claim.folder,
+                )
+                client.add_flags(list(claim.uids), flags, silent=True)
+                return claim
+            state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"])
+            unseen = [
+                uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]
+            ]
+            if not unseen:
+                return Claim(claim.protocol, claim.folder, claim.uidvalidity)
+            highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)
+            refused = self._store_unchanged_since(unseen, highest, flags)
+        owned = tuple(uid for uid in unseen if uid not in refused)
+        if refused:
+            self.log.info("%d message(s) were taken by another poller.", len(refused))
+        return Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=owned)
+
+    def _store_unchanged_since(self, uids: list[int], modseq: int, flags: list[bytes]) -> set[int]:
+        """``UID STORE uids (UNCHANGEDSINCE modseq) +FLAGS.SILENT``; returns refused UIDs."""
+        # imapclient has no UNCHANGEDSINCE modifier, so the command goes through its imaplib
+        # connection; the server lists refused UIDs in a [MODIFIED ...] response code.
+        imap = self.client._imap
+        imap.untagged_responses.pop("MODIFIED", None)
+        typ, data = imap.uid(
+            "STORE",
+            join_message_ids(uids).decode(),
+            f"(UNCHANGEDSINCE {modseq})",
+            "+FLAGS.SILENT",
+            "(" + " ".join(flag.decode() for flag in flags) + ")",
+        )
+        if typ != "OK":
+            raise MailProtocolError(
+                f"{self.settings.address} refused to mark messages seen "
+                f"({b' '.join(d for d in data if isinstance(d, bytes)).decode(errors='replace')})"
+                "; check that the account may change flags."
+            )
+        modified = imap.untagged_responses.pop("MODIFIED", None) or []
+        return {uid for item in modified for uid in _uid_set(item)}
+
+    def find_pending(self, folder: str | None) -> Claim:
+        """Messages a trigger claimed but whose event may not have gone out."""
+        name = folder_name(folder)
+        with self.translate_errors():
+            uidvalidity = self._select(name)
+            uids = self.client.search(["KEYWORD", PENDING.decode()])
+        return Claim("imap", name, uidvalidity, uids=tuple(sorted(uids)))
+
+    def release_pending(self, claim: Claim) -> None:
+        """The claim's event is out: clear ``$AirflowMailPending``."""
+        if not claim.uids:
+            return
+        with self.translate_errors():
+            if self._select(claim.folder) == claim.uidvalidity:
+                self.client.remove_flags(list(claim.uids), [PENDING], silent=True)
+
     def mark_seen(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""
         if not claim.uids:
@@ -140,3 +219,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+def _uid_set(text: bytes | str) -> list[int]:
+    """UIDs of an IMAP sequence set such as ``7,9:11``."""
+    raw = text.decode() if isinstance(text, bytes) else text
+    uids: list[int] = []
+    for part in raw.strip().split(","):
+        first, _, last = part.partition(":")
+        if first.isdigit():
+            uids.extend(range(int(first), int(last or first) + 1))
+    return uids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -93,7 +94,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
         self._hook()
         pending = self._ledger(context).pending()
         if pending is not None:
-            records = self._hand_over(context, Claim.from_payload(pending))
+            records = self._hand_over(context, Claim.from_payload(pending), retry=True)
             if records:
                 self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
                 return records
@@ -143,19 +144,32 @@ class ReceiveEmailSensor(BaseSensorOperator):
         return records
 
     def _hand_over(
-        self, context: Any, claim: Claim, hook: ReceiveHook[Any] | None = None
+        self,
+        context: Any,
+        claim: Claim,
+        hook: ReceiveHook[Any] | None = None,
+        *,
+        retry: bool = False,
     ) -> list[dict[str, Any]]:
-        """Record the claim, read the messages, then mark them seen; returns the records."""
+        """Record the claim, take it, read the messages and mark them seen.
+
+        The claim is written to Airflow's storage before any message is touched, so a
+        crash at any later point leaves the next try knowing what to deliver. With
+        ``unseen_only``, messages another poller took meanwhile are dropped from the claim
+        (``retry`` skips this: the earlier try's claim is already this task's).
+        """
         started = time.monotonic()
-        self._ledger(context).record(claim.to_payload())
+        ledger = self._ledger(context)
+        ledger.record(claim.to_payload())
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
-        if hook is None:
-            with self._hook() as own_hook:
-                records = own_hook.fetch(claim, sink)
-                own_hook.mark_seen(claim)
-        else:
-            records = hook.fetch(claim, sink)
-            hook.mark_seen(claim)
+        with contextlib.nullcontext(hook) if hook else self._hook() as session:
+            if self.unseen_only and not retry:
+                owned = session.claim(claim)
+                if owned != claim:
+                    ledger.record(owned.to_payload())
+                claim = owned
+            records = session.fetch(claim, sink)
+            session.mark_seen(claim)
         self.log.info(
             "Handed over %d message(s) from %s in %.2f s.",
             len(records),

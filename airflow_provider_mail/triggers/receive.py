@@ -132,6 +132,12 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self, hook: ReceiveHook[Any], deadline: float | None
     ) -> AsyncIterator[TriggerEvent]:
         failures = 0
+        if self.mark_seen:
+            # A claim of an earlier life of this trigger whose event may not have gone out.
+            pending = await asyncio.to_thread(hook.find_pending, self.folder)
+            if pending:
+                yield TriggerEvent({"status": "success", **pending.to_payload()})
+                await asyncio.to_thread(hook.release_pending, pending)
         while True:
             try:
                 claim = await asyncio.to_thread(
@@ -160,6 +166,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             self.log.debug(
                 "Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim)
             )
+            if claim and self.mark_seen:
+                # The event is the hand-over: take the messages first (atomically against
+                # other triggers, with a pending mark that survives a crash), emit, then
+                # clear the mark. A crash in between repeats an event, never loses one.
+                claim = await asyncio.to_thread(hook.claim, claim, pending=True)
             if claim:
                 self.log.info(
                     "%d new message(s) in %s of %s.", len(claim), claim.folder, self.conn_id
@@ -167,9 +178,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield TriggerEvent({"status": "success", **claim.to_payload()})
                 if not self.mark_seen:
                     return
-                # Marked after the event is out: a crash in between repeats an event
-                # rather than losing a message.
                 await asyncio.to_thread(hook.mark_seen, claim)
+                await asyncio.to_thread(hook.release_pending, claim)
             elif deadline is not None and time.monotonic() >= deadline:
                 yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
                 return

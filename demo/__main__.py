@@ -1,0 +1,50 @@
+"""``python -m demo [--keep] [--ui [--port PORT]]``; see ``demo/__init__.py``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# The demo reuses the test suite's server helpers (tests.servers): make the checkout
+# importable however the demo was started.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m demo",
+        description="Run the reference email integration on local, throw-away servers.",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, mail)")
+    parser.add_argument(
+        "--ui", action="store_true", help="start the Airflow UI instead (until Ctrl-C)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="UI port (--ui; a free one if taken)"
+    )
+    args = parser.parse_args(argv)
+
+    from demo.session import DemoError, DemoSession, say
+
+    try:
+        with DemoSession(keep=args.keep) as session:
+            if args.ui:
+                from demo.ui import run_ui
+
+                run_ui(session, args.port)
+            else:
+                from demo.run import run
+
+                run(session)
+    except KeyboardInterrupt:
+        say("\nInterrupted: everything the demo started has been stopped.")
+        return 130
+    except DemoError as err:
+        say(f"\nThe demo failed: {err}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""A private, throw-away Airflow for the demo: its own home, SQLite database and settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DAGS_FOLDER = REPO / "dags_examples"
+# Fixed so the demo's encrypted connection passwords stay readable by every process of
+# one run (and by a re-started run on a kept home, with --keep). Not a secret: the
+# database it protects is thrown away.
+FERNET_KEY = "pjVB0eSZ5lBnbqRWSiyJXv2Yx9xGkQNBTzWNTnW5sOI="
+SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+)
+
+
+def airflow_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment for every Airflow process of the demo.
+
+    The caller's own ``AIRFLOW__*`` / ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` variables are
+    dropped: the demo must not read, or write into, the user's real Airflow.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_HOME"))
+    }
+    tmp = home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            # Received attachments go to a per-run folder under the system temp directory:
+            # point it into the demo's home so nothing is left behind in /tmp.
+            "TMPDIR": str(tmp),
+            "PYTHONPATH": os.pathsep.join(
+                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
+    )
+    env.update(settings)
+    return env
+
+
+def connection_env(connections: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` variables (JSON) for connections that live only in the env."""
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(c) for conn_id, c in connections.items()}
+
+
+def run_airflow(
+    args: list[str], env: dict[str, str], log_path: Path, timeout: float = 300
+) -> None:
+    """Run one ``airflow`` CLI command, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        log.write(f"\n$ airflow {' '.join(args)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: Ctrl-C reaches the demo, which then stops it.
+            start_new_session=True,
+        )
+        try:
+            code = process.wait(timeout=timeout)
+        finally:
+            stop_process_group(process)
+    if code != 0:
+        raise RuntimeError(f"`airflow {' '.join(args)}` failed (exit {code}):\n{tail(log_path)}")
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started."""
+    import contextlib
+    import signal
+
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # Children may outlive the leader (workers of a killed parent): end the whole group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    """The end of a log file, for error messages."""
+    if not path.exists():
+        return ""
+    return path.read_text(errors="replace")[-chars:]
