@@ -59,9 +59,7 @@ def connection_env(connections: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(c) for conn_id, c in connections.items()}
 
 
-def run_airflow(
-    args: list[str], env: dict[str, str], log_path: Path, timeout: float = 300
-) -> None:
+def run_airflow(args: list[str], env: dict[str, str], log_path: Path, timeout: float = 300) -> None:
     """Run one ``airflow`` CLI command, its output appended to ``log_path``."""
     with open(log_path, "ab") as log:
         log.write(f"\n$ airflow {' '.join(args)}\n".encode())
@@ -92,10 +90,8 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15) -> N
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
     # Children may outlive the leader (workers of a killed parent): end the whole group.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)

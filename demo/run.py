@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -135,4 +136,4 @@ def _print_message(number: int, total: int, message: EmailMessage, lines: int = 
     text = body.get_content() if body is not None else ""
     shown = [line.rstrip() for line in text.strip().splitlines() if line.strip()][:lines]
     for line in shown:
-        say(f"  | {line}")
+        say(f"  | {textwrap.shorten(line, width=92, placeholder=' ...')}")

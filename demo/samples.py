@@ -78,7 +78,7 @@ def sample_inquiries() -> list[EmailMessage]:
         filename="requirements.csv",
     )
     chen = _message(
-        Address("", "chen.wei", "example.com.cn"),
+        Address("Chen Wei", "chen.wei", "example.com.cn"),
         "Partnership / reseller program?",
         minutes_ago=5,
         text=(

@@ -51,8 +51,8 @@ class DemoSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+        for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(ignored, signal.SIG_IGN)
         try:
             self._stack.close()
         finally:

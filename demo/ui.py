@@ -1,1 +1,149 @@
-"""Placeholder, replaced below."""
+"""`make demo-ui`: the demo's servers, connections and sample mail behind `airflow standalone`.
+
+The connections are created in Airflow's database (not only in the environment) so they
+show in the UI's connection list, with the Test button enabled. They use the DAGs'
+default connection ids, so the example DAGs run with their default params: unpause
+``obtain_info_emails_to_leads`` and the sample inquiries reach the leads' inbox.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+
+from demo.airflow_env import (
+    REPO,
+    SIMPLE_AUTH_MANAGER,
+    airflow_env,
+    run_airflow,
+    stop_process_group,
+    tail,
+)
+from demo.samples import sample_inquiries
+from demo.servers import MAIL_DOMAIN, USERS, MailServers
+from demo.session import DemoError, DemoSession, say, step
+from tests.servers.certs import free_port
+
+STEPS = 4
+READY_TIMEOUT = 180
+
+
+def run_ui(session: DemoSession, port: int) -> None:
+    root = session.root
+    step(1, STEPS, "Starting local mail servers (Dovecot IMAP/POP3, SMTP) on 127.0.0.1...")
+    servers = MailServers.start(root / "mail", on_delivery=_announce)
+    session.callback(servers.stop)
+
+    home = root / "airflow"
+    log_path = root / "airflow.log"
+    port = port if _port_free(port) else free_port()
+    url = f"http://127.0.0.1:{port}"
+    step(2, STEPS, f"Preparing a private Airflow (SQLite, airflow db migrate) in {home}...")
+    env = airflow_env(
+        home,
+        AIRFLOW__CORE__AUTH_MANAGER=SIMPLE_AUTH_MANAGER,
+        # No login page: fine for a throw-away Airflow that listens on 127.0.0.1 only.
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__API__BASE_URL=url,
+        # Start with every DAG paused: the user chooses what runs (the asset-watcher
+        # example would otherwise compete with the reference DAG for the info inbox).
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+    )
+    run_airflow(["db", "migrate"], env, log_path)
+    connections = servers.connections(
+        "mail_imap_default", "mail_smtp_default", pop3_id="mail_pop3_default"
+    )
+    connections_file = home / "demo-connections.json"
+    connections_file.write_text(json.dumps(connections))
+    connections_file.chmod(0o600)
+    run_airflow(["connections", "import", "--overwrite", str(connections_file)], env, log_path)
+    connections_file.unlink()
+
+    step(3, STEPS, f"Putting sample mail into info@{MAIL_DOMAIN}...")
+    samples = sample_inquiries()
+    servers.dovecot.deliver("info", [m.as_bytes() for m in samples])
+    for message in samples:
+        say(f"      - {message['From']}: {message['Subject']}")
+
+    step(4, STEPS, f"Starting airflow standalone on {url} (log: {log_path})...")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: scheduler, triggerer, api-server and task processes
+            # all stop with it.
+            start_new_session=True,
+        )
+    session.callback(stop_process_group, process, 30)
+    _wait_ready(process, url, log_path)
+
+    imap, smtp = connections["mail_imap_default"], connections["mail_smtp_default"]
+    say()
+    say(f"Airflow is ready: {url}")
+    say("  Login: none needed (SimpleAuthManager, every visitor is admin; 127.0.0.1 only).")
+    say("  Connections (Admin > Connections, each with a Test button):")
+    for conn_id, conn in connections.items():
+        say(
+            f"    {conn_id:<18} {conn['conn_type']:<10} localhost:{conn['port']}  "
+            f"{conn['extra']['security']}, user {conn['login']}"
+        )
+    say(
+        f"  Mailboxes (Dovecot, IMAP localhost:{imap['port']} TLS or "
+        f"{servers.dovecot.imap_port} STARTTLS): "
+        + ", ".join(f"{user}@{MAIL_DOMAIN} / {password}" for user, password in USERS.items())
+    )
+    say(f"  SMTP localhost:{smtp['port']} (STARTTLS + AUTH, delivers to those mailboxes)")
+    say(f"  Server certificate (throw-away): {servers.certificate.cert_path}")
+    say()
+    say("  Try it: unpause DAG obtain_info_emails_to_leads; it forwards the 4 sample")
+    say(f"  inquiries to leads@{MAIL_DOMAIN}, and each delivery is announced here.")
+    say("Press Ctrl-C to stop Airflow and the mail servers.")
+    while process.poll() is None:
+        time.sleep(0.5)
+    raise DemoError(f"airflow standalone exited (code {process.returncode}):\n{tail(log_path)}")
+
+
+def _announce(rcpt: str, raw: bytes) -> None:
+    """Called by the SMTP server for each delivered email: show it on the console."""
+    message = message_from_bytes(raw, policy=default_policy)
+    say(f"  -> delivered to {rcpt}: {message['Subject']}  (Reply-To: {message['Reply-To']})")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoError(f"airflow standalone exited:\n{tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/version", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.5)
+    raise DemoError(f"Airflow did not answer on {url} within {READY_TIMEOUT} s.")

@@ -29,6 +29,8 @@ def describe_network_error(err: BaseException, settings: ServerSettings) -> Mail
         return err
     if isinstance(err, ssl.SSLCertVerificationError):
         return _describe_certificate_error(err, settings)
+    if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return _closed(where)
     if isinstance(err, ssl.SSLError):
         return MailTLSError(
             f"TLS with {where} failed ({err.reason or err.strerror or 'handshake error'}); "
@@ -50,10 +52,7 @@ def describe_network_error(err: BaseException, settings: ServerSettings) -> Mail
             "port, the Security Method and any firewall, or raise the connection's timeout."
         )
     if isinstance(err, (ConnectionResetError, BrokenPipeError, EOFError, ConnectionAbortedError)):
-        return MailConnectionError(
-            f"{where} closed the connection unexpectedly; check that Security Method matches "
-            "the port and that the server accepts clients from this machine."
-        )
+        return _closed(where)
     if isinstance(err, (imaplib.IMAP4.error, poplib.error_proto, smtplib.SMTPResponseException)):
         return MailProtocolError(
             f"{where} refused a command ({server_reply(err)}); check the connection's settings "
@@ -66,6 +65,13 @@ def describe_network_error(err: BaseException, settings: ServerSettings) -> Mail
         )
     return MailConnectionError(
         f"Unexpected {type(err).__name__} while talking to {where}; check the connection settings."
+    )
+
+
+def _closed(where: str) -> MailConnectionError:
+    return MailConnectionError(
+        f"{where} closed the connection unexpectedly; check that Security Method matches "
+        "the port and that the server accepts clients from this machine."
     )
 
 
