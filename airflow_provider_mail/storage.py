@@ -32,7 +32,8 @@ class VariableStore:
     """Airflow Variables: through the Task SDK inside tasks and triggers, else the database."""
 
     def get(self, key: str) -> Any:
-        raw = _variables().get(key, default=None)
+        # The default is positional: the SDK calls it ``default``, the models ``default_var``.
+        raw = _variables().get(key, None)
         if raw in (None, ""):
             return None
         return json.loads(raw)

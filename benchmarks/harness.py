@@ -6,8 +6,10 @@ before anything imports Airflow or the provider (the benchmarks import those laz
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -20,6 +22,7 @@ from typing import Any
 def prepare_airflow_home() -> Path:
     """Point Airflow at a throw-away home (no DB needed: connections come from env vars)."""
     home = Path(tempfile.mkdtemp(prefix="mail-provider-bench-airflow-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.update(
         {
             "AIRFLOW_HOME": str(home),

@@ -203,8 +203,11 @@ def median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
     return {phase: statistics.median(run[phase] for run in runs) for phase in runs[0]}
 
 
-def cpu_costs(count: int) -> dict[str, float]:
-    """CPU seconds (best of 5) of the work ``fetch()`` does after the wire, per batch."""
+def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
+    """CPU seconds (best of 5) of the work ``fetch()`` does after the wire, per batch.
+
+    Attachments are written under ``scratch``, which the caller removes.
+    """
     from airflow_provider_mail.mail.attachments import DirectorySink
     from airflow_provider_mail.mail.parse import build_record
 
@@ -224,7 +227,7 @@ def cpu_costs(count: int) -> dict[str, float]:
         ],
         "`build_record`, attachments discarded": lambda: records(DiscardingSink()),
         "`build_record` + `DirectorySink` (what `receive` does)": lambda: records(
-            DirectorySink(tempfile.mkdtemp(prefix="mail-provider-bench-cpu-"))
+            DirectorySink(tempfile.mkdtemp(dir=scratch))
         ),
     }
     costs = {}
@@ -286,7 +289,7 @@ def profile(setup: Setup, networks: list[str], repeat: int, count: int) -> None:
 
     print(f"\n### CPU for {count} messages, no network (best of 5)\n")
     print("| step | CPU (ms) |\n|---|---:|")
-    for name, seconds in cpu_costs(count).items():
+    for name, seconds in cpu_costs(count, setup.workdir).items():
         print(f"| {name} | {seconds * 1000:.1f} |")
 
     def proposed(network: str) -> None:

@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
                 run(session)
     except KeyboardInterrupt:
+        if args.ui:
+            # Ctrl-C is how the UI demo is meant to end.
+            say("\nStopped Airflow and the mail servers.")
+            return 0
         say("\nInterrupted: everything the demo started has been stopped.")
         return 130
     except DemoError as err:

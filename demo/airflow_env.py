@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,22 @@ def tail(path: Path, chars: int = 3000) -> str:
     if not path.exists():
         return ""
     return path.read_text(errors="replace")[-chars:]
+
+
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Exit|Timeout\w*|Failure): .+")
+
+
+def errors_in(path: Path, limit: int = 5) -> str:
+    """The exception lines of a log (``MailAuthError: ... check User Name and Password``).
+
+    Airflow's log around a failed task is long; the provider's own error messages say
+    what went wrong and what to change, so they are what the console shows.
+    """
+    if not path.exists():
+        return ""
+    found: list[str] = []
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if _ERROR_LINE.match(line) and line not in found:
+            found.append(line)
+    return "\n".join(f"  {line}" for line in found[-limit:])

@@ -14,6 +14,7 @@ from demo.airflow_env import (
     REPO,
     airflow_env,
     connection_env,
+    errors_in,
     run_airflow,
     stop_process_group,
     tail,
@@ -73,9 +74,12 @@ def run(session: DemoSession) -> None:
     for task_id in sorted(tasks, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else 9):
         task = tasks[task_id]
         say(f"      {task_id}: {task['state']}{_task_note(task_id, task)}")
-    failed = {t: v["state"] for t, v in result["tasks"].items() if v["state"] != "success"}
-    if failed or len(result["tasks"]) != 3:
-        raise DemoError(f"The DAG run did not succeed: {failed}\n{tail(log_path)}")
+    failed = {t: v["state"] for t, v in tasks.items() if v["state"] != "success"}
+    if failed or len(tasks) != len(TASK_ORDER):
+        raise DemoError(
+            f"the DAG run did not succeed ({failed}).\n{errors_in(log_path)}\n"
+            f"Airflow's log: {log_path}"
+        )
 
     step(5, STEPS, f"What the leads received (the inbox of {LEADS_EMAIL}):")
     received = servers.inbox("leads")
@@ -83,7 +87,7 @@ def run(session: DemoSession) -> None:
         _print_message(number, len(received), message)
     expected = len(samples)
     if len(received) != expected:
-        raise DemoError(f"The leads received {len(received)} email(s), expected {expected}.")
+        raise DemoError(f"the leads received {len(received)} email(s), expected {expected}.")
     say()
     say(f"Demo finished in {session.elapsed:.0f} s")
 
@@ -107,9 +111,14 @@ def run_dag(
     try:
         code = process.wait(timeout=DAG_TIMEOUT)
     except subprocess.TimeoutExpired as err:
-        raise DemoError(f"The DAG run took over {DAG_TIMEOUT} s:\n{tail(log_path)}") from err
+        raise DemoError(
+            f"the DAG run took over {DAG_TIMEOUT} s. Airflow's log: {log_path}"
+        ) from err
     if code != 0 or not result_path.exists():
-        raise DemoError(f"The DAG run failed (exit {code}):\n{tail(log_path)}")
+        raise DemoError(
+            f"the DAG run stopped with exit code {code}.\n{errors_in(log_path)}\n"
+            f"{tail(log_path, 1500)}\nAirflow's log: {log_path}"
+        )
     result: dict[str, Any] = json.loads(result_path.read_text())
     return result
 

@@ -41,6 +41,8 @@ class DemoSession:
         self._old_handlers: dict[int, Any] = {}
 
     def __enter__(self) -> DemoSession:
+        # A shell starts background jobs with SIGINT ignored; the demo wants Ctrl-C / kill -INT.
+        self._old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
         for signum in (signal.SIGTERM, signal.SIGHUP):
             self._old_handlers[signum] = signal.signal(signum, _interrupt)
         return self
@@ -53,14 +55,16 @@ class DemoSession:
     ) -> None:
         for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(ignored, signal.SIG_IGN)
+        # After a failure the logs are the explanation: keep them for the user to read.
+        failed = exc_type is not None and not issubclass(exc_type, KeyboardInterrupt)
         try:
             self._stack.close()
         finally:
-            if self.keep:
-                print(f"Kept the demo's files (--keep): {self.root}")
+            if self.keep or failed:
+                why = "--keep" if self.keep else "the demo failed: its logs are there"
+                print(f"Kept the demo's files ({why}): {self.root}", flush=True)
             else:
                 shutil.rmtree(self.root, ignore_errors=True)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             for signum, handler in self._old_handlers.items():
                 signal.signal(signum, handler)
 

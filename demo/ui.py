@@ -1,4 +1,4 @@
-"""`make demo-ui`: the demo's servers, connections and sample mail behind `airflow standalone`.
+"""`make demo-ui`: the demo's servers, connections and sample mail behind a running Airflow.
 
 The connections are created in Airflow's database (not only in the environment) so they
 show in the UI's connection list, with the Test button enabled. They use the DAGs'
@@ -33,6 +33,7 @@ from demo.session import DemoError, DemoSession, say, step
 from tests.servers.certs import free_port
 
 STEPS = 4
+DAG_ID = "obtain_info_emails_to_leads"
 READY_TIMEOUT = 180
 
 
@@ -53,9 +54,8 @@ def run_ui(session: DemoSession, port: int) -> None:
         # No login page: fine for a throw-away Airflow that listens on 127.0.0.1 only.
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-        AIRFLOW__API__HOST="127.0.0.1",
-        AIRFLOW__API__PORT=str(port),
-        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        # Task processes reach the Execution API through this URL.
         AIRFLOW__API__BASE_URL=url,
         # Start with every DAG paused: the user chooses what runs (the asset-watcher
         # example would otherwise compete with the reference DAG for the info inbox).
@@ -77,21 +77,10 @@ def run_ui(session: DemoSession, port: int) -> None:
     for message in samples:
         say(f"      - {message['From']}: {message['Subject']}")
 
-    step(4, STEPS, f"Starting airflow standalone on {url} (log: {log_path})...")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own process group: scheduler, triggerer, api-server and task processes
-            # all stop with it.
-            start_new_session=True,
-        )
-    session.callback(stop_process_group, process, 30)
-    _wait_ready(process, url, log_path)
+    logs = root / "airflow-components"
+    step(4, STEPS, f"Starting Airflow (api-server on {url}; logs in {logs})...")
+    processes = start_components(session, env, port, logs)
+    _wait_ready(processes, url, logs)
 
     imap, smtp = connections["mail_imap_default"], connections["mail_smtp_default"]
     say()
@@ -114,9 +103,9 @@ def run_ui(session: DemoSession, port: int) -> None:
     say("  Try it: unpause DAG obtain_info_emails_to_leads; it forwards the 4 sample")
     say(f"  inquiries to leads@{MAIL_DOMAIN}, and each delivery is announced here.")
     say("Press Ctrl-C to stop Airflow and the mail servers.")
-    while process.poll() is None:
+    while True:
+        _check_alive(processes, logs)
         time.sleep(0.5)
-    raise DemoError(f"airflow standalone exited (code {process.returncode}):\n{tail(log_path)}")
 
 
 def _announce(rcpt: str, raw: bytes) -> None:
@@ -134,16 +123,57 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+def start_components(
+    session: DemoSession, env: dict[str, str], port: int, logs: Path
+) -> dict[str, subprocess.Popen[bytes]]:
+    """What ``airflow standalone`` starts, each in its own process group, on 127.0.0.1 only.
+
+    Not ``airflow standalone`` itself: its scheduler and triggerer always serve logs on
+    every interface (0.0.0.0:8793 and :8794); ``--skip-serve-logs`` keeps the demo local
+    and free of fixed ports. The api-server reads the task logs from the local files.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = {
+        "api-server": ["api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
+        "scheduler": ["scheduler", "--skip-serve-logs"],
+        "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer", "--skip-serve-logs"],
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for name, args in commands.items():
+        with open(logs / f"{name}.log", "ab") as log:
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env=env,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group, so that stopping it stops the task processes too.
+                start_new_session=True,
+            )
+        session.callback(stop_process_group, processes[name], 30)
+    return processes
+
+
+def _check_alive(processes: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
+    for name, process in processes.items():
+        if process.poll() is not None:
+            raise DemoError(
+                f"airflow {name} exited (code {process.returncode}):\n{tail(logs / f'{name}.log')}"
+            )
+
+
+def _wait_ready(processes: dict[str, subprocess.Popen[bytes]], url: str, logs: Path) -> None:
+    """Wait until the UI answers and the reference DAG has been parsed (it shows in the UI)."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoError(f"airflow standalone exited:\n{tail(log_path)}")
+        _check_alive(processes, logs)
         try:
-            with urllib.request.urlopen(f"{url}/api/v2/version", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/api/v2/dags/{DAG_ID}", timeout=2) as response:
                 if response.status == 200:
                     return
         except (OSError, urllib.error.URLError):
             pass
         time.sleep(0.5)
-    raise DemoError(f"Airflow did not answer on {url} within {READY_TIMEOUT} s.")
+    raise DemoError(f"Airflow did not show DAG {DAG_ID} on {url} within {READY_TIMEOUT} s.")

@@ -92,16 +92,22 @@ class ReceiveEmailSensor(BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
         self._hook()
-        pending = self._ledger(context).pending()
-        if pending is not None:
-            records = self._hand_over(context, Claim.from_payload(pending), retry=True)
-            if records:
-                self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
-                return records
+        records = self.deliver_unfinished(context)
+        if records:
+            return records
         if not self.deferrable:
             return super().execute(context)
         self._defer()
         return None
+
+    def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
+        """The messages an earlier try of this task instance claimed but may not have returned."""
+        pending = self._ledger(context).pending()
+        if pending is None:
+            return []
+        records = self._hand_over(context, Claim.from_payload(pending), retry=True)
+        self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
+        return records
 
     def _defer(self) -> None:
         self.defer(
