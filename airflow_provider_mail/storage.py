@@ -114,3 +114,60 @@ class HandoverLedger:
         entries.pop(self.entry, None)
         entries[self.entry] = payload
         self.store.set(self.key, dict(list(entries.items())[-self.KEEP :]))
+
+
+class DeliveredMessageIds:
+    """The Message-IDs recently handed over from one IMAP folder, with its UIDVALIDITY.
+
+    UIDs only mean something together with the folder's UIDVALIDITY. When a folder is
+    recreated (UIDVALIDITY changes), its messages get new UIDs and often lose their
+    ``\\Seen`` flag; the Message-ID is then the identity that tells which of them were
+    handed over already. Every message that was in the folder when the change was noticed
+    (UID below the UIDNEXT of that moment) is checked; later mail is new by definition.
+    Kept in the Variable
+    ``mail_provider/imap_delivered/<conn_id>/<login>@<host>:<port>/<folder>``.
+    """
+
+    KEEP = 5000
+
+    def __init__(self, store: KeyValueStore, *, conn_id: str, account: str, folder: str) -> None:
+        self.store = store
+        self.key = f"{PREFIX}/imap_delivered/{conn_id}/{account}/{folder}"
+        value = store.get(self.key) or {}
+        self.uidvalidity: int | None = value.get("uidvalidity")
+        self.message_ids: list[str] = list(value.get("message_ids", []))
+        self.check_below_uid: int = int(value.get("check_below_uid", 0))
+
+    def folder_was_recreated(self, uidvalidity: int | None) -> bool:
+        """Whether ``uidvalidity`` differs from the one of the last hand-over."""
+        return self.uidvalidity is not None and self.uidvalidity != uidvalidity
+
+    def start_checking(self, uidvalidity: int | None, uid_next: int) -> None:
+        """The folder was recreated: check every message below ``uid_next`` from now on."""
+        self.uidvalidity = uidvalidity
+        self.check_below_uid = uid_next
+        self._save()
+
+    def suspects(self, uids: tuple[int, ...]) -> list[int]:
+        """The UIDs that may be messages handed over before the folder was recreated."""
+        return [uid for uid in uids if uid < self.check_below_uid]
+
+    def remember(self, uidvalidity: int | None, message_ids: list[str]) -> None:
+        """Record a completed hand-over."""
+        known = set(self.message_ids)
+        fresh = [message_id for message_id in message_ids if message_id not in known]
+        if uidvalidity == self.uidvalidity and not fresh:
+            return
+        self.uidvalidity = uidvalidity
+        self.message_ids = (self.message_ids + fresh)[-self.KEEP :]
+        self._save()
+
+    def _save(self) -> None:
+        self.store.set(
+            self.key,
+            {
+                "uidvalidity": self.uidvalidity,
+                "message_ids": self.message_ids,
+                "check_below_uid": self.check_below_uid,
+            },
+        )

@@ -171,3 +171,26 @@ def test_delay_is_the_poke_interval() -> None:
     assert sensor.deferrable is True
     assert sensor.max_emails == 5
     assert sensor.conn_id == "mail_imap_default"
+
+
+def test_recreated_folder_neither_repeats_nor_skips(
+    airflow_db: object, mail_connection: ConnFactory, info_inbox: Dovecot, certificate: Certificate
+) -> None:
+    """A new UIDVALIDITY: handed-over messages (same Message-ID) are not delivered again."""
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
+    originals = numbered(7, "Kept")
+    info_inbox.deliver("info", originals, folder="Recreate")
+    first = run_dag(receive_dags.receive_unseen_deferrable, conn_id=conn_id, folder="Recreate")
+    assert task_result(first, "collect") == [f"Kept {i}" for i in range(5)]
+    old_uidvalidity = task_result(first, "receive")[0]["uidvalidity"]
+
+    time.sleep(1.1)  # Dovecot derives UIDVALIDITY from the clock
+    with info_inbox.client("info") as client:
+        client.delete_folder("Recreate")
+    # Restored from a backup without flags, plus two new messages.
+    info_inbox.deliver("info", [*originals, *numbered(2, "New")], folder="Recreate")
+
+    second = run_dag(receive_dags.receive_unseen_deferrable, conn_id=conn_id, folder="Recreate")
+    records = task_result(second, "receive")
+    assert records[0]["uidvalidity"] != old_uidvalidity
+    assert task_result(second, "collect") == ["Kept 5", "Kept 6", "New 0", "New 1"]

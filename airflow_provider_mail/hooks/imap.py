@@ -89,11 +89,13 @@ class ImapHook(ReceiveHook[IMAPClient]):
         """Search only (no message is read or changed): the oldest messages a poll takes."""
         name = folder_name(folder)
         with self.translate_errors():
+            already_selected = self._is_selected(name)
             uidvalidity = self._select(name)
             self._forget_untagged()
-            # SEARCH runs on the mailbox as of the server's last sync and reports newer
-            # mail only beside its answer: sync first, or new mail is found a poll late.
-            self.client.noop()
+            if already_selected:
+                # SEARCH runs on the mailbox as of the server's last sync and reports newer
+                # mail only beside its answer: sync first, or new mail is found a poll late.
+                self.client.noop()
             uids = self.client.search("UNSEEN" if unseen_only else "ALL")
         return Claim("imap", name, uidvalidity, uids=tuple(oldest_first(uids, max_emails)))
 
@@ -203,6 +205,29 @@ class ImapHook(ReceiveHook[IMAPClient]):
             if self._select(claim.folder) == claim.uidvalidity:
                 self.client.remove_flags(list(claim.uids), [PENDING], silent=True)
 
+    def uid_next(self, folder: str) -> int:
+        """The UID the folder's next message will get."""
+        with self.translate_errors():
+            status = self.client.folder_status(folder, [b"UIDNEXT"])
+        return int(status[b"UIDNEXT"])
+
+    def message_ids(self, claim: Claim) -> dict[int, str]:
+        """UID -> Message-ID of the claimed messages (one FETCH of that header only)."""
+        if not claim.uids:
+            return {}
+        with self.translate_errors():
+            self._select(claim.folder)
+            response = self.client.fetch(
+                list(claim.uids), [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+            )
+        found = {}
+        for uid, data in response.items():
+            header = data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")
+            _, _, value = header.decode("ascii", "replace").partition(":")
+            if value.strip():
+                found[uid] = " ".join(value.split())
+        return found
+
     def mark_seen(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""
         if not claim.uids:
@@ -210,6 +235,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         with self.translate_errors():
             if self._select(claim.folder) == claim.uidvalidity:
                 self.client.add_flags(list(claim.uids), [SEEN], silent=True)
+
+    def _is_selected(self, folder: str) -> bool:
+        return self._selected is not None and self._selected[0] == (id(self.client), folder)
 
     def _forget_untagged(self) -> None:
         """Drop the server's unsolicited EXISTS/RECENT/... replies.
@@ -226,9 +254,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         Within one session the server cannot change UIDVALIDITY under a selected folder
         without closing it, so a second select of the same folder is skipped.
         """
-        client = self.client
-        if self._selected is not None and self._selected[0] == (id(client), folder):
+        if self._is_selected(folder) and self._selected is not None:
             return self._selected[1]
+        client = self.client
         try:
             status = client.select_folder(folder)
         except imaplib.IMAP4.error as err:
