@@ -8,6 +8,9 @@ Two things live here, as JSON Variables whose keys start with ``mail_provider/``
 * ``mail_provider/handover/<dag_id>/<task_id>``: the last claims of a
   ``ReceiveEmailSensor`` per run, so that a retry after a crash delivers the same messages
   instead of losing them. Deleting it is safe when no run of that task is in progress.
+* ``mail_provider/sent/<dag_id>/<task_id>``: which emails of a ``SendEmailOperator`` run
+  went out before a try failed, so that its retry does not send them twice.
+* ``mail_provider/imap_delivered/...``: see :class:`DeliveredMessageIds`.
 """
 
 from __future__ import annotations
@@ -78,38 +81,60 @@ def pop3_seen_key(conn_id: str, account: str) -> str:
     return f"{PREFIX}/pop3_seen/{conn_id}/{account}"
 
 
-def handover_key(dag_id: str, task_id: str) -> str:
-    """The Variable key of one sensor task's hand-over ledger."""
-    return f"{PREFIX}/handover/{dag_id}/{task_id}"
+class TaskLedger:
+    """What one task instance did that its retry must know, kept across tries.
 
-
-class HandoverLedger:
-    """The write-ahead record of what one sensor task instance claimed.
-
-    The sensor writes its claim here before it reads or marks any message. When the
-    task, its worker or the triggerer dies before the task's result is stored, the next
-    try of the same task instance finds the claim and delivers the same messages again,
-    so nothing is lost; messages whose hand-over completed are already seen, so later
-    runs do not get them again. Entries of the last :attr:`KEEP` runs are kept.
+    ``kind`` ``"handover"``: the sensor writes its claim here before it reads or marks
+    any message; when the task, its worker or the triggerer dies before the task's result
+    is stored, the next try of the same task instance delivers the same messages again,
+    so nothing is lost, and messages whose hand-over completed are already seen, so later
+    runs do not get them again. ``kind`` ``"sent"``: the emails a failed try of
+    ``SendEmailOperator`` sent already. Entries of the last :attr:`KEEP` runs are kept.
     """
 
     KEEP = 50
 
     def __init__(
-        self, store: KeyValueStore, *, dag_id: str, task_id: str, run_id: str, map_index: int
+        self,
+        store: KeyValueStore,
+        kind: str,
+        *,
+        dag_id: str,
+        task_id: str,
+        run_id: str,
+        map_index: int | None,
     ) -> None:
         self.store = store
-        self.key = handover_key(dag_id, task_id)
-        self.entry = f"{run_id}#{map_index}"
+        self.key = f"{PREFIX}/{kind}/{dag_id}/{task_id}"
+        self.entry = f"{run_id}#{-1 if map_index is None else map_index}"
+
+    @classmethod
+    def for_task(cls, kind: str, context: Any) -> TaskLedger:
+        """The ledger of the running task instance (``context["ti"]``), in Variables.
+
+        Outside a task run (``execute({})`` called by hand) there is no retry to inform:
+        the ledger then lives in memory.
+        """
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is None:
+            return cls(MemoryStore(), kind, dag_id="", task_id="", run_id="", map_index=None)
+        return cls(
+            VariableStore(),
+            kind,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=ti.map_index,
+        )
 
     def pending(self) -> dict[str, Any] | None:
-        """The claim payload an earlier try of this task instance wrote, if any."""
+        """What an earlier try of this task instance wrote, if anything."""
         entries = self.store.get(self.key) or {}
         entry = entries.get(self.entry)
         return entry if isinstance(entry, dict) else None
 
     def record(self, payload: dict[str, Any]) -> None:
-        """Write the claim this try is about to hand over."""
+        """Write this try's entry (replacing an earlier try's)."""
         entries = dict(self.store.get(self.key) or {})
         entries.pop(self.entry, None)
         entries[self.entry] = payload

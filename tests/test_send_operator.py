@@ -216,6 +216,7 @@ def test_data_must_be_dicts(smtp: SmtpServers, conn_id: str, data: Any) -> None:
 
 def test_template_fields() -> None:
     assert set(SendEmailOperator.template_fields) == {
+        "conn_id",
         "from_email",
         "to",
         "cc",
@@ -226,3 +227,34 @@ def test_template_fields() -> None:
         "reply_to",
         "data",
     }
+
+
+def test_retry_after_a_refused_recipient_sends_only_what_did_not_go_out(
+    airflow_db: object, smtp: SmtpServers, conn_id: str
+) -> None:
+    """The same task instance tried twice: emails of the first try are not sent again."""
+    import uuid
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(
+        dag_id="send_retry", task_id="send", run_id=str(uuid.uuid4()), map_index=-1
+    )
+    data = [{"to": "a@example.org"}, {"to": "gone@example.org"}, {"to": "b@example.org"}]
+    smtp.starttls.refuse("gone@example.org")
+    with pytest.raises(SendIncompleteError):
+        operator(conn_id, data=data, subject="S").execute({"ti": ti})
+    smtp.starttls.recorder.refused.clear()
+
+    results = operator(conn_id, data=data, subject="S").execute({"ti": ti})
+    assert [item.rcpt_tos for item in smtp.starttls.messages] == [
+        ("a@example.org",),
+        ("gone@example.org",),
+        ("b@example.org",),
+    ]
+    assert [r["to"] for r in results] == [
+        ["a@example.org"],
+        ["gone@example.org"],
+        ["b@example.org"],
+    ]
+    first_message_id = smtp.starttls.messages[0].parsed()["Message-ID"]
+    assert results[0]["message_id"] == first_message_id

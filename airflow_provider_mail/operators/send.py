@@ -11,6 +11,7 @@ from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.smtp import SendIncompleteError, SmtpHook
 from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
+from airflow_provider_mail.storage import TaskLedger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -186,13 +187,29 @@ class SendEmailOperator(BaseOperator):
         if not emails:
             self.log.info("data is an empty list, so no email was sent.")
             return []
-        self.log.info("Composed %d email(s); sending through %r.", len(emails), self.conn_id)
+        ledger = TaskLedger.for_task("sent", context)
+        earlier: dict[str, dict[str, Any]] = dict((ledger.pending() or {}).get("sent", {}))
+        if earlier:
+            self.log.info(
+                "%d email(s) went out in an earlier try of this task; not sending them again.",
+                len(earlier),
+            )
+        todo = [(index, email) for index, email in enumerate(emails) if str(index) not in earlier]
+        self.log.info("Composed %d email(s); sending through %r.", len(todo), self.conn_id)
         try:
-            results = SmtpHook(self.conn_id).send(emails, max_connections=self.max_connections)
+            fresh = SmtpHook(self.conn_id).send(
+                [email for _index, email in todo], max_connections=self.max_connections
+            )
         except SendIncompleteError as err:
+            index_of = {email.message_id: index for index, email in todo}
             for result in err.sent:
+                earlier[str(index_of[result["message_id"]])] = result
                 self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+            # A retry of this task instance sends only what did not go out.
+            ledger.record({"sent": earlier})
             raise
-        for result in results:
+        by_index = {**earlier, **{str(index): r for (index, _), r in zip(todo, fresh, strict=True)}}
+        results = [by_index[str(index)] for index in range(len(emails))]
+        for result in fresh:
             self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
         return results

@@ -16,7 +16,7 @@ from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
 from airflow_provider_mail.mail.state import Claim, check_max_emails
-from airflow_provider_mail.storage import DeliveredMessageIds, HandoverLedger, VariableStore
+from airflow_provider_mail.storage import DeliveredMessageIds, TaskLedger, VariableStore
 from airflow_provider_mail.triggers.receive import (
     ReceiveEmailTrigger,
     delay_seconds,
@@ -103,7 +103,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
-        pending = self._ledger(context).pending()
+        pending = TaskLedger.for_task("handover", context).pending()
         if pending is None:
             return []
         records = self._hand_over(context, Claim.from_payload(pending), retry=True)
@@ -166,7 +166,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
         (``retry`` skips this: the earlier try's claim is already this task's).
         """
         started = time.monotonic()
-        ledger = self._ledger(context)
+        ledger = TaskLedger.for_task("handover", context)
         ledger.record(claim.to_payload())
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
         with contextlib.nullcontext(hook) if hook else self._hook() as session:
@@ -235,16 +235,6 @@ class ReceiveEmailSensor(BaseSensorOperator):
         )
         hook.check_folder(self.folder)
         return hook
-
-    def _ledger(self, context: Any) -> HandoverLedger:
-        ti = context["ti"]
-        return HandoverLedger(
-            VariableStore(),
-            dag_id=ti.dag_id,
-            task_id=ti.task_id,
-            run_id=ti.run_id,
-            map_index=ti.map_index if ti.map_index is not None else -1,
-        )
 
     @staticmethod
     def _default_attachments_dir(context: Any) -> str:

@@ -118,9 +118,6 @@ def _inject(hook: Any, point: str | None) -> Any:
 
 def _sensor_try(conn_id: str, run_id: str, deferrable: bool, out: Path, seed: int) -> None:
     """One try of the sensor task instance; runs in the forked child."""
-    from airflow import settings
-
-    settings.engine.dispose(close=False)  # never share the parent's DB connections
     rng = random.Random(seed)
     point = _arm(rng)
     sensor = ReceiveEmailSensor(
@@ -180,10 +177,27 @@ async def _first_event(trigger: Any) -> dict[str, Any]:
         await events.aclose()
 
 
+def _reset_after_fork() -> None:
+    """Give the child its own copies of what the parent's threads own.
+
+    The parent may have run triggers before (other tests): asgiref's one-thread executor,
+    which ``aget_connection`` uses, then believes its worker thread exists, but a forked
+    child has no such thread and would wait forever.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow import settings
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+    settings.engine.dispose(close=False)  # never share the parent's DB connections
+
+
 def _fork(target: Any, *args: Any) -> int:
     pid = os.fork()
     if pid == 0:
         try:
+            _reset_after_fork()
             target(*args)
         except BaseException:
             traceback.print_exc()
