@@ -229,6 +229,14 @@ class ReceiveHook(MailHook[ClientT]):
         """Remember that the claimed messages were handed over."""
         raise NotImplementedError
 
+    def supports_idle(self) -> bool:
+        """Whether the server can push news of new mail (IMAP IDLE)."""
+        return False
+
+    def wait_for_news(self, timeout: float) -> bool:
+        """Block until the server reports a change of the selected folder, or ``timeout``."""
+        raise NotImplementedError
+
     def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
         """Take the claimed messages against other pollers; returns the ones now owned.
 

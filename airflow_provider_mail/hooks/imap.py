@@ -236,6 +236,26 @@ class ImapHook(ReceiveHook[IMAPClient]):
             if self._select(claim.folder) == claim.uidvalidity:
                 self.client.add_flags(list(claim.uids), [SEEN], silent=True)
 
+    def supports_idle(self) -> bool:
+        """Whether the server advertises IDLE (RFC 2177)."""
+        with self.translate_errors():
+            return bool(self.client.has_capability("IDLE"))
+
+    def wait_for_news(self, timeout: float) -> bool:
+        """IDLE on the selected folder until the server reports a change, or ``timeout``.
+
+        Call after :meth:`find_new` (IDLE needs a selected folder). Returns whether the
+        server said anything (new mail, flags changed, expunges): a reason to poll now.
+        """
+        client = self.client
+        with self.translate_errors():
+            client.idle()
+            try:
+                news = client.idle_check(timeout=timeout)
+            finally:
+                _text, more = client.idle_done()
+        return bool(news or more)
+
     def _is_selected(self, folder: str) -> bool:
         return self._selected is not None and self._selected[0] == (id(self.client), folder)
 

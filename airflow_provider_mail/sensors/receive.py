@@ -60,6 +60,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
     :param attachments_dir: where attachments are written: a directory or an Airflow
         object-storage URL (``s3://bucket/mail``) that downstream tasks on other workers
         can read. Default: ``<temp dir>/airflow-provider-mail/<dag>/<run>/<task>``.
+    :param use_idle: deferrable mode on IMAP: between polls, wait with IMAP IDLE so that
+        new mail is noticed within a second rather than after up to ``delay`` seconds
+        (default ``False``; see :class:`ReceiveEmailTrigger`).
     """
 
     template_fields: Sequence[str] = ("conn_id", "folder", "attachments_dir")
@@ -74,6 +77,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
         max_emails: int = 5,
         deferrable: bool = True,
         attachments_dir: str | None = None,
+        use_idle: bool = False,
         **kwargs: Any,
     ) -> None:
         if "poke_interval" in kwargs:
@@ -89,6 +93,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
         self.max_emails = check_max_emails(max_emails)
         self.deferrable = deferrable
         self.attachments_dir = attachments_dir
+        self.use_idle = use_idle
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
@@ -120,6 +125,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 delay=self.delay,
                 mark_seen=False,
                 timeout=float(self.timeout) if self.timeout is not None else None,
+                use_idle=self.use_idle,
             ),
             method_name="execute_complete",
         )

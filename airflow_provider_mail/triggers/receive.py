@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +26,8 @@ RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
     Pop3Hook.conn_type: Pop3Hook,
 }
 MAX_BACKOFF_SECONDS = 300.0
+#: How long one IMAP IDLE lasts before it is renewed (servers drop IDLE after 29 minutes).
+IDLE_RENEW_SECONDS = 120.0
 
 
 def receive_hook_class(conn_id: str, conn_type: str | None) -> type[ReceiveHook[Any]]:
@@ -69,6 +72,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     :param delay: seconds between polls (default 5).
     :param mark_seen: mark the messages seen when the event is emitted (AssetWatcher use).
     :param timeout: give up after this many seconds with a ``timeout`` event (sensor use).
+    :param use_idle: wait with IMAP IDLE between polls when the server offers it, so new
+        mail is noticed within a second instead of after up to ``delay`` seconds. IDLE is
+        renewed every :data:`IDLE_RENEW_SECONDS` (well under the 29-minute limit of RFC
+        2177); any IDLE error falls back to polling every ``delay``. Default ``False``.
     :param max_failures: consecutive failed polls (server down, network) tolerated, with
         growing back-off, before the trigger fails; authentication and configuration
         errors fail at once.
@@ -84,6 +91,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         mark_seen: bool = True,
         timeout: float | None = None,
         max_failures: int = 5,
+        use_idle: bool = False,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -94,6 +102,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self.mark_seen = mark_seen
         self.timeout = timeout
         self.max_failures = max_failures
+        self.use_idle = use_idle
+        self._idle_thread: concurrent.futures.ThreadPoolExecutor | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments; holds no secret, only the connection id."""
@@ -108,6 +118,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 "mark_seen": self.mark_seen,
                 "timeout": self.timeout,
                 "max_failures": self.max_failures,
+                "use_idle": self.use_idle,
             },
         )
 
@@ -126,7 +137,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             async for event in self._poll_until_found(hook, deadline):
                 yield event
         finally:
+            # Closing the session also ends an IDLE still waiting in its thread.
             await asyncio.to_thread(hook.close)
+            if self._idle_thread is not None:
+                self._idle_thread.shutdown(wait=False, cancel_futures=True)
 
     async def _poll_until_found(
         self, hook: ReceiveHook[Any], deadline: float | None
@@ -185,7 +199,35 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 return
             if not hook.session_sees_new_mail:
                 await asyncio.to_thread(hook.close)
+            await self._wait(hook, deadline)
+
+    async def _wait(self, hook: ReceiveHook[Any], deadline: float | None) -> None:
+        """Until the next poll: ``delay`` seconds, or until IDLE reports news."""
+        if not self.use_idle:
             await asyncio.sleep(self.delay)
+            return
+        timeout = IDLE_RENEW_SECONDS
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - time.monotonic()), 0.0)
+        loop = asyncio.get_running_loop()
+        if self._idle_thread is None:
+            # Its own thread: an IDLE blocks for minutes and must not take a slot of the
+            # shared executor that every other trigger's polls run in.
+            self._idle_thread = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="mail-idle"
+            )
+        try:
+            if await loop.run_in_executor(self._idle_thread, hook.supports_idle):
+                await loop.run_in_executor(self._idle_thread, hook.wait_for_news, timeout)
+                return
+            self.log.info("%s does not offer IDLE; polling every %g s.", self.conn_id, self.delay)
+        except MailError as err:
+            self.log.warning(
+                "IDLE on %s failed (%s); polling every %g s.", self.conn_id, err, self.delay
+            )
+            await asyncio.to_thread(hook.close)
+        self.use_idle = False
+        await asyncio.sleep(self.delay)
 
     def _failure(self, err: MailError, after: int = 0) -> TriggerEvent:
         if self.mark_seen:

@@ -1,0 +1,67 @@
+"""IMAP IDLE: new mail is noticed at once instead of after ``delay``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+from tests.conftest import ConnFactory, receive_connection
+from tests.servers.certs import Certificate
+from tests.servers.dovecot import Dovecot
+from tests.test_receive_sensor import numbered
+
+
+def _first_event_after_delivery(
+    trigger: ReceiveEmailTrigger, dovecot: Dovecot
+) -> tuple[dict[str, Any], float]:
+    async def scenario() -> tuple[dict[str, Any], float]:
+        events = trigger.run()
+        waiting = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(1.0)  # the first poll found nothing; the trigger now waits
+        delivered = time.monotonic()
+        await asyncio.to_thread(dovecot.deliver, "info", numbered(1, "Pushed"))
+        try:
+            event = await asyncio.wait_for(waiting, timeout=60)
+        finally:
+            await events.aclose()
+        return dict(event.payload), time.monotonic() - delivered
+
+    return asyncio.run(scenario())
+
+
+def test_idle_notices_new_mail_long_before_the_next_poll(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    trigger = ReceiveEmailTrigger(
+        conn_id, unseen_only=True, delay=30, mark_seen=False, use_idle=True
+    )
+    payload, latency = _first_event_after_delivery(trigger, dovecot)
+    assert payload["status"] == "success" and len(payload["uids"]) == 1
+    # Behaviour, not speed: push arrives well inside the 30 s a poll would wait.
+    assert latency < 10, f"IDLE took {latency:.1f} s; polling would take up to 30 s"
+
+
+def test_without_idle_the_next_poll_finds_it(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    trigger = ReceiveEmailTrigger(conn_id, unseen_only=True, delay=4, mark_seen=False)
+    payload, latency = _first_event_after_delivery(trigger, dovecot)
+    assert payload["status"] == "success"
+    assert latency >= 1.5, "without IDLE the mail waits for the next poll"
+
+
+def test_idle_on_pop3_falls_back_to_polling(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "pop3", "ssl", certificate)
+    trigger = ReceiveEmailTrigger(conn_id, delay=0.5, mark_seen=False, use_idle=True)
+    payload, _latency = _first_event_after_delivery(trigger, dovecot)
+    assert payload["status"] == "success" and len(payload["uidls"]) == 1
+    assert trigger.use_idle is False
