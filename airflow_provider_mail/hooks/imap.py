@@ -10,9 +10,10 @@ from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import LoginError
 from imapclient.imapclient import join_message_ids
 
-from airflow_provider_mail.exceptions import MailAuthError, MailProtocolError, MailTLSError
+from airflow_provider_mail.exceptions import MailProtocolError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.mail.errors import login_rejected, starttls_not_offered
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
@@ -54,19 +55,13 @@ class ImapHook(ReceiveHook[IMAPClient]):
             client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if settings.security is Security.STARTTLS:
                 if not client.has_capability("STARTTLS"):
-                    raise MailTLSError(
-                        f"{settings.address} does not offer STARTTLS, so nothing was sent in "
-                        "plain text; choose Security Method ssl (port 993) or none."
-                    )
+                    raise starttls_not_offered(settings)
                 client.starttls(context)
             if settings.login:
                 try:
                     client.login(settings.login, settings.password)
                 except LoginError as err:
-                    raise MailAuthError(
-                        f"{settings.address} rejected the user name {settings.login!r} or its "
-                        "password; check User Name and Password."
-                    ) from err
+                    raise login_rejected(settings) from err
                 # SELECT makes imaplib forget the capabilities sent with the LOGIN reply;
                 # caching them now saves a CAPABILITY round trip on the first SEARCH.
                 client.capabilities()

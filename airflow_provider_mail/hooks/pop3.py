@@ -5,9 +5,10 @@ from __future__ import annotations
 import poplib
 from typing import Any
 
-from airflow_provider_mail.exceptions import MailAuthError, MailConfigError, MailTLSError
+from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.mail.errors import login_rejected, starttls_not_offered
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
@@ -68,20 +69,14 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         try:
             if settings.security is Security.STARTTLS:
                 if "STLS" not in _capabilities(client):
-                    raise MailTLSError(
-                        f"{settings.address} does not offer STARTTLS (STLS), so nothing was sent "
-                        "in plain text; choose Security Method ssl (port 995) or none."
-                    )
+                    raise starttls_not_offered(settings)
                 client.stls(context)
             if settings.login:
                 try:
                     client.user(settings.login)
                     client.pass_(settings.password)
                 except poplib.error_proto as err:
-                    raise MailAuthError(
-                        f"{settings.address} rejected the user name {settings.login!r} or its "
-                        "password; check User Name and Password."
-                    ) from err
+                    raise login_rejected(settings) from err
         except BaseException:
             self._abandon(client)
             raise

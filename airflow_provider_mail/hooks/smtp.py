@@ -15,11 +15,15 @@ from airflow_provider_mail.exceptions import (
     MailConfigError,
     MailError,
     MailSendError,
-    MailTLSError,
 )
 from airflow_provider_mail.hooks.base import MailHook
 from airflow_provider_mail.mail.compose import ComposedEmail, envelope_of
-from airflow_provider_mail.mail.errors import describe_network_error, server_reply
+from airflow_provider_mail.mail.errors import (
+    describe_network_error,
+    login_rejected,
+    server_reply,
+    starttls_not_offered,
+)
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
@@ -143,10 +147,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
             client.ehlo()
             if settings.security is Security.STARTTLS:
                 if not client.has_extn("starttls"):
-                    raise MailTLSError(
-                        f"{settings.address} does not offer STARTTLS, so nothing was sent in "
-                        "plain text; choose Security Method ssl (port 465) or none."
-                    )
+                    raise starttls_not_offered(settings)
                 client.starttls(context=context)
                 client.ehlo()
             if settings.login:
@@ -166,10 +167,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
         try:
             client.login(settings.login, settings.password)
         except smtplib.SMTPAuthenticationError as err:
-            raise MailAuthError(
-                f"{settings.address} rejected the user name {settings.login!r} or its "
-                "password; check User Name and Password."
-            ) from err
+            raise login_rejected(settings) from err
 
     def _close(self, client: smtplib.SMTP) -> None:
         try:

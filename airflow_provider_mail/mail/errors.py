@@ -9,12 +9,14 @@ import socket
 import ssl
 
 from airflow_provider_mail.exceptions import (
+    MailAuthError,
     MailConnectionError,
     MailError,
     MailProtocolError,
     MailTLSError,
 )
 from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.mail.tls import Security, default_port
 
 # OpenSSL verify codes (X509_V_ERR_*) that mean "nobody you trust signed this".
 _UNTRUSTED_CODES = {18, 19, 20, 21, 27}
@@ -115,3 +117,20 @@ def server_reply(err: BaseException) -> str:
         prefix = ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return (prefix + " ".join(text.split()))[:200] or type(err).__name__
+
+
+def login_rejected(settings: ServerSettings) -> MailAuthError:
+    """The server refused the user name or the password (never quoted)."""
+    return MailAuthError(
+        f"{settings.address} rejected the user name {settings.login!r} or its password; "
+        "check User Name and Password."
+    )
+
+
+def starttls_not_offered(settings: ServerSettings) -> MailTLSError:
+    """``starttls`` was chosen but the server does not offer it: nothing was sent."""
+    ssl_port = default_port(settings.protocol, Security.SSL)
+    return MailTLSError(
+        f"{settings.address} does not offer STARTTLS, so nothing was sent in plain text; "
+        f"choose Security Method ssl (port {ssl_port}) or none."
+    )

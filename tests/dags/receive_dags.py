@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
+from tests.faults.injection import inject_crash
 
 
 def _receive_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
@@ -55,32 +55,7 @@ class CrashingReceiveEmailSensor(ReceiveEmailSensor):
     """
 
     def _hook(self) -> Any:
-        hook = super()._hook()
-        point = os.environ.get("MAIL_TEST_CRASH_AT")
-        if not point:
-            return hook
-        fetch, mark_seen = hook.fetch, hook.mark_seen
-
-        def crashing_fetch(claim: Any, sink: Any) -> Any:
-            if point == "before_fetch":
-                _die()
-            records = fetch(claim, sink)
-            if point == "after_fetch":
-                _die()
-            return records
-
-        def crashing_mark_seen(claim: Any) -> None:
-            mark_seen(claim)
-            if point == "after_mark":
-                _die()
-
-        hook.fetch = crashing_fetch  # type: ignore[method-assign]
-        hook.mark_seen = crashing_mark_seen  # type: ignore[method-assign]
-        return hook
-
-
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+        return inject_crash(super()._hook(), os.environ.get("MAIL_TEST_CRASH_AT"))
 
 
 def _crash_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:

@@ -36,12 +36,13 @@ from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 from tests.conftest import ConnFactory, receive_connection
+from tests.faults.injection import HOOK_POINTS, die, inject_crash
 from tests.servers.certs import Certificate
 from tests.servers.dovecot import Dovecot
 
 SEED = int(os.environ.get("MAIL_FAULTS_SEED", "20261129"))
 KILLS = 25  # per hand-over path; the suite kills at least 3 x KILLS processes
-FAULT_POINTS = ["before_fetch", "after_fetch", "after_mark", "after_result"]
+FAULT_POINTS = [*HOOK_POINTS, "after_result"]
 NO_MAIL = 3
 
 
@@ -78,10 +79,6 @@ class Mailflow:
         self.stop()
 
 
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _arm(rng: random.Random) -> str | None:
     """Kill this process at a random moment, or at a random named point (returned).
 
@@ -89,31 +86,11 @@ def _arm(rng: random.Random) -> str | None:
     """
     draw = rng.random()
     if draw < 1 / 3:
-        threading.Timer(rng.uniform(0.0, 0.3), _die).start()
+        threading.Timer(rng.uniform(0.0, 0.3), die).start()
         return None
     if draw < 2 / 3:
         return rng.choice(FAULT_POINTS)
     return None
-
-
-def _inject(hook: Any, point: str | None) -> Any:
-    fetch, mark_seen = hook.fetch, hook.mark_seen
-
-    def crashing_fetch(claim: Any, sink: Any) -> Any:
-        if point == "before_fetch":
-            _die()
-        records = fetch(claim, sink)
-        if point == "after_fetch":
-            _die()
-        return records
-
-    def crashing_mark_seen(claim: Any) -> None:
-        mark_seen(claim)
-        if point == "after_mark":
-            _die()
-
-    hook.fetch, hook.mark_seen = crashing_fetch, crashing_mark_seen
-    return hook
 
 
 def _sensor_try(conn_id: str, run_id: str, deferrable: bool, out: Path, seed: int) -> None:
@@ -131,7 +108,7 @@ def _sensor_try(conn_id: str, run_id: str, deferrable: bool, out: Path, seed: in
         attachments_dir=str(out / "attachments"),
     )
     original_hook = sensor._hook
-    sensor._hook = lambda: _inject(original_hook(), point)  # type: ignore[method-assign]
+    sensor._hook = lambda: inject_crash(original_hook(), point)  # type: ignore[method-assign]
     context = {
         "ti": SimpleNamespace(dag_id="faults", task_id="receive", run_id=run_id, map_index=-1)
     }
@@ -144,7 +121,7 @@ def _sensor_try(conn_id: str, run_id: str, deferrable: bool, out: Path, seed: in
     tmp.write_text(json.dumps([record["message_id"] for record in records]))
     tmp.replace(result)  # the XCom: stored atomically
     if point == "after_result":
-        _die()
+        die()
     (out / f"{run_id}.done").touch()  # the try succeeded: downstream may read the result
     os._exit(0)
 
@@ -249,7 +226,7 @@ def test_every_message_reaches_downstream_exactly_once_despite_kills(
 def _trigger_life(conn_id: str, events_log: Path, seed: int) -> None:
     """One life of an AssetWatcher trigger; every event it yields is 'persisted'."""
     rng = random.Random(seed)
-    threading.Timer(rng.uniform(0.05, 0.6), _die).start()
+    threading.Timer(rng.uniform(0.05, 0.6), die).start()
     trigger = ReceiveEmailTrigger(conn_id, unseen_only=True, max_emails=3, delay=0.05)
 
     async def run() -> None:
