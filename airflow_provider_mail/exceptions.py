@@ -33,5 +33,9 @@ class MailProtocolError(MailError):
     """The server answered a command with an error (for example, an unknown folder)."""
 
 
+class MailStorageError(MailError):
+    """An attachment could not be written under ``attachments_dir``."""
+
+
 class MailSendError(MailError):
     """An email could not be composed or sent (bad address, header injection, refused recipient)."""

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_mail.exceptions import MailError
+from airflow_provider_mail.exceptions import MailError, MailStorageError
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
     DirectorySink,
     default_attachments_dir,
 )
 from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim, check_max_emails
 
@@ -188,15 +191,20 @@ class ReceiveHook(MailHook[ClientT]):
         """
         check_max_emails(max_emails)
         self.check_folder(folder)
-        claim = self.find_new(folder, unseen_only, max_emails)
-        if unseen_only:
-            claim = self.claim(claim)
-        if not claim:
-            return []
-        sink = DirectorySink(attachments_dir or default_attachments_dir("receive", _stamp()))
-        records = self.fetch(claim, sink)
-        self.mark_seen(claim)
-        return records
+        with self._session():
+            claim = self.find_new(folder, unseen_only, max_emails)
+            if unseen_only:
+                claim = self.claim(claim)
+            if not claim:
+                return []
+            try:
+                records = self.fetch(claim, _sink(attachments_dir))
+            except BaseException:
+                # Nothing was handed over: what this poll took must be there for the next.
+                self.unclaim(claim)
+                raise
+            self.mark_seen(claim)
+            return records
 
     def fetch_claimed(
         self, payload: Mapping[str, Any], attachments_dir: str | None = None
@@ -210,9 +218,34 @@ class ReceiveHook(MailHook[ClientT]):
             for event in triggering_asset_events[inbox]:
                 records += hook.fetch_claimed(event.extra["payload"])
         """
-        claim = Claim.from_payload(payload)
-        sink = DirectorySink(attachments_dir or default_attachments_dir("receive", _stamp()))
-        return self.fetch(claim, sink)
+        with self._session():
+            return self.fetch(Claim.from_payload(payload), _sink(attachments_dir))
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """Inside ``with hook:`` the hook's session; otherwise one just for this call."""
+        opened_here = self._client is None
+        try:
+            yield
+        finally:
+            if opened_here:
+                self.close()
+
+    def build(
+        self, raw: bytes, claim: Claim, attachments: AttachmentSink, **ids: Any
+    ) -> dict[str, Any]:
+        """One message record; a failed attachment write is one clear MailStorageError."""
+        try:
+            return build_record(raw, folder=claim.folder, attachments=attachments, **ids)
+        except Exception as err:
+            reason = getattr(err, "strerror", None) or type(err).__name__
+            raise MailStorageError(
+                f"An attachment of a message in {claim.folder} could not be written ({reason}); "
+                "check that attachments_dir exists, is writable and has space."
+            ) from err
+
+    def unclaim(self, claim: Claim) -> None:
+        """Give a claim back after its hand-over failed (best effort)."""
 
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""
@@ -252,8 +285,7 @@ class ReceiveHook(MailHook[ClientT]):
         """The claim's event went out."""
 
 
-def _stamp() -> str:
-    import uuid
-    from datetime import datetime, timezone
-
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+def _sink(attachments_dir: str | None) -> DirectorySink:
+    """Where one call's attachments go: ``attachments_dir`` or a new temp folder."""
+    stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    return DirectorySink(attachments_dir or default_attachments_dir("receive", stamp))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import socket
+import time
 from typing import Any
 
 from imapclient import SEEN, IMAPClient
@@ -13,8 +15,11 @@ from imapclient.imapclient import join_message_ids
 from airflow_provider_mail.exceptions import MailProtocolError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.mail.attachments import AttachmentSink
-from airflow_provider_mail.mail.errors import login_rejected, starttls_not_offered
-from airflow_provider_mail.mail.parse import build_record
+from airflow_provider_mail.mail.errors import (
+    login_rejected,
+    password_not_ascii,
+    starttls_not_offered,
+)
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
@@ -62,6 +67,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
                     client.login(settings.login, settings.password)
                 except LoginError as err:
                     raise login_rejected(settings) from err
+                except UnicodeEncodeError:
+                    raise password_not_ascii(settings) from None
                 # SELECT makes imaplib forget the capabilities sent with the LOGIN reply;
                 # caching them now saves a CAPABILITY round trip on the first SEARCH.
                 client.capabilities()
@@ -106,22 +113,17 @@ class ImapHook(ReceiveHook[IMAPClient]):
                     "UIDVALIDITY of %s changed since the poll; polling again.", claim.folder
                 )
                 return []
-            records = []
-            for start in range(0, len(claim.uids), FETCH_CHUNK):
-                chunk = claim.uids[start : start + FETCH_CHUNK]
+        records = []
+        for start in range(0, len(claim.uids), FETCH_CHUNK):
+            chunk = claim.uids[start : start + FETCH_CHUNK]
+            with self.translate_errors():
                 response = self.client.fetch(chunk, [b"BODY.PEEK[]"])
-                for uid in chunk:
-                    raw = response.get(uid, {}).get(b"BODY[]")
-                    if raw is None:
-                        continue
+            for uid in chunk:
+                # Popped, so each raw message can be freed once its record is built.
+                raw = response.pop(uid, {}).get(b"BODY[]")
+                if raw is not None:
                     records.append(
-                        build_record(
-                            raw,
-                            folder=claim.folder,
-                            attachments=attachments,
-                            uid=uid,
-                            uidvalidity=claim.uidvalidity,
-                        )
+                        self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
                     )
         return records
 
@@ -206,6 +208,12 @@ class ImapHook(ReceiveHook[IMAPClient]):
             status = self.client.folder_status(folder, [b"UIDNEXT"])
         return int(status[b"UIDNEXT"])
 
+    def unclaim(self, claim: Claim) -> None:
+        """Clear ``\\Seen`` again after a failed hand-over (best effort)."""
+        if claim.uids:
+            with contextlib.suppress(Exception):
+                self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
+
     def message_ids(self, claim: Claim) -> dict[int, str]:
         """UID -> Message-ID of the claimed messages (one FETCH of that header only)."""
         if not claim.uids:
@@ -243,13 +251,17 @@ class ImapHook(ReceiveHook[IMAPClient]):
         server said anything (new mail, flags changed, expunges): a reason to poll now.
         """
         client = self.client
+        deadline = time.monotonic() + timeout
+        news = False
         with self.translate_errors():
             client.idle()
             try:
-                news = client.idle_check(timeout=timeout)
+                # Servers also send keep-alives ("OK Still here"); only mailbox changes count.
+                while not news and (remaining := deadline - time.monotonic()) > 0:
+                    news = _is_news(client.idle_check(timeout=remaining))
             finally:
                 _text, more = client.idle_done()
-        return bool(news or more)
+        return news or _is_news(more)
 
     def _is_selected(self, folder: str) -> bool:
         return self._selected is not None and self._selected[0] == (id(self.client), folder)
@@ -274,6 +286,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
         client = self.client
         try:
             status = client.select_folder(folder)
+        except imaplib.IMAP4.abort:
+            raise  # the link broke: translate_errors says so
         except imaplib.IMAP4.error as err:
             raise MailProtocolError(
                 f"Folder {folder!r} could not be opened on {self.settings.address}; check the "
@@ -293,3 +307,11 @@ def _uid_set(text: bytes | str) -> list[int]:
         if first.isdigit():
             uids.extend(range(int(first), int(last or first) + 1))
     return uids
+
+
+_NEWS = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT"}
+
+
+def _is_news(responses: list[Any]) -> bool:
+    """Whether IDLE responses report a change of the mailbox (not a keep-alive)."""
+    return any(len(response) > 1 and response[1] in _NEWS for response in responses)

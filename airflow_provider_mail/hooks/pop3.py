@@ -8,8 +8,11 @@ from typing import Any
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.mail.attachments import AttachmentSink
-from airflow_provider_mail.mail.errors import login_rejected, starttls_not_offered
-from airflow_provider_mail.mail.parse import build_record
+from airflow_provider_mail.mail.errors import (
+    login_rejected,
+    password_not_ascii,
+    starttls_not_offered,
+)
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
     INBOX,
@@ -77,6 +80,8 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
                     client.pass_(settings.password)
                 except poplib.error_proto as err:
                     raise login_rejected(settings) from err
+                except UnicodeEncodeError:
+                    raise password_not_ascii(settings) from None
         except BaseException:
             self._abandon(client)
             raise
@@ -121,14 +126,14 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         """RETR the claimed messages, oldest first; messages gone from the server are skipped."""
         numbers = {uidl: number for number, uidl in self.listing()}
         records = []
-        with self.translate_errors():
-            for uidl in claim.uidls:
-                number = numbers.get(uidl)
-                if number is None:
-                    continue
+        for uidl in claim.uidls:
+            number = numbers.get(uidl)
+            if number is None:
+                continue
+            with self.translate_errors():
                 _response, lines, _octets = self.client.retr(number)
-                raw = b"\r\n".join(lines) + b"\r\n"
-                records.append(build_record(raw, folder=INBOX, attachments=attachments, uidl=uidl))
+            raw = b"\r\n".join(lines) + b"\r\n"
+            records.append(self.build(raw, claim, attachments, uidl=uidl))
         return records
 
     def mark_seen(self, claim: Claim) -> None:

@@ -21,6 +21,7 @@ from airflow_provider_mail.mail.compose import ComposedEmail, envelope_of
 from airflow_provider_mail.mail.errors import (
     describe_network_error,
     login_rejected,
+    password_not_ascii,
     server_reply,
     starttls_not_offered,
 )
@@ -168,6 +169,8 @@ class SmtpHook(MailHook[smtplib.SMTP]):
             client.login(settings.login, settings.password)
         except smtplib.SMTPAuthenticationError as err:
             raise login_rejected(settings) from err
+        except UnicodeEncodeError:
+            raise password_not_ascii(settings) from None
 
     def _close(self, client: smtplib.SMTP) -> None:
         try:

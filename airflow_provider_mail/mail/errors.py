@@ -127,6 +127,15 @@ def login_rejected(settings: ServerSettings) -> MailAuthError:
     )
 
 
+def password_not_ascii(settings: ServerSettings) -> MailAuthError:
+    """The password cannot be sent: the login commands carry ASCII only (never quoted)."""
+    return MailAuthError(
+        f"The password for {settings.login!r} at {settings.address} contains characters "
+        "outside ASCII, which this login method cannot send; use an ASCII password or an "
+        "app password."
+    )
+
+
 def starttls_not_offered(settings: ServerSettings) -> MailTLSError:
     """``starttls`` was chosen but the server does not offer it: nothing was sent."""
     ssl_port = default_port(settings.protocol, Security.SSL)

@@ -109,7 +109,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
         pending = TaskLedger.for_task("handover", context).pending()
-        if pending is None:
+        if pending is None or not Claim.from_payload(pending):
             return []
         records = self._hand_over(context, Claim.from_payload(pending), retry=True)
         self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
@@ -245,4 +245,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
     @staticmethod
     def _default_attachments_dir(context: Any) -> str:
         ti = context["ti"]
-        return default_attachments_dir(ti.dag_id, ti.run_id, ti.task_id)
+        parts = [ti.dag_id, ti.run_id, ti.task_id]
+        if ti.map_index is not None and ti.map_index >= 0:
+            parts.append(str(ti.map_index))  # mapped sensors may read other mailboxes
+        return default_attachments_dir(*parts)

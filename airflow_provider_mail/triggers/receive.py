@@ -19,7 +19,8 @@ from airflow_provider_mail.exceptions import (
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
-from airflow_provider_mail.mail.state import check_max_emails
+from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.state import Claim, check_max_emails
 
 RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
     ImapHook.conn_type: ImapHook,
@@ -98,6 +99,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self.folder = folder
         self.unseen_only = unseen_only
         self.max_emails = check_max_emails(max_emails)
+        if mark_seen and not unseen_only:
+            raise MailConfigError(
+                "A ReceiveEmailTrigger that marks what it emits (an AssetWatcher) needs "
+                "unseen_only=True; otherwise every poll would emit the whole folder again."
+            )
         self.delay = delay_seconds(delay)
         self.mark_seen = mark_seen
         self.timeout = timeout
@@ -146,45 +152,38 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self, hook: ReceiveHook[Any], deadline: float | None
     ) -> AsyncIterator[TriggerEvent]:
         failures = 0
-        if self.mark_seen:
-            # A claim of an earlier life of this trigger whose event may not have gone out.
-            pending = await asyncio.to_thread(hook.find_pending, self.folder)
-            if pending:
-                yield TriggerEvent({"status": "success", **pending.to_payload()})
-                await asyncio.to_thread(hook.release_pending, pending)
+        # An AssetWatcher trigger first re-emits a claim of an earlier life of itself
+        # whose event may not have gone out.
+        recover_pending = self.mark_seen
         while True:
             try:
-                claim = await asyncio.to_thread(
-                    hook.find_new, self.folder, self.unseen_only, self.max_emails
-                )
+                claim = await asyncio.to_thread(self._take, hook, recover_pending)
+                recover_pending = False
                 failures = 0
             except (MailAuthError, MailConfigError) as err:
                 yield self._failure(err)
                 return
-            except MailError as err:
+            except Exception as err:
+                failure = (
+                    err
+                    if isinstance(err, MailError)
+                    else describe_network_error(err, hook.settings)
+                )
                 await asyncio.to_thread(hook.close)
                 failures += 1
                 if failures >= self.max_failures:
-                    yield self._failure(err, after=failures)
+                    yield self._failure(failure, after=failures)
                     return
                 backoff = min(max(self.delay, 1.0) * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
                 self.log.warning(
                     "Poll %d of %s failed (%s); retrying in %.0f s.",
                     failures,
                     self.conn_id,
-                    err,
+                    failure,
                     backoff,
                 )
                 await asyncio.sleep(backoff)
                 continue
-            self.log.debug(
-                "Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim)
-            )
-            if claim and self.mark_seen:
-                # The event is the hand-over: take the messages first (atomically against
-                # other triggers, with a pending mark that survives a crash), emit, then
-                # clear the mark. A crash in between repeats an event, never loses one.
-                claim = await asyncio.to_thread(hook.claim, claim, pending=True)
             if claim:
                 self.log.info(
                     "%d new message(s) in %s of %s.", len(claim), claim.folder, self.conn_id
@@ -192,14 +191,45 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield TriggerEvent({"status": "success", **claim.to_payload()})
                 if not self.mark_seen:
                     return
-                await asyncio.to_thread(hook.mark_seen, claim)
-                await asyncio.to_thread(hook.release_pending, claim)
+                await self._release(hook, claim)
             elif deadline is not None and time.monotonic() >= deadline:
                 yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
                 return
             if not hook.session_sees_new_mail:
                 await asyncio.to_thread(hook.close)
             await self._wait(hook, deadline)
+
+    def _take(self, hook: ReceiveHook[Any], recover_pending: bool) -> Claim:
+        """One poll, in a worker thread: the messages this trigger's next event names.
+
+        As an AssetWatcher the event is the hand-over, so the messages are taken first
+        (atomically against other triggers, with a pending mark that survives a crash);
+        after the event went out :meth:`_release` clears the mark. A crash in between
+        repeats an event, never loses one.
+        """
+        if recover_pending:
+            pending = hook.find_pending(self.folder)
+            if pending:
+                return pending
+        claim = hook.find_new(self.folder, self.unseen_only, self.max_emails)
+        self.log.debug("Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim))
+        if claim and self.mark_seen:
+            claim = hook.claim(claim, pending=True)
+        return claim
+
+    async def _release(self, hook: ReceiveHook[Any], claim: Claim) -> None:
+        """The event went out: mark the messages seen and clear their pending mark."""
+        try:
+            await asyncio.to_thread(hook.mark_seen, claim)
+            await asyncio.to_thread(hook.release_pending, claim)
+        except Exception as err:
+            # The pending mark stays: this claim's event repeats after a restart.
+            self.log.warning(
+                "Could not clear the pending mark in %s (%s); the event may repeat.",
+                claim.folder,
+                err,
+            )
+            await asyncio.to_thread(hook.close)
 
     async def _wait(self, hook: ReceiveHook[Any], deadline: float | None) -> None:
         """Until the next poll: ``delay`` seconds, or until IDLE reports news."""
