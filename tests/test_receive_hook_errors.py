@@ -33,7 +33,9 @@ def test_unwritable_attachments_dir_fails_clearly_and_loses_nothing(
     dovecot.deliver("info", [WITH_ATTACHMENT])
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("x")
-    with pytest.raises(MailStorageError, match=r"could not be written .*check that attachments_dir"):
+    with pytest.raises(
+        MailStorageError, match=r"could not be written .*check that attachments_dir"
+    ):
         ImapHook(conn_id).receive(unseen_only=True, attachments_dir=str(not_a_directory))
     with dovecot.client("info") as client:
         client.select_folder("INBOX", readonly=True)
