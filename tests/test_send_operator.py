@@ -258,3 +258,7 @@ def test_retry_after_a_refused_recipient_sends_only_what_did_not_go_out(
     ]
     first_message_id = smtp.starttls.messages[0].parsed()["Message-ID"]
     assert results[0]["message_id"] == first_message_id
+
+    # The task succeeded: clearing it later sends the whole batch, like any operator.
+    operator(conn_id, data=data, subject="S").execute({"ti": ti})
+    assert len(smtp.starttls.messages) == 6

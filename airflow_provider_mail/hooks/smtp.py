@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from typing import Any
@@ -43,9 +43,11 @@ class SendIncompleteError(MailSendError):
 class _Batch:
     """The emails of one ``send`` call, handed out to one or more sessions in order."""
 
-    def __init__(self, emails: list[ComposedEmail]) -> None:
+    def __init__(
+        self, emails: list[ComposedEmail], progress: MutableMapping[int, Any] | None = None
+    ) -> None:
         self.emails = emails
-        self.results: dict[int, dict[str, Any]] = {}
+        self.results: MutableMapping[int, dict[str, Any]] = {} if progress is None else progress
         self.failure: tuple[int | None, str, BaseException] | None = None
         self._next = 0
         self._lock = threading.Lock()
@@ -188,6 +190,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
         emails: Sequence[Message | ComposedEmail],
         *,
         max_connections: int = 1,
+        progress: MutableMapping[int, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Send ``emails`` and return one result dict per email, in the given order.
 
@@ -203,6 +206,8 @@ class SmtpHook(MailHook[smtplib.SMTP]):
         :param emails: ``email.message.EmailMessage`` objects (or emails composed with
             :func:`airflow_provider_mail.mail.compose.compose_email`).
         :param max_connections: most sessions used at once, default 1.
+        :param progress: filled with ``index -> result`` as soon as the server accepted each
+            email, so a caller interrupted mid-batch (a task timeout) knows what went out.
         :raises SendIncompleteError: the server refused a recipient, the sender or a message,
             or the link broke; the message says which emails were sent already, and the
             exception's ``sent`` holds their results. Sending stops at the first failure.
@@ -219,7 +224,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
         ]
         if not composed:
             return []
-        batch = _Batch(composed)
+        batch = _Batch(composed, progress)
         sessions = min(max_connections, len(composed))
         if sessions == 1:
             self._work(batch)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_mail.exceptions import MailConfigError
-from airflow_provider_mail.hooks.smtp import SendIncompleteError, SmtpHook
+from airflow_provider_mail.hooks.smtp import SmtpHook
 from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
 from airflow_provider_mail.storage import TaskLedger
@@ -45,11 +45,14 @@ class SendEmailOperator(BaseOperator):
 
     A failure part-way (for example, the server refuses a recipient of the third email)
     fails the task with a message saying which emails were sent already; sending stops
-    there. A retry sends the whole batch again, so think twice before setting ``retries``.
+    there. Which emails went out is recorded (Airflow Variable
+    ``mail_provider/sent/<dag_id>/<task_id>``), so the retry of the task sends only the
+    rest; this also holds for a task timeout mid-batch, but not for a worker killed
+    outright (its retry sends again what it had sent).
 
     Fields that take addresses accept a comma-separated string
     (``"a@example.com, Bob <b@example.com>"``) or a list of strings. Every parameter but
-    ``conn_id``, ``parameter_priority`` and ``max_connections`` is an Airflow template
+    ``parameter_priority`` and ``max_connections`` is an Airflow template
     field (``subject="Report for {{ ds }}"``); data that arrives through an ``XComArg``
     (such as a ``MapOperator``'s output) is passed as it is, never rendered as a template.
 
@@ -196,18 +199,24 @@ class SendEmailOperator(BaseOperator):
             )
         todo = [(index, email) for index, email in enumerate(emails) if str(index) not in earlier]
         self.log.info("Composed %d email(s); sending through %r.", len(todo), self.conn_id)
+        progress: dict[int, dict[str, Any]] = {}
         try:
             fresh = SmtpHook(self.conn_id).send(
-                [email for _index, email in todo], max_connections=self.max_connections
+                [email for _index, email in todo],
+                max_connections=self.max_connections,
+                progress=progress,
             )
-        except SendIncompleteError as err:
-            index_of = {email.message_id: index for index, email in todo}
-            for result in err.sent:
-                earlier[str(index_of[result["message_id"]])] = result
+        except BaseException:
+            # Refused, disconnected or timed out mid-batch: the retry of this task
+            # instance sends only what did not go out.
+            for position, result in sorted(progress.items()):
+                earlier[str(todo[position][0])] = result
                 self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
-            # A retry of this task instance sends only what did not go out.
             ledger.record({"sent": earlier})
             raise
+        if earlier:
+            # Done: clearing this task later sends the whole batch, like any operator.
+            ledger.record({"sent": {}})
         by_index = {**earlier, **{str(index): r for (index, _), r in zip(todo, fresh, strict=True)}}
         results = [by_index[str(index)] for index in range(len(emails))]
         for result in fresh:
