@@ -1,6 +1,6 @@
 """Durable state in Airflow's own storage (Variables), visible to every worker and triggerer.
 
-Two things live here, as JSON Variables whose keys start with ``mail_provider/``:
+Four kinds of state live here, as JSON Variables whose keys start with ``mail_provider/``:
 
 * ``mail_provider/pop3_seen/<conn_id>/<login>@<host>:<port>``: the POP3 unique ids
   (UIDL) already handed over from that account. Delete the Variable to receive every
@@ -35,6 +35,7 @@ class VariableStore:
     """Airflow Variables: through the Task SDK inside tasks and triggers, else the database."""
 
     def get(self, key: str) -> Any:
+        """The JSON value of the Variable ``key``, or ``None`` when it does not exist."""
         # The default is positional: the SDK calls it ``default``, the models ``default_var``.
         raw = _variables().get(key, None)
         if raw in (None, ""):
@@ -42,6 +43,7 @@ class VariableStore:
         return json.loads(raw)
 
     def set(self, key: str, value: Any) -> None:
+        """Store ``value`` as JSON in the Variable ``key``."""
         _variables().set(key, json.dumps(value, sort_keys=True))
 
 
@@ -52,10 +54,12 @@ class MemoryStore:
         self._values: dict[str, str] = {}
 
     def get(self, key: str) -> Any:
+        """The value stored under ``key``, or ``None``."""
         raw = self._values.get(key)
         return None if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON round-tripped, as a Variable would be)."""
         self._values[key] = json.dumps(value)
 
 

@@ -36,6 +36,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
     """Receive email over IMAP (connection type ``mail_imap``).
 
     :param conn_id: a ``mail_imap`` connection, default ``mail_imap_default``.
+    :param connection: an already loaded connection (triggers load it asynchronously).
     """
 
     conn_type = "mail_imap"

@@ -38,7 +38,11 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     (``mail_provider/pop3_seen/<conn_id>/<login>@<host>:<port>``), which every worker and
     the triggerer see. Delete that Variable to receive every message again.
 
+    Importing this module raises poplib's line-length limit for the whole process (from
+    2048 bytes to 16 MiB): real mail has longer lines, and refusing them would lose mail.
+
     :param conn_id: a ``mail_pop3`` connection, default ``mail_pop3_default``.
+    :param connection: an already loaded connection (triggers load it asynchronously).
     :param state_store: where the seen ids live; default Airflow Variables.
     """
 

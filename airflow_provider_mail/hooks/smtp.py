@@ -12,7 +12,6 @@ from typing import Any
 
 from airflow_provider_mail.exceptions import (
     MailAuthError,
-    MailConfigError,
     MailError,
     MailSendError,
 )
@@ -26,6 +25,7 @@ from airflow_provider_mail.mail.errors import (
     starttls_not_offered,
 )
 from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.mail.state import check_max_connections
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
 
@@ -212,12 +212,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
             or the link broke; the message says which emails were sent already, and the
             exception's ``sent`` holds their results. Sending stops at the first failure.
         """
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise MailConfigError(
-                f"max_connections {max_connections!r} is not a whole number; give 1 or more."
-            )
-        if max_connections < 1:
-            raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
+        check_max_connections(max_connections)
         composed = [
             email if isinstance(email, ComposedEmail) else envelope_of(email, index=index)
             for index, email in enumerate(emails)

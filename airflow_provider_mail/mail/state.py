@@ -31,6 +31,17 @@ def check_max_emails(max_emails: int) -> int:
     return max_emails
 
 
+def check_max_connections(max_connections: int) -> int:
+    """``max_connections`` must be a whole number of SMTP sessions, 1 or more."""
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise MailConfigError(
+            f"max_connections {max_connections!r} is not a whole number; give 1 or more."
+        )
+    if max_connections < 1:
+        raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
+    return max_connections
+
+
 def oldest_first(ids: Iterable[int], max_emails: int) -> list[int]:
     """The ``max_emails`` lowest ids (the oldest messages), ascending; ``-1`` takes all."""
     ordered = sorted(set(ids))

@@ -11,6 +11,7 @@ from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.smtp import SmtpHook
 from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
+from airflow_provider_mail.mail.state import check_max_connections
 from airflow_provider_mail.storage import TaskLedger
 
 if TYPE_CHECKING:
@@ -119,12 +120,7 @@ class SendEmailOperator(BaseOperator):
             raise MailConfigError(
                 "from_email is empty; set the sender, such as 'Sales <sales@example.com>'."
             )
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise MailConfigError(
-                f"max_connections {max_connections!r} is not a whole number; give 1 or more."
-            )
-        if max_connections < 1:
-            raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
+        check_max_connections(max_connections)
         self.conn_id = conn_id
         self.from_email = from_email
         self.to = to

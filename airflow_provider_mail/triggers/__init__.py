@@ -1,0 +1,1 @@
+"""Triggers: poll mailboxes in the triggerer."""
