@@ -200,3 +200,37 @@ class DeliveredMessageIds:
                 "check_below_uid": self.check_below_uid,
             },
         )
+
+
+class AssetDeliveries:
+    """Which DAG run handed over each message an AssetWatcher event named.
+
+    An AssetWatcher event can repeat (a triggerer killed between emitting and clearing its
+    pending mark), and each event starts a DAG run. The run that reads a message first
+    records it here before reading; a run started by a repeated event then skips it,
+    while a retry of the first run (same ``run_id``) gets it again. Kept in the Variable
+    ``mail_provider/asset_delivered/<conn_id>/<login>@<host>:<port>/<folder>``, the last
+    :attr:`KEEP` messages.
+    """
+
+    KEEP = 5000
+
+    def __init__(self, store: KeyValueStore, *, conn_id: str, account: str, folder: str) -> None:
+        self.store = store
+        self.key = f"{PREFIX}/asset_delivered/{conn_id}/{account}/{folder}"
+
+    def take(self, ids: list[str], uidvalidity: int | None, run_id: str) -> list[str]:
+        """Of ``ids`` (UIDs or UIDLs as text), the ones ``run_id`` may hand over; recorded."""
+        value = self.store.get(self.key) or {}
+        runs: dict[str, str] = dict(value.get("runs", {}))
+        if value.get("uidvalidity") != uidvalidity:
+            runs = {}  # new UIDVALIDITY: the old UIDs name nothing any more
+        mine = [message for message in ids if runs.get(message, run_id) == run_id]
+        for message in mine:
+            runs.pop(message, None)
+            runs[message] = run_id
+        self.store.set(
+            self.key,
+            {"uidvalidity": uidvalidity, "runs": dict(list(runs.items())[-self.KEEP :])},
+        )
+        return mine

@@ -1,9 +1,10 @@
 """Event-driven start: a DAG run begins when new mail arrives, no sensor task waiting.
 
 An ``AssetWatcher`` runs ``ReceiveEmailTrigger`` in the triggerer. Its event names the
-new messages (folder, UIDVALIDITY, UIDs) and is the hand-over: the trigger marks them
-seen. The run then reads exactly those messages on a worker, where attachments are
-written, maps them and forwards them.
+new messages (folder, UIDVALIDITY, UIDs) and the trigger marks them seen. The run then
+reads exactly those messages on a worker, where attachments are written, maps them and
+forwards them; passing its ``run_id`` makes sure a repeated event (after a triggerer
+crash) does not forward a message twice.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ with DAG(
 ) as dag:
 
     @task
-    def fetch_new_mail(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
+    def fetch_new_mail(
+        triggering_asset_events: Any = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         with ImapHook(IMAP_CONN_ID) as hook:
             for event in triggering_asset_events[info_inbox]:
-                records += hook.fetch_claimed(event.extra["payload"])
+                # run_id: a repeated event never hands a message to a second run.
+                records += hook.fetch_claimed(event.extra["payload"], run_id=run_id)
         return records
 
     forwarded = MapOperator(

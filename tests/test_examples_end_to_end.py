@@ -178,6 +178,7 @@ def test_hourly_digest_sends_one_email_listing_the_new_mail(
 
 
 def test_asset_watcher_example_trigger_marks_what_it_emits_and_the_run_reads_it(
+    airflow_db: object,
     mail_connection: ConnFactory,
     mailboxes: Dovecot,
     certificate: Certificate,
@@ -211,8 +212,12 @@ def test_asset_watcher_example_trigger_marks_what_it_emits_and_the_run_reads_it(
 
     fetch = module.dag.get_task("fetch_new_mail").python_callable
     event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
-    records = fetch(triggering_asset_events={module.info_inbox: [event]})
+    records = fetch(triggering_asset_events={module.info_inbox: [event]}, run_id="run-1")
     assert [r["subject"] for r in records] == ["Preise für 2027", "Demo please"]
+    # A repeated event starts a second run: it gets nothing; a retry of the first, all.
+    assert fetch(triggering_asset_events={module.info_inbox: [event]}, run_id="run-2") == []
+    again = fetch(triggering_asset_events={module.info_inbox: [event]}, run_id="run-1")
+    assert [r["subject"] for r in again] == ["Preise für 2027", "Demo please"]
 
 
 async def _poll_once_more(events: Any) -> None:

@@ -21,6 +21,7 @@ from airflow_provider_mail.mail.errors import describe_network_error
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.storage import AssetDeliveries, VariableStore
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")
@@ -207,19 +208,51 @@ class ReceiveHook(MailHook[ClientT]):
             return records
 
     def fetch_claimed(
-        self, payload: Mapping[str, Any], attachments_dir: str | None = None
+        self,
+        payload: Mapping[str, Any],
+        attachments_dir: str | None = None,
+        *,
+        run_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """The records of the messages a :class:`ReceiveEmailTrigger` event names.
 
         For DAGs started by an ``AssetWatcher``: the asset event's ``extra["payload"]`` is
         the trigger's payload (folder, UIDVALIDITY, UIDs or UIDLs); the trigger already
-        marked those messages seen, so this only reads them::
+        marked those messages seen, so this only reads them. Pass the DAG run's
+        ``run_id`` so that a repeated event (possible after a triggerer crash) does not
+        hand the same message to a second run; a retry of the same run still gets it::
 
-            for event in triggering_asset_events[inbox]:
-                records += hook.fetch_claimed(event.extra["payload"])
+            @task
+            def read(triggering_asset_events=None, run_id=None):
+                with ImapHook("mail_imap_default") as hook:
+                    return [r for event in triggering_asset_events[inbox]
+                            for r in hook.fetch_claimed(event.extra["payload"], run_id=run_id)]
         """
+        claim = Claim.from_payload(payload)
+        if run_id is not None:
+            claim = self._not_handed_over_elsewhere(claim, run_id)
         with self._session():
-            return self.fetch(Claim.from_payload(payload), _sink(attachments_dir))
+            return self.fetch(claim, _sink(attachments_dir))
+
+    def _not_handed_over_elsewhere(self, claim: Claim, run_id: str) -> Claim:
+        deliveries = AssetDeliveries(
+            VariableStore(),
+            conn_id=self.conn_id,
+            account=self.settings.account,
+            folder=claim.folder,
+        )
+        ids = [str(uid) for uid in claim.uids] or list(claim.uidls)
+        mine = set(deliveries.take(ids, claim.uidvalidity, run_id))
+        skipped = len(ids) - len(mine)
+        if skipped:
+            self.log.info("%d message(s) were handed over by another run already.", skipped)
+        return Claim(
+            claim.protocol,
+            claim.folder,
+            claim.uidvalidity,
+            uids=tuple(uid for uid in claim.uids if str(uid) in mine),
+            uidls=tuple(uidl for uidl in claim.uidls if uidl in mine),
+        )
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[None]:

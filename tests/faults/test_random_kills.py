@@ -8,10 +8,11 @@ point kills the child with SIGKILL at a random moment; like Airflow, the parent 
 retries the same task instance until a try succeeds, and only a successful try's result
 reaches "downstream". Every Message-ID delivered must reach downstream exactly once.
 
-The AssetWatcher path (the trigger's event is the hand-over) is run the same way with
-the trigger as the killed process: no message may be lost; a kill in the instant
-between an event going out and its pending mark being cleared repeats that event, and
-the repeats are counted and printed.
+The AssetWatcher path is run the same way with the trigger as the killed process. A kill
+in the instant between an event going out and its pending mark being cleared repeats
+that event (counted and printed); every event starts a "run" that reads its messages
+with ``fetch_claimed(payload, run_id=...)``, and every Message-ID must reach those runs
+exactly once.
 """
 
 from __future__ import annotations
@@ -232,15 +233,19 @@ def _trigger_life(conn_id: str, events_log: Path, seed: int) -> None:
     async def run() -> None:
         async for event in trigger.run():
             with events_log.open("a") as log:
-                log.write(json.dumps(event.payload["uids"]) + "\n")
+                log.write(json.dumps(dict(event.payload)) + "\n")
                 log.flush()
                 os.fsync(log.fileno())
 
     asyncio.run(run())
 
 
-def test_asset_watcher_path_loses_nothing_despite_kills(
-    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, tmp_path: Path
+def test_asset_watcher_path_reaches_downstream_runs_exactly_once_despite_kills(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
 ) -> None:
     dovecot.clear("info")
     conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
@@ -254,15 +259,18 @@ def test_asset_watcher_path_loses_nothing_despite_kills(
     # A last life without a kill, long enough to emit what is left.
     code = _fork(_last_life, conn_id, events_log)
     assert code == 0
-    emitted: Counter[int] = Counter(
-        uid for line in events_log.read_text().splitlines() for uid in json.loads(line)
-    )
-    with ImapHook(conn_id) as hook:
-        uids = hook.client.select_folder("INBOX") and hook.client.search("ALL")
+    events = [json.loads(line) for line in events_log.read_text().splitlines()]
+    emitted: Counter[int] = Counter(uid for event in events for uid in event["uids"])
     repeated = sum(n - 1 for n in emitted.values())
-    print(f"\n{kills} kills, {len(emitted)} messages emitted, {repeated} repeated events")
-    assert set(uids) - set(emitted) == set(), "lost"
-    assert len(uids) == mailflow.delivered
+    # Every event starts a DAG run; each run reads its messages with its own run_id.
+    downstream: Counter[str] = Counter()
+    with ImapHook(conn_id) as hook:
+        for number, event in enumerate(events):
+            for record in hook.fetch_claimed(event, run_id=f"asset-run-{number}"):
+                downstream[str(record["message_id"])] += 1
+    print(f"\n{kills} kills, {len(emitted)} messages, {repeated} repeated events")
+    assert sorted(m for m, n in downstream.items() if n > 1) == [], "duplicated"
+    assert mailflow.ids() - set(downstream) == set(), "lost"
 
 
 def _last_life(conn_id: str, events_log: Path) -> None:
@@ -276,6 +284,6 @@ def _trigger_life_forever(conn_id: str, events_log: Path) -> None:
     async def run() -> None:
         async for event in trigger.run():
             with events_log.open("a") as log:
-                log.write(json.dumps(event.payload["uids"]) + "\n")
+                log.write(json.dumps(dict(event.payload)) + "\n")
 
     asyncio.run(run())
