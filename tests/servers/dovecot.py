@@ -7,10 +7,8 @@ enabled) and one implicit-TLS port per protocol.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from tests.servers.certs import Certificate, free_port
+from tests.servers.processes import stop_process_group
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 NOBODY_UID = 65534
@@ -181,13 +180,7 @@ default_client_limit = 4000
     def stop(self) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process, timeout=10)
         self.process = None
 
     def client(self, user: str) -> IMAPClient:
