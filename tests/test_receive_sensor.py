@@ -194,3 +194,21 @@ def test_recreated_folder_neither_repeats_nor_skips(
     records = task_result(second, "receive")
     assert records[0]["uidvalidity"] != old_uidvalidity
     assert task_result(second, "collect") == ["Kept 5", "Kept 6", "New 0", "New 1"]
+
+
+@pytest.mark.parametrize(
+    ("dag", "state"),
+    [(receive_dags.timeout_fails, "failed"), (receive_dags.timeout_soft_fails, "skipped")],
+    ids=["timeout", "soft_fail"],
+)
+def test_no_mail_within_timeout_fails_or_skips_like_any_sensor(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    info_inbox: Dovecot,
+    certificate: Certificate,
+    dag: object,
+    state: str,
+) -> None:
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
+    run = _run_dag(dag, conn_id=conn_id)
+    assert task_states(run)["receive"] == state

@@ -76,3 +76,17 @@ def _crash_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
 
 crash_deferrable = _crash_dag("test_receive_crash_deferrable", unseen_only=True, delay=0.5)
 crash_poke = _crash_dag("test_receive_crash_poke", unseen_only=True, delay=0.5, deferrable=False)
+
+
+def _timeout_dag(dag_id: str, **sensor_kwargs: Any) -> DAG:
+    with DAG(
+        dag_id, schedule=None, params={"conn_id": Param("mail_imap_default", type="string")}
+    ) as dag:
+        ReceiveEmailSensor(
+            task_id="receive", conn_id="{{ params.conn_id }}", delay=0.5, timeout=2, **sensor_kwargs
+        )
+    return dag
+
+
+timeout_fails = _timeout_dag("test_receive_timeout_fails")
+timeout_soft_fails = _timeout_dag("test_receive_timeout_soft_fails", soft_fail=True)
