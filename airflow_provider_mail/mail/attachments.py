@@ -164,8 +164,10 @@ class DirectorySink:
 def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
     directory = root / folder
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # The names are safe, but a planted symlink in a shared temp dir could still redirect us.
-    if directory.is_symlink() or not directory.resolve().is_relative_to(root.resolve()):
+    # ``folder`` is one safe name (no separator, no ".."), so only a symlink planted in a
+    # shared temp dir could lead elsewhere; lstat is enough to catch it, and far cheaper
+    # than resolving the whole path for every attachment.
+    if directory.is_symlink():
         raise PermissionError(
             f"{directory} is a symbolic link or leads outside {root}; remove it or choose "
             "another attachments_dir."
