@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -475,3 +476,155 @@ def test_an_unreadable_part_is_skipped_and_the_rest_kept(
         None,
         "notes.txt",
     ]
+
+
+class RecordingSink:
+    """Keeps each attachment's bytes in memory; paths are stable, so records compare equal."""
+
+    def __init__(self) -> None:
+        self.saved: list[bytes] = []
+
+    def save(self, message_key: str, filename: str | None, content_type: str, data: bytes) -> str:
+        self.saved.append(data)
+        return f"memory://{len(self.saved)}"
+
+
+def record_and_files(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    sink = RecordingSink()
+    return build_record(raw, folder="INBOX", attachments=sink), sink.saved
+
+
+def usual_record_and_files(
+    raw: bytes, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], list[bytes]]:
+    with monkeypatch.context() as patch:
+        patch.setattr(parse, "_LARGE_MESSAGE", 2**62)
+        return record_and_files(raw)
+
+
+def count_lifted_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real_decode_run = parse._decode_run
+
+    def decode_run(raw: bytes, run: Any) -> bytes:
+        calls.append(run.end - run.start)
+        return real_decode_run(raw, run)
+
+    monkeypatch.setattr(parse, "_decode_run", decode_run)
+    return calls
+
+
+def base64_lines(data: bytes, newline: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", newline)
+
+
+def big_nested_message(first: bytes, second: bytes, newline: bytes = b"\r\n") -> bytes:
+    """Two base64 attachments at different depths, beside text and HTML; ``newline`` ends lines."""
+    message = (
+        b"From: a@example.com\nSubject: two big files\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="outer"\n\n'
+        b"preamble\n"
+        b'--outer\nContent-Type: multipart/alternative; boundary="alt"\n\n'
+        b"--alt\nContent-Type: text/plain; charset=utf-8\n\nSee both files.\n"
+        b"--alt\nContent-Type: text/html\n\n<p>See both files.</p>\n--alt--\n"
+        b'--outer\nContent-Type: application/zip; name="first.zip"\n'
+        b"Content-Transfer-Encoding: base64\n\n"
+    ).replace(b"\n", newline)
+    message += base64_lines(first, newline)
+    message += (
+        b'--outer\nContent-Type: multipart/mixed; boundary="inner"\n\n'
+        b'--inner\nContent-Type: image/png\nContent-Disposition: attachment; filename="b.png"\n'
+        b"Content-Transfer-Encoding: base64\n\n"
+    ).replace(b"\n", newline)
+    message += base64_lines(second, newline) + newline
+    return message + b"--inner--\n--outer--\nepilogue\n".replace(b"\n", newline)
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"], ids=["crlf", "bare-lf"])
+def test_big_base64_bodies_are_decoded_from_the_raw_bytes(
+    newline: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = random.Random(1).randbytes(300_000)
+    second = random.Random(2).randbytes(200_000)
+    raw = big_nested_message(first, second, newline)
+    expected = usual_record_and_files(raw, monkeypatch)
+    monkeypatch.setattr(parse, "_LARGE_MESSAGE", 1000)
+    lifted = count_lifted_decodes(monkeypatch)
+
+    record, files = record_and_files(raw)
+
+    assert len(lifted) == 2
+    assert (record, files) == expected
+    assert record["text"] == "See both files."
+    assert [(item["filename"], item["size"]) for item in record["attachments"]] == [
+        ("first.zip", len(first)),
+        ("b.png", len(second)),
+    ]
+    assert files == [first, second]
+
+
+def test_a_message_above_the_real_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = random.Random(3).randbytes(parse._LARGE_MESSAGE * 3 // 4 + 1000)
+    raw = big_nested_message(payload, b"small")
+    lifted = count_lifted_decodes(monkeypatch)
+
+    record, files = record_and_files(raw)
+
+    assert lifted and len(raw) >= parse._LARGE_MESSAGE
+    assert hashlib.sha256(files[0]).digest() == hashlib.sha256(payload).digest()
+    assert files == [payload, b"small"]
+    assert (record, files) == usual_record_and_files(raw, monkeypatch)
+
+
+def big_part(headers: bytes, body: bytes) -> bytes:
+    return (
+        b'Subject: x\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--b\r\n" + headers + b"\r\n\r\n" + body + b"\r\n--b--\r\n"
+    )
+
+
+LINES = base64_lines(random.Random(4).randbytes(100_000), b"\r\n")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        big_part(b"Content-Type: text/plain", LINES),
+        big_part(b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable", LINES),
+        big_part(
+            b"Content-Type: message/rfc822", b"Content-Transfer-Encoding: base64\r\n\r\n" + LINES
+        ),
+        big_part(b"Content-Transfer-Encoding: base64", b"not base64 \r\n" + LINES),
+        big_part(b"Content-Transfer-Encoding: base64", LINES + b"trailing space \r\n" + LINES),
+        big_part(b"Content-Transfer-Encoding: base64", b"caf\xc3\xa9\r\n" + LINES),
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + LINES
+        + b"--b\r\n\r\nx\r\n--b--\r\n",
+    ],
+    ids=["7bit", "quoted-printable", "forwarded", "text-before", "two-runs", "8-bit", "preamble"],
+)
+def test_big_bodies_that_cannot_be_lifted_parse_as_usual(
+    raw: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = usual_record_and_files(raw, monkeypatch)
+    monkeypatch.setattr(parse, "_LARGE_MESSAGE", 1000)
+    lifted = count_lifted_decodes(monkeypatch)
+
+    assert record_and_files(raw) == expected
+    assert not lifted
+
+
+@pytest.mark.parametrize("min_body", [1, 40])
+def test_lifting_bodies_never_changes_a_record(
+    min_body: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples = [(CORPUS / name).read_bytes() for name in corpus_files()]
+    samples += _mutations(seed=20240502, count=200)
+    expected = [usual_record_and_files(raw, monkeypatch) for raw in samples]
+    monkeypatch.setattr(parse, "_LARGE_MESSAGE", 0)
+    monkeypatch.setattr(parse, "_LARGE_BODY", min_body)
+    lifted = count_lifted_decodes(monkeypatch)
+
+    assert [record_and_files(raw) for raw in samples] == expected
+    assert lifted
