@@ -27,6 +27,11 @@ from airflow_provider_mail.mail.tls import Security, build_ssl_context
 #: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
 
+#: Most bytes of one message read by one FETCH. A larger message arrives in slices, so the
+#: client libraries, which need a few times the size of what they read, never see more
+#: than one slice of it at a time.
+FETCH_SLICE = 16 * 1024 * 1024
+
 # Messages per UID FETCH: one round trip for a normal poll, bounded command and memory
 # for a poll of thousands.
 FETCH_CHUNK = 200
@@ -44,6 +49,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
     hook_name = "Receive Email (IMAP)"
     protocol = "imap"
     probe_description = "selected the inbox"
+    fetch_slice = FETCH_SLICE
     _selected: tuple[tuple[int, str], int] | None = None
 
     def _open(self, settings: ServerSettings) -> IMAPClient:
@@ -117,16 +123,37 @@ class ImapHook(ReceiveHook[IMAPClient]):
         records = []
         for start in range(0, len(claim.uids), FETCH_CHUNK):
             chunk = claim.uids[start : start + FETCH_CHUNK]
+            items = [b"RFC822.SIZE", b"BODY.PEEK[]<0.%d>" % self.fetch_slice]
             with self.translate_errors():
-                response = self.client.fetch(chunk, [b"BODY.PEEK[]"])
+                response = self.client.fetch(chunk, items)
             for uid in chunk:
                 # Popped, so each raw message can be freed once its record is built.
-                raw = response.pop(uid, {}).get(b"BODY[]")
-                if raw is not None:
-                    records.append(
-                        self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
-                    )
+                data = response.pop(uid, {})
+                raw = data.get(b"BODY[]<0>")
+                if raw is None:
+                    continue
+                if len(raw) < int(data.get(b"RFC822.SIZE") or 0) and len(raw) == self.fetch_slice:
+                    raw = self._read_rest(uid, raw, int(data[b"RFC822.SIZE"]))
+                records.append(
+                    self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
+                )
         return records
+
+    def _read_rest(self, uid: int, first: bytes, size: int) -> bytes:
+        """A message larger than :data:`FETCH_SLICE`, read slice after slice."""
+        buffer = bytearray(first)
+        del first
+        while len(buffer) < size:
+            offset = len(buffer)
+            with self.translate_errors():
+                part = self.client.fetch(
+                    [uid], [b"BODY.PEEK[]<%d.%d>" % (offset, self.fetch_slice)]
+                )
+            piece = part.get(uid, {}).get(b"BODY[]<%d>" % offset)
+            if not piece:
+                break
+            buffer += piece
+        return bytes(buffer)
 
     def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
         """Take the claimed messages that are still unseen, atomically against other pollers.
