@@ -109,9 +109,10 @@ class ReceiveEmailSensor(BaseSensorOperator):
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
         pending = TaskLedger.for_task("handover", context).pending()
-        if pending is None or not Claim.from_payload(pending):
+        claim = Claim.from_payload(pending) if pending is not None else None
+        if not claim:
             return []
-        records = self._hand_over(context, Claim.from_payload(pending), retry=True)
+        records = self._hand_over(context, claim, retry=True)
         self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
         return records
 

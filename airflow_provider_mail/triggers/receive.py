@@ -133,12 +133,13 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             connection = await BaseHook.aget_connection(self.conn_id)
-            hook_class = receive_hook_class(self.conn_id, connection.conn_type)
-            hook_class(self.conn_id, connection=connection).check_folder(self.folder)
+            hook = receive_hook_class(self.conn_id, connection.conn_type)(
+                self.conn_id, connection=connection
+            )
+            hook.check_folder(self.folder)
         except MailError as err:
             yield self._failure(err)
             return
-        hook = hook_class(self.conn_id, connection=connection)
         try:
             async for event in self._poll_until_found(hook, deadline):
                 yield event
