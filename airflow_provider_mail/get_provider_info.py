@@ -41,6 +41,18 @@ CONN_FIELDS: dict[str, Any] = {
     },
 }
 
+#: IMAP only: how claims of several pollers of one mailbox are kept apart.
+IMAP_CONN_FIELDS: dict[str, Any] = {
+    **CONN_FIELDS,
+    "claim_lock": {
+        "label": "Claim Lock",
+        "description": "host: pollers on this machine never take the same message. server: "
+        "nor do pollers on different machines (triggerers or workers on several hosts); "
+        "each poll that finds mail briefly creates the folder AirflowMailClaimLock.",
+        "schema": {"type": "string", "enum": ["host", "server"], "default": "host"},
+    },
+}
+
 _CONNECTION_TYPES = [
     ("mail_imap", "airflow_provider_mail.hooks.imap.ImapHook", "Receive Email (IMAP)"),
     ("mail_pop3", "airflow_provider_mail.hooks.pop3.Pop3Hook", "Receive Email (POP3)"),
@@ -61,7 +73,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": conn_type,
                 "hook-class-name": hook_class,
                 "hook-name": hook_name,
-                "conn-fields": CONN_FIELDS,
+                "conn-fields": IMAP_CONN_FIELDS if conn_type == "mail_imap" else CONN_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
             for conn_type, hook_class, hook_name in _CONNECTION_TYPES

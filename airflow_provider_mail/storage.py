@@ -5,6 +5,8 @@ Four kinds of state live here, as JSON Variables whose keys start with ``mail_pr
 * ``mail_provider/pop3_seen/<conn_id>/<login>@<host>:<port>``: the POP3 unique ids
   (UIDL) already handed over from that account. Delete the Variable to receive every
   message again.
+* ``mail_provider/pop3_pending/<conn_id>/<login>@<host>:<port>``: POP3 unique ids an
+  AssetWatcher trigger took whose event may not have gone out yet.
 * ``mail_provider/handover/<dag_id>/<task_id>``: the last claims of a
   ``ReceiveEmailSensor`` per run, so that a retry after a crash delivers the same messages
   instead of losing them. Deleting it is safe when no run of that task is in progress.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import json
 from typing import Any, Protocol
+
+from airflow_provider_mail.locks import host_lock
 
 PREFIX = "mail_provider"
 
@@ -85,6 +89,11 @@ def pop3_seen_key(conn_id: str, account: str) -> str:
     return f"{PREFIX}/pop3_seen/{conn_id}/{account}"
 
 
+def pop3_pending_key(conn_id: str, account: str) -> str:
+    """The Variable key of one POP3 account's UIDLs claimed by an AssetWatcher trigger."""
+    return f"{PREFIX}/pop3_pending/{conn_id}/{account}"
+
+
 class TaskLedger:
     """What one task instance did that its retry must know, kept across tries.
 
@@ -139,10 +148,12 @@ class TaskLedger:
 
     def record(self, payload: dict[str, Any]) -> None:
         """Write this try's entry (replacing an earlier try's)."""
-        entries = dict(self.store.get(self.key) or {})
-        entries.pop(self.entry, None)
-        entries[self.entry] = payload
-        self.store.set(self.key, dict(list(entries.items())[-self.KEEP :]))
+        # Concurrent runs of one task share the Variable: one update at a time per host.
+        with host_lock("variable", self.key):
+            entries = dict(self.store.get(self.key) or {})
+            entries.pop(self.entry, None)
+            entries[self.entry] = payload
+            self.store.set(self.key, dict(list(entries.items())[-self.KEEP :]))
 
 
 class DeliveredMessageIds:
@@ -221,16 +232,17 @@ class AssetDeliveries:
 
     def take(self, ids: list[str], uidvalidity: int | None, run_id: str) -> list[str]:
         """Of ``ids`` (UIDs or UIDLs as text), the ones ``run_id`` may hand over; recorded."""
-        value = self.store.get(self.key) or {}
-        runs: dict[str, str] = dict(value.get("runs", {}))
-        if value.get("uidvalidity") != uidvalidity:
-            runs = {}  # new UIDVALIDITY: the old UIDs name nothing any more
-        mine = [message for message in ids if runs.get(message, run_id) == run_id]
-        for message in mine:
-            runs.pop(message, None)
-            runs[message] = run_id
-        self.store.set(
-            self.key,
-            {"uidvalidity": uidvalidity, "runs": dict(list(runs.items())[-self.KEEP :])},
-        )
+        with host_lock("variable", self.key):
+            value = self.store.get(self.key) or {}
+            runs: dict[str, str] = dict(value.get("runs", {}))
+            if value.get("uidvalidity") != uidvalidity:
+                runs = {}  # new UIDVALIDITY: the old UIDs name nothing any more
+            mine = [message for message in ids if runs.get(message, run_id) == run_id]
+            for message in mine:
+                runs.pop(message, None)
+                runs[message] = run_id
+            self.store.set(
+                self.key,
+                {"uidvalidity": uidvalidity, "runs": dict(list(runs.items())[-self.KEEP :])},
+            )
         return mine

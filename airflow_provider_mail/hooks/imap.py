@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import random
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from imapclient import SEEN, IMAPClient
-from imapclient.exceptions import LoginError
+from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids
 
 from airflow_provider_mail.exceptions import MailProtocolError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
     login_rejected,
     password_not_ascii,
     starttls_not_offered,
 )
-from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
 #: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
+
+#: The folder whose existence is the cross-host claim lock (``claim_lock`` ``server``).
+LOCK_FOLDER = "AirflowMailClaimLock"
 
 #: Most bytes of one message read by one FETCH. A larger message arrives in slices, so the
 #: client libraries, which need a few times the size of what they read, never see more
@@ -51,6 +57,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
     probe_description = "selected the inbox"
     fetch_slice = FETCH_SLICE
     _selected: tuple[tuple[int, str], int] | None = None
+    _lock_name: str | None = None
 
     def _open(self, settings: ServerSettings) -> IMAPClient:
         context = build_ssl_context(settings.server_certificate)
@@ -160,9 +167,13 @@ class ImapHook(ReceiveHook[IMAPClient]):
 
         Sets ``\\Seen`` with ``UNCHANGEDSINCE`` (CONDSTORE, RFC 7162): a message another
         poller marked after this one looked is refused by the server and left to that
-        poller. Returns the messages this poller now owns. With ``pending``, the
-        ``$AirflowMailPending`` keyword is set in the same command, so a trigger that dies
-        before its event is out finds them again (:meth:`find_pending`).
+        poller. Claims run one at a time per mailbox on this host (:func:`host_lock`), and
+        with the connection's ``claim_lock`` set to ``server`` one at a time across hosts
+        (a lock folder on the server), because a server may answer two ``STORE``s that
+        race within one round trip as if both had succeeded. Returns the messages this
+        poller now owns. With ``pending``, the ``$AirflowMailPending`` keyword is set in
+        the same command, so a trigger that dies before its event is out finds them again
+        (:meth:`find_pending`).
         """
         if not claim.uids:
             return claim
@@ -170,27 +181,99 @@ class ImapHook(ReceiveHook[IMAPClient]):
         with self.translate_errors():
             if self._select(claim.folder) != claim.uidvalidity:
                 return Claim(claim.protocol, claim.folder, claim.uidvalidity)
-            client = self.client
-            if not client.has_capability("CONDSTORE"):
+            with host_lock("imap-claim", self.settings.account, claim.folder), self._server_lock():
+                owned = self._take(claim, flags)
+        refused = len(claim) - len(owned)
+        if refused:
+            self.log.info("%d message(s) were taken by another poller.", refused)
+        return owned
+
+    def _take(self, claim: Claim, flags: list[bytes]) -> Claim:
+        """Under the claim locks: set ``flags`` on the claimed messages still unseen."""
+        client = self.client
+        condstore = bool(client.has_capability("CONDSTORE"))
+        if not condstore:
+            if self.settings.claim_lock != SERVER_LOCK:
                 self.log.warning(
-                    "%s has no CONDSTORE; two pollers of %s could take the same message.",
+                    "%s has no CONDSTORE: pollers of %s on other hosts could take the same "
+                    "message; set the connection's Claim Lock to server if there are any.",
                     self.settings.address,
                     claim.folder,
                 )
-                client.add_flags(list(claim.uids), flags, silent=True)
-                return claim
-            state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"])
-            unseen = [
-                uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]
-            ]
-            if not unseen:
-                return Claim(claim.protocol, claim.folder, claim.uidvalidity)
+            client.noop()  # the session's view must show what the previous holder marked
+        state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
+        unseen = [uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]]
+        refused: set[int] = set()
+        if unseen and condstore:
             highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)
             refused = self._store_unchanged_since(unseen, highest, flags)
+        elif unseen:
+            client.add_flags(unseen, flags, silent=True)
         owned = tuple(uid for uid in unseen if uid not in refused)
-        if refused:
-            self.log.info("%d message(s) were taken by another poller.", len(refused))
         return Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=owned)
+
+    @contextlib.contextmanager
+    def _server_lock(self) -> Iterator[None]:
+        """With ``claim_lock`` ``server``: hold the account's lock folder on the server.
+
+        ``CREATE`` of an existing folder fails on every server, so creating the lock folder
+        is an atomic test-and-set that works across hosts; ``DELETE`` releases it. A holder
+        that died leaves it behind: a folder whose UIDVALIDITY (new with every ``CREATE``)
+        stays the same for longer than the connection's timeout, the longest any holder
+        waits for one command, is deleted as stale.
+        """
+        if self.settings.claim_lock != SERVER_LOCK:
+            yield
+            return
+        client = self.client
+        name = self._lock_folder_name()
+        seen_generation: tuple[int | None, float] = (None, time.monotonic())
+        while not self._create_lock_folder(name):
+            generation = self._lock_generation(name)
+            if generation != seen_generation[0]:
+                seen_generation = (generation, time.monotonic())
+            elif time.monotonic() - seen_generation[1] > self.settings.timeout:
+                self.log.warning("Removing the stale claim lock %s of a poller that died.", name)
+                with contextlib.suppress(IMAPClientError):
+                    client.delete_folder(name)
+                continue
+            time.sleep(random.uniform(0.005, 0.05))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(IMAPClientError, OSError):
+                client.delete_folder(name)
+
+    def _lock_folder_name(self) -> str:
+        """``AirflowMailClaimLock`` inside the account's personal namespace."""
+        if self._lock_name is None:
+            prefix = ""
+            if self.client.has_capability("NAMESPACE"):
+                personal = self.client.namespace().personal
+                prefix = personal[0][0] if personal else ""
+            self._lock_name = f"{prefix}{LOCK_FOLDER}"
+        return self._lock_name
+
+    def _create_lock_folder(self, name: str) -> bool:
+        """Whether this session created the lock folder (and so holds the lock)."""
+        try:
+            self.client.create_folder(name)
+        except IMAPClientError as err:
+            if self.client.folder_exists(name):
+                return False
+            raise MailProtocolError(
+                f"{self.settings.address} refused to create the claim lock folder {name!r} "
+                f"({_reason(err)}); allow the account to create folders or set the "
+                "connection's Claim Lock to host."
+            ) from err
+        return True
+
+    def _lock_generation(self, name: str) -> int | None:
+        """The lock folder's UIDVALIDITY, or ``None`` when it vanished meanwhile."""
+        try:
+            return int(self.client.folder_status(name, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+        except IMAPClientError:
+            return None
 
     def _store_unchanged_since(self, uids: list[int], modseq: int, flags: list[bytes]) -> set[int]:
         """``UID STORE uids (UNCHANGEDSINCE modseq) +FLAGS.SILENT``; returns refused UIDs."""
@@ -335,6 +418,11 @@ def _uid_set(text: bytes | str) -> list[int]:
         if first.isdigit():
             uids.extend(range(int(first), int(last or first) + 1))
     return uids
+
+
+def _reason(err: Exception) -> str:
+    """The server's words from an imapclient error, for a one-sentence message."""
+    return str(err).strip() or type(err).__name__
 
 
 _NEWS = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT"}

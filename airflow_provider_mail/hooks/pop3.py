@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import poplib
+from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
     login_rejected,
@@ -23,7 +25,12 @@ from airflow_provider_mail.mail.state import (
     remember_seen,
 )
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
-from airflow_provider_mail.storage import KeyValueStore, VariableStore, pop3_seen_key
+from airflow_provider_mail.storage import (
+    KeyValueStore,
+    VariableStore,
+    pop3_pending_key,
+    pop3_seen_key,
+)
 
 # poplib refuses lines over 2048 bytes, which real mail (long HTML lines) exceeds; RFC 5322
 # allows 998 but servers relay longer ones, and losing such a message is worse.
@@ -113,6 +120,11 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         """The Airflow Variable holding this account's handed-over UIDLs."""
         return pop3_seen_key(self.conn_id, self.settings.account)
 
+    @property
+    def pending_key(self) -> str:
+        """The Airflow Variable of UIDLs an AssetWatcher trigger claimed before its event."""
+        return pop3_pending_key(self.conn_id, self.settings.account)
+
     def seen(self) -> list[str]:
         """The UIDLs already handed over from this account."""
         return list(self.state_store.get(self.seen_key) or [])
@@ -125,6 +137,53 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             self.listing(), seen, unseen_only=unseen_only, max_emails=max_emails
         )
         return Claim("pop3", INBOX, uidls=tuple(uidl for _number, uidl in picked))
+
+    def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
+        """Take the claimed messages no other poller took: add them to the seen set.
+
+        POP3 has no flags, so the seen Variable is the claim; reading and writing it
+        happens under the account's :func:`host_lock`, so pollers of one host never take
+        the same message. With ``pending``, the UIDLs are also kept as pending until
+        :meth:`release_pending` (a trigger that dies before its event finds them again).
+        """
+        if not claim.uidls:
+            return claim
+        with host_lock("variable", self.seen_key):
+            seen = self.seen()
+            already = set(seen)
+            owned = tuple(uidl for uidl in claim.uidls if uidl not in already)
+            present = [uidl for _number, uidl in self.listing()]
+            self.state_store.set(self.seen_key, remember_seen(seen, owned, present))
+        if pending and owned:
+            self._update_pending(lambda uidls: uidls | set(owned))
+        if len(owned) < len(claim):
+            self.log.info("%d message(s) were taken by another poller.", len(claim) - len(owned))
+        return Claim("pop3", INBOX, uidls=owned)
+
+    def unclaim(self, claim: Claim) -> None:
+        """Give the UIDLs back after a failed hand-over (best effort)."""
+        if claim.uidls:
+            with host_lock("variable", self.seen_key):
+                taken = set(claim.uidls)
+                self.state_store.set(
+                    self.seen_key, [uidl for uidl in self.seen() if uidl not in taken]
+                )
+
+    def find_pending(self, folder: str | None) -> Claim:
+        """UIDLs a trigger claimed whose event may not have gone out (still on the server)."""
+        pending = set(self.state_store.get(self.pending_key) or [])
+        present = [uidl for _number, uidl in self.listing() if uidl in pending]
+        return Claim("pop3", INBOX, uidls=tuple(present))
+
+    def release_pending(self, claim: Claim) -> None:
+        """The claim's event went out."""
+        if claim.uidls:
+            self._update_pending(lambda uidls: uidls - set(claim.uidls))
+
+    def _update_pending(self, change: Callable[[set[str]], set[str]]) -> None:
+        with host_lock("variable", self.pending_key):
+            pending = set(self.state_store.get(self.pending_key) or [])
+            self.state_store.set(self.pending_key, sorted(change(pending)))
 
     def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
         """RETR the claimed messages, oldest first; messages gone from the server are skipped."""
@@ -143,7 +202,8 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     def mark_seen(self, claim: Claim) -> None:
         """Add the claimed UIDLs to the seen set, pruned of ids no longer on the server."""
         present = [uidl for _number, uidl in self.listing()]
-        self.state_store.set(self.seen_key, remember_seen(self.seen(), claim.uidls, present))
+        with host_lock("variable", self.seen_key):
+            self.state_store.set(self.seen_key, remember_seen(self.seen(), claim.uidls, present))
 
     def listing(self) -> list[tuple[int, str]]:
         """``(message number, UIDL)`` of every message, read once per session."""

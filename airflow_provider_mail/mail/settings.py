@@ -11,6 +11,11 @@ from airflow_provider_mail.mail.tls import Security, default_port
 
 DEFAULT_TIMEOUT = 30.0
 
+#: ``claim_lock`` values: claims exclusive among the pollers of one host (the default), or
+#: across hosts through a lock folder on the IMAP server.
+HOST_LOCK = "host"
+SERVER_LOCK = "server"
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -24,6 +29,7 @@ class ServerSettings:
     password: str = field(default="", repr=False)
     server_certificate: str = field(default="", repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    claim_lock: str = HOST_LOCK
 
     @property
     def address(self) -> str:
@@ -75,6 +81,12 @@ def settings_from_connection(
         raise MailConfigError(
             f"Connection {conn_id!r} has timeout {raw_timeout!r}; set a positive number of seconds."
         )
+    claim_lock = str(extra.get("claim_lock") or HOST_LOCK).strip().lower()
+    if claim_lock not in (HOST_LOCK, SERVER_LOCK):
+        raise MailConfigError(
+            f"Connection {conn_id!r} has claim_lock {extra.get('claim_lock')!r}; use "
+            f"{HOST_LOCK!r} (pollers on one host) or {SERVER_LOCK!r} (pollers on several hosts)."
+        )
     return ServerSettings(
         protocol=protocol,
         host=str(host).strip(),
@@ -84,4 +96,5 @@ def settings_from_connection(
         password=password or "",
         server_certificate=str(extra.get("server_certificate") or ""),
         timeout=timeout,
+        claim_lock=claim_lock,
     )

@@ -1,56 +1,80 @@
-"""Several pollers on one mailbox never take the same message (CONDSTORE claims)."""
+"""Several pollers on one mailbox never take the same message.
+
+Real processes race on real Dovecot: pollers of one host (the host lock serialises their
+claims), pollers of "different hosts" (each child gets a lock directory of its own, so
+only the server lock folder keeps them apart), and a server without CONDSTORE.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.hooks.imap import LOCK_FOLDER, ImapHook
+from airflow_provider_mail.hooks.pop3 import Pop3Hook
+from airflow_provider_mail.locks import LOCK_DIR_VARIABLE
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import ConnFactory, receive_connection
+from tests.conftest import USERS, ConnFactory, receive_connection
 from tests.servers.certs import Certificate
 from tests.servers.dovecot import Dovecot
 from tests.test_receive_sensor import numbered
 
 POLLERS = 4
 MESSAGES = 120
+#: Dovecot's own capability list without CONDSTORE/QRESYNC: a server with no atomic claim.
+WITHOUT_CONDSTORE = (
+    "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT LITERAL+ "
+    "UIDPLUS MOVE NAMESPACE CHILDREN UNSELECT"
+)
 
 
-def _poll_until_empty(conn_id: str, ready: Any, start: Any, results: Any) -> None:
+@pytest.fixture(scope="module")
+def dovecot_without_condstore(workdir: Path, certificate: Certificate) -> Iterator[Dovecot]:
+    """A Dovecot that does not advertise CONDSTORE (like many hosted servers)."""
+    server = Dovecot(
+        workdir / "dovecot-no-condstore",
+        certificate,
+        users=dict(USERS),
+        extra_config=WITHOUT_CONDSTORE,
+    ).start()
+    yield server
+    server.stop()
+
+
+def _poll_until_empty(
+    conn_id: str, lock_dir: str | None, ready: Any, start: Any, results: Any
+) -> None:
+    if lock_dir is not None:
+        os.environ[LOCK_DIR_VARIABLE] = lock_dir  # a host of its own
     taken: list[str] = []
-    idle_polls = 0
     with ImapHook(conn_id) as hook:
         ready.put(True)  # connected and logged in: all pollers start polling together
         start.wait()
-        while idle_polls < 3:
+        while True:
             records = hook.receive(unseen_only=True, max_emails=3)
-            idle_polls = 0 if records else idle_polls + 1
             taken += [str(record["message_id"]) for record in records]
+            # A poll whose claim others won is not the end: stop once nothing is unseen.
+            if not records and not hook.find_new(None, unseen_only=True, max_emails=1):
+                break
     results.put(taken)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="Dovecot (maildir) reports a no-op STORE from a session with a stale view as "
-    "success, so two pollers racing within one round trip can both own a message; see "
-    "docs/handover.md, Known limits.",
-)
-def test_concurrent_processes_split_the_mailbox_without_duplicates(
-    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
-) -> None:
-    dovecot.clear("info")
-    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    dovecot.deliver("info", numbered(MESSAGES, "Race"))
+def _race(conn_id: str, lock_dirs: list[str | None]) -> list[list[str]]:
+    """Start one poller per entry of ``lock_dirs`` at once; what each of them took."""
     context = multiprocessing.get_context("fork")
     ready, start, results = context.Queue(), context.Event(), context.Queue()
     workers = [
-        context.Process(target=_poll_until_empty, args=(conn_id, ready, start, results))
-        for _ in range(POLLERS)
+        context.Process(target=_poll_until_empty, args=(conn_id, lock_dir, ready, start, results))
+        for lock_dir in lock_dirs
     ]
     for worker in workers:
         worker.start()
@@ -61,11 +85,103 @@ def test_concurrent_processes_split_the_mailbox_without_duplicates(
     for worker in workers:
         worker.join(timeout=30)
         assert worker.exitcode == 0
+    return taken
 
+
+def _assert_split_exactly_once(taken: list[list[str]]) -> None:
     counts = Counter(message_id for batch in taken for message_id in batch)
     assert [m for m, n in counts.items() if n > 1] == []
     assert set(counts) == {f"<race-{i}@example.com>" for i in range(MESSAGES)}
     assert sum(1 for batch in taken if batch) >= 2, "the pollers did not actually compete"
+
+
+def _folders(conn_id: str) -> list[str]:
+    with ImapHook(conn_id) as hook:
+        return [name for _flags, _delimiter, name in hook.get_conn().list_folders()]
+
+
+def test_pollers_of_one_host_split_the_mailbox_without_duplicates(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(MESSAGES, "Race"))
+    _assert_split_exactly_once(_race(conn_id, [None] * POLLERS))
+
+
+def test_pollers_of_several_hosts_split_the_mailbox_with_the_server_lock(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, tmp_path: Path
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server"
+    )
+    dovecot.deliver("info", numbered(MESSAGES, "Race"))
+    hosts = [str(tmp_path / f"host-{n}") for n in range(POLLERS)]
+    _assert_split_exactly_once(_race(conn_id, list(hosts)))
+    assert LOCK_FOLDER not in _folders(conn_id)
+
+
+def test_pollers_split_the_mailbox_on_a_server_without_condstore(
+    mail_connection: ConnFactory,
+    dovecot_without_condstore: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+) -> None:
+    server = dovecot_without_condstore
+    one_host = receive_connection(mail_connection, server, "imap", "ssl", certificate)
+    with ImapHook(one_host) as hook:
+        assert not hook.get_conn().has_capability("CONDSTORE")
+    server.clear("info")
+    server.deliver("info", numbered(MESSAGES, "Race"))
+    _assert_split_exactly_once(_race(one_host, [None] * POLLERS))
+
+    several_hosts = receive_connection(
+        mail_connection,
+        server,
+        "imap",
+        "ssl",
+        certificate,
+        conn_id="no_condstore_server_lock",
+        claim_lock="server",
+    )
+    server.clear("info")
+    server.deliver("info", numbered(MESSAGES, "Race"))
+    hosts = [str(tmp_path / f"host-{n}") for n in range(POLLERS)]
+    _assert_split_exactly_once(_race(several_hosts, list(hosts)))
+
+
+def test_a_lock_folder_left_by_a_dead_poller_is_removed_after_the_timeout(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server", timeout=2
+    )
+    dovecot.deliver("info", numbered(2, "Race"))
+    with ImapHook(conn_id) as hook:
+        hook.get_conn().create_folder(LOCK_FOLDER)  # its holder was killed
+        started = time.monotonic()
+        records = hook.receive(unseen_only=True, max_emails=-1)
+        waited = time.monotonic() - started
+    assert [r["message_id"] for r in records] == ["<race-0@example.com>", "<race-1@example.com>"]
+    assert waited >= 2  # nobody broke a lock that could still be held
+    assert LOCK_FOLDER not in _folders(conn_id)
+
+
+def test_a_server_refusing_the_lock_folder_gets_one_clear_sentence(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server"
+    )
+    dovecot.deliver("info", numbered(1, "Race"))
+    with ImapHook(conn_id) as hook:
+        hook._lock_name = "no/such/parent\\bad"
+        with pytest.raises(Exception) as raised:
+            hook.receive(unseen_only=True)
+    assert "claim lock folder" in str(raised.value)
 
 
 def test_claim_refuses_messages_another_poller_marked_meanwhile(
@@ -107,3 +223,50 @@ def test_trigger_redelivers_a_claim_whose_event_never_went_out(
 
     payload = asyncio.run(first_event())
     assert payload["uids"] == list(claim.uids)
+
+
+def _pop3_poll_until_empty(conn_id: str, ready: Any, start: Any, results: Any) -> None:
+    taken: list[str] = []
+    ready.put(True)
+    start.wait()
+    while True:
+        # A POP3 session sees the mailbox as it was at login: one session per poll.
+        with Pop3Hook(conn_id) as hook:
+            records = hook.receive(unseen_only=True, max_emails=3)
+            left = records or hook.find_new(None, unseen_only=True, max_emails=1)
+        taken += [str(record["message_id"]) for record in records]
+        if not left:
+            break
+    results.put(taken)
+
+
+def test_pop3_pollers_of_one_host_split_the_mailbox_without_duplicates(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, airflow_db: object
+) -> None:
+    """POP3 has no flags: the seen Variable is the claim, updated under the host lock."""
+    dovecot.clear("support")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "pop3", "ssl", certificate, user="support", conn_id="pop3_race"
+    )
+    with Pop3Hook(conn_id) as hook:
+        hook.state_store.set(hook.seen_key, [])
+    dovecot.deliver("support", numbered(MESSAGES // 2, "Race"))
+    context = multiprocessing.get_context("fork")
+    ready, start, results = context.Queue(), context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_pop3_poll_until_empty, args=(conn_id, ready, start, results))
+        for _ in range(POLLERS)
+    ]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.get(timeout=60)
+    start.set()
+    taken = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+    counts = Counter(message_id for batch in taken for message_id in batch)
+    assert [m for m, n in counts.items() if n > 1] == []
+    assert set(counts) == {f"<race-{i}@example.com>" for i in range(MESSAGES // 2)}
+    assert sum(1 for batch in taken if batch) >= 2, "the pollers did not actually compete"

@@ -36,6 +36,8 @@ class Dovecot:
     imaps_port: int = field(default_factory=free_port)
     pop3_port: int = field(default_factory=free_port)
     pop3s_port: int = field(default_factory=free_port)
+    #: Appended to the generated dovecot.conf (e.g. an ``imap_capability`` override).
+    extra_config: str = ""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -132,6 +134,7 @@ service anvil {{
 }}
 default_process_limit = 600
 default_client_limit = 4000
+{self.extra_config}
 """
         )
 
