@@ -20,7 +20,8 @@ from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.mail.errors import describe_network_error
-from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.mail.state import Claim, check_max_emails, folder_name
+from airflow_provider_mail.triggers.shared_poll import SharedPoll, shared_poll
 
 RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
     ImapHook.conn_type: ImapHook,
@@ -140,6 +141,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         except MailError as err:
             yield self._failure(err)
             return
+        if self._shares_polls():
+            async with shared_poll(self._share_key(), hook) as shared:
+                async for event in self._poll_until_found(hook, deadline, shared):
+                    yield event
+            return
         try:
             async for event in self._poll_until_found(hook, deadline):
                 yield event
@@ -149,8 +155,26 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             if self._idle_thread is not None:
                 self._idle_thread.shutdown(wait=False, cancel_futures=True)
 
+    def _shares_polls(self) -> bool:
+        """Whether this trigger may share its polls (see :mod:`.shared_poll`).
+
+        A deferred sensor's trigger only looks; an AssetWatcher's takes what it emits (and
+        Airflow already shares identical AssetWatcher triggers); IDLE needs a session of
+        its own.
+        """
+        return not self.mark_seen and not self.use_idle
+
+    def _share_key(self) -> tuple[Any, ...]:
+        return (
+            type(self).__qualname__,
+            self.conn_id,
+            folder_name(self.folder),
+            self.unseen_only,
+            self.max_emails,
+        )
+
     async def _poll_until_found(
-        self, hook: ReceiveHook[Any], deadline: float | None
+        self, hook: ReceiveHook[Any], deadline: float | None, shared: SharedPoll | None = None
     ) -> AsyncIterator[TriggerEvent]:
         failures = 0
         # An AssetWatcher trigger first re-emits a claim of an earlier life of itself
@@ -158,7 +182,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         recover_pending = self.mark_seen
         while True:
             try:
-                claim = await asyncio.to_thread(self._take, hook, recover_pending)
+                if shared is None:
+                    claim = await asyncio.to_thread(self._take, hook, recover_pending)
+                else:
+                    claim = await shared.poll(self._peek, fresh_for=self.delay)
                 recover_pending = False
                 failures = 0
             except (MailAuthError, MailConfigError) as err:
@@ -170,7 +197,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                     if isinstance(err, MailError)
                     else describe_network_error(err, hook.settings)
                 )
-                await asyncio.to_thread(hook.close)
+                if shared is None:
+                    await asyncio.to_thread(hook.close)
                 failures += 1
                 if failures >= self.max_failures:
                     yield self._failure(failure, after=failures)
@@ -196,7 +224,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             elif deadline is not None and time.monotonic() >= deadline:
                 yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
                 return
-            if not hook.session_sees_new_mail:
+            if shared is None and not hook.session_sees_new_mail:
                 await asyncio.to_thread(hook.close)
             await self._wait(hook, deadline)
 
@@ -217,6 +245,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         if claim and self.mark_seen:
             claim = hook.claim(claim, pending=True)
         return claim
+
+    def _peek(self, hook: ReceiveHook[Any]) -> Claim:
+        """One poll of a shared session (see :meth:`_shares_polls`): nothing is changed."""
+        return self._take(hook, recover_pending=False)
 
     async def _release(self, hook: ReceiveHook[Any], claim: Claim) -> None:
         """The event went out: mark the messages seen and clear their pending mark."""

@@ -129,6 +129,12 @@ def test_add_form_shows_the_email_fields(
     timeout = dialog.get_by_label("Timeout", exact=True)
     expect(timeout).to_be_visible()
     expect(timeout).to_have_value("30")
+    if conn_type == "mail_imap":
+        # IMAP only: how pollers of one mailbox keep their claims apart.
+        expect(field_label(dialog, "Claim Lock")).to_be_visible()
+        expect(dialog.locator("input[name='element_claim_lock']")).to_have_value("host")
+    else:
+        expect(field_label(dialog, "Claim Lock")).to_have_count(0)
     page.screenshot(path=artifacts / f"{conn_type}-extra-fields.png", full_page=True)
 
     security.click()
@@ -176,6 +182,7 @@ def test_form_saves_extras_flat(
         "security": "starttls",
         "server_certificate": certificate.pem,
         "timeout": 30,
+        "claim_lock": "host",
     }
 
 

@@ -57,6 +57,7 @@ def test_defaults_are_ssl_and_thirty_seconds() -> None:
     assert settings.timeout == 30
     assert settings.host == "mail.example.com"
     assert settings.login == ""
+    assert settings.claim_lock == "host"
 
 
 def test_timeout_as_string_from_the_cli_is_read() -> None:
@@ -74,6 +75,14 @@ def test_timeout_as_string_from_the_cli_is_read() -> None:
     assert settings.port == 2525
 
 
+def test_claim_lock_server_is_read_whatever_its_case() -> None:
+    settings = settings_from_connection(
+        "imap", conn_id="c", host="h", port=None, login="u", password="p",
+        extra={"claim_lock": " Server "},
+    )  # fmt: skip
+    assert settings.claim_lock == "server"
+
+
 def test_password_is_not_in_the_repr() -> None:
     settings = settings_from_connection(
         "smtp", conn_id="c", host="h", port=None, login="u", password="hunter22", extra={}
@@ -89,6 +98,7 @@ def test_password_is_not_in_the_repr() -> None:
         ({"extra": {"security": "tls"}}, "Security Method 'tls' is not known"),
         ({"extra": {"timeout": "soon"}}, "is not a number of seconds"),
         ({"extra": {"timeout": 0}}, "positive number of seconds"),
+        ({"extra": {"claim_lock": "cluster"}}, "claim_lock 'cluster'; use 'host'"),
     ],
 )
 def test_bad_settings_are_one_clear_sentence(fields: dict[str, object], phrase: str) -> None:

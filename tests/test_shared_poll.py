@@ -1,0 +1,95 @@
+"""Deferred sensors watching one mailbox share one session and one poll per delay."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+from tests.conftest import ConnFactory, receive_connection
+from tests.servers.certs import Certificate
+from tests.servers.dovecot import Dovecot
+from tests.test_receive_sensor import numbered
+
+TRIGGERS = 20
+DELAY = 0.5
+
+
+class Counting:
+    """Counts the real polls (``find_new``) and sessions (``_open``) of every ImapHook."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.polls = 0
+        self.sessions = 0
+        find_new, open_session = ImapHook.find_new, ImapHook._open
+
+        def counted_find_new(hook: ImapHook, *args: Any) -> Claim:
+            self.polls += 1
+            return find_new(hook, *args)
+
+        def counted_open(hook: ImapHook, *args: Any) -> Any:
+            self.sessions += 1
+            return open_session(hook, *args)
+
+        monkeypatch.setattr(ImapHook, "find_new", counted_find_new)
+        monkeypatch.setattr(ImapHook, "_open", counted_open)
+
+
+async def _watch(
+    triggers: list[ReceiveEmailTrigger], quiet_seconds: float, deliver: Any
+) -> list[dict[str, Any]]:
+    runs = [trigger.run() for trigger in triggers]
+    waiting = [asyncio.ensure_future(run.__anext__()) for run in runs]
+    await asyncio.sleep(quiet_seconds)
+    assert not any(task.done() for task in waiting), "an event fired on an empty folder"
+    await asyncio.to_thread(deliver)
+    events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=30)
+    for run in runs:
+        await run.aclose()
+    return [dict(event.payload) for event in events]
+
+
+def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    counting = Counting(monkeypatch)
+    triggers = [
+        ReceiveEmailTrigger(conn_id, unseen_only=True, max_emails=5, delay=DELAY, mark_seen=False)
+        for _ in range(TRIGGERS)
+    ]
+    quiet = 3.0
+    events = asyncio.run(
+        _watch(triggers, quiet, lambda: dovecot.deliver("info", numbered(1, "Shared")))
+    )
+
+    # Unshared, 20 triggers would poll 20 times per delay over their own 20 sessions.
+    assert counting.sessions == 1
+    assert counting.polls <= quiet / DELAY + 4 + TRIGGERS
+    # Every waiting sensor is told (a poll that found mail is never reused).
+    assert all(event["status"] == "success" and len(event["uids"]) == 1 for event in events)
+
+
+def test_triggers_with_other_options_do_not_share(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    counting = Counting(monkeypatch)
+    triggers = [
+        ReceiveEmailTrigger(conn_id, unseen_only=True, max_emails=n, delay=DELAY, mark_seen=False)
+        for n in (1, 2, 3)
+    ]
+    asyncio.run(_watch(triggers, 1.0, lambda: dovecot.deliver("info", numbered(1, "Own"))))
+    assert counting.sessions == 3
