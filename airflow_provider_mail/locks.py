@@ -22,6 +22,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from airflow_provider_mail.exceptions import MailConfigError
+
 LOCK_DIR_VARIABLE = "AIRFLOW_PROVIDER_MAIL_LOCK_DIR"
 
 
@@ -31,6 +33,12 @@ def lock_dir() -> str:
         tempfile.gettempdir(), f"airflow-provider-mail-locks-{os.getuid()}"
     )
     os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_uid != os.getuid():
+        # Someone else's directory could hold (or never release) our locks.
+        raise MailConfigError(
+            f"The lock directory {path} belongs to another user; remove it or point "
+            f"{LOCK_DIR_VARIABLE} at a directory of the user Airflow runs as."
+        )
     return path
 
 

@@ -99,6 +99,8 @@ async def one_round(
     result["latencies"] = [at - appended for at in fired]
     for run in runs:
         await run.aclose()
+    print(f"{MARK}took", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
     ImapHook.find_new = find_new  # type: ignore[method-assign]
     return result
 
@@ -138,10 +140,14 @@ def run_child(count: int, share: bool, args: argparse.Namespace, dovecot: Any) -
             with dovecot.client("info") as client:
                 appended = time.monotonic()
                 client.append("INBOX", message())
-                child.stdin.write(f"{appended}\n")
-                child.stdin.flush()
+            child.stdin.write(f"{appended}\n")
+            child.stdin.flush()
+        elif line.startswith(MARK + "took"):
+            with dovecot.client("info") as client:
                 client.select_folder("INBOX")
                 client.add_flags(client.search("UNSEEN"), [b"\\Seen"])  # the task took it
+            child.stdin.write("ok\n")
+            child.stdin.flush()
         elif line.startswith(MARK + "result"):
             result: dict[str, Any] = json.loads(line[len(MARK + "result") :])
             child.wait()
@@ -158,7 +164,7 @@ def message() -> bytes:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| N | polls | polls / s | sockets | CPU, triggerer (% of 1 core) | CPU, Dovecot (%) "
+        "| N | mode | polls / s | sockets | CPU, triggerer (% of 1 core) | CPU, Dovecot (%) "
         "| latency p50 / p99 / max (s) | events |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
