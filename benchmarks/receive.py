@@ -110,6 +110,17 @@ class Setup:
             timeout=60,
         )
         define_connection(
+            f"bench_ours_server_lock_{self.key(network)}",
+            "mail_imap",
+            port=port,
+            login=USER,
+            password=PASSWORD,
+            security="ssl",
+            server_certificate=self.certificate.pem,
+            timeout=60,
+            claim_lock="server",
+        )
+        define_connection(
             f"bench_official_{self.key(network)}",
             "imap",
             port=port,
@@ -131,6 +142,27 @@ class Setup:
                 max_emails=-1, unseen_only=False, attachments_dir=str(self.attachments_dir())
             )
         _check(len(records), self.count, "ours")
+
+    def ours_unseen(self, network: str, claim_lock: str = "host") -> None:
+        """``unseen_only=True``: the messages are taken (claimed) before they are read."""
+        from airflow_provider_mail.hooks.imap import ImapHook
+
+        conn_id = "bench_ours_" + ("server_lock_" if claim_lock == "server" else "")
+        with ImapHook(conn_id + self.key(network)) as hook:
+            records = hook.receive(
+                max_emails=-1, unseen_only=True, attachments_dir=str(self.attachments_dir())
+            )
+        _check(len(records), self.count, f"ours, unseen only, claim lock {claim_lock}")
+
+    def mark_unseen(self) -> None:
+        """Untimed, after an unseen-only run: every message unseen again for the next run."""
+        context = ssl.create_default_context(cafile=str(self.certificate.cert_path))
+        with IMAPClient(
+            "localhost", port=self.ports[LOOPBACK], ssl=True, ssl_context=context
+        ) as client:
+            client.login(USER, PASSWORD)
+            client.select_folder("INBOX")
+            client.remove_flags(client.search("ALL"), [b"\\Seen"], silent=True)
 
     def official(self, network: str) -> None:
         from airflow.providers.imap.hooks.imap import ImapHook as OfficialImapHook
@@ -342,7 +374,21 @@ def main(argv: list[str] | None = None) -> None:
             setup.define(LOOPBACK, dovecot.imaps_port)
             setup.define(wan, proxy.port)
             contenders = [
-                Contender("ours: `ImapHook.receive(max_emails=-1)`", setup.ours),
+                Contender(
+                    "ours: `ImapHook.receive(max_emails=-1)`",
+                    setup.ours,
+                    verify=setup.mark_unseen,
+                ),
+                Contender(
+                    "ours: `unseen_only=True` (claim, Claim Lock host)",
+                    setup.ours_unseen,
+                    verify=setup.mark_unseen,
+                ),
+                Contender(
+                    "ours: `unseen_only=True` (claim, Claim Lock server)",
+                    lambda network: setup.ours_unseen(network, "server"),
+                    verify=setup.mark_unseen,
+                ),
                 Contender("official: `ImapHook.download_mail_attachments`", setup.official),
                 Contender(
                     "floor: imapclient, one `UID FETCH 1:* BODY.PEEK[]`",

@@ -7,7 +7,8 @@ Run from the repository root (needs Dovecot; starts and stops its own)::
 
 For each N and each mode, a fresh child process runs N ``ReceiveEmailTrigger`` in sensor
 mode (``unseen_only=True``, ``mark_seen=False``, ``delay=5``) on the same inbox over
-implicit TLS, as the triggerer runs the triggers of N deferred runs of one sensor. Per
+implicit TLS, as the triggerer runs the triggers of N deferred runs of one sensor, started
+at random moments within one ``delay``. Per
 round: a quiet window of ``--quiet`` seconds (start-up excluded) in which the child's CPU,
 open sockets and polls per second are measured together with the CPU the Dovecot
 processes spend; then one message is APPENDed at a random moment and the latency from the
@@ -77,11 +78,12 @@ async def one_round(
     fired: list[float] = []
 
     async def wait(run: Any) -> None:
+        await asyncio.sleep(random.uniform(0, delay))  # sensors defer at different times
         await run.__anext__()
         fired.append(time.monotonic())
 
     tasks = [asyncio.create_task(wait(run)) for run in runs]
-    await asyncio.sleep(delay + 2)  # every trigger started and polled once
+    await asyncio.sleep(2 * delay + 2)  # every trigger started and polled once
     polls_before, cpu_before, wall_before = polls, time.process_time(), time.monotonic()
     server_before = dovecot_cpu_seconds(dovecot_pid)
     await asyncio.sleep(quiet)

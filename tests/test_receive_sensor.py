@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,41 @@ def test_no_mail_within_timeout_fails_or_skips_like_any_sensor(
     conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
     run = _run_dag(dag, conn_id=conn_id)
     assert task_states(run)["receive"] == state
+
+
+def test_deferring_again_keeps_the_time_left_of_the_timeout(
+    mail_connection: ConnFactory,
+    info_inbox: Dovecot,
+    certificate: Certificate,
+    airflow_db: object,
+    tmp_path: Path,
+) -> None:
+    """Messages gone before the hand-over: the sensor waits again, not for a new timeout."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_mail.hooks.imap import ImapHook
+
+    conn_id = receive_connection(mail_connection, info_inbox, "imap", "ssl", certificate)
+    with ImapHook(conn_id) as hook:
+        uidvalidity = hook.find_new(None, unseen_only=True, max_emails=1).uidvalidity
+    sensor = ReceiveEmailSensor(
+        task_id="obtain",
+        conn_id=conn_id,
+        unseen_only=True,
+        timeout=600,
+        delay=1,
+        attachments_dir=str(tmp_path),
+    )
+    event = {
+        "status": "success",
+        "protocol": "imap",
+        "folder": "INBOX",
+        "uidvalidity": uidvalidity,
+        "uids": [999999],  # deleted between the trigger's poll and the hand-over
+        "uidls": [],
+        "deadline": time.time() + 100,
+    }
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute_complete({}, event)
+    timeout = deferred.value.trigger.timeout
+    assert timeout is not None and 90 < timeout <= 100

@@ -74,7 +74,7 @@ def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
     # Unshared, 20 triggers would poll 20 times per delay over their own 20 sessions.
     assert counting.sessions == 1
     assert counting.polls <= quiet / DELAY + 4 + TRIGGERS
-    # Every waiting sensor is told (a poll that found mail is never reused).
+    # Every waiting sensor is told of the new message.
     assert all(event["status"] == "success" and len(event["uids"]) == 1 for event in events)
 
 

@@ -116,7 +116,11 @@ class ReceiveEmailSensor(BaseSensorOperator):
         self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
         return records
 
-    def _defer(self) -> None:
+    def _defer(self, deadline: float | None = None) -> None:
+        """Wait in the triggerer; ``deadline`` (Unix time) keeps an earlier wait's timeout."""
+        timeout = float(self.timeout) if self.timeout is not None else None
+        if deadline is not None:
+            timeout = max(deadline - time.time(), 0.0)
         self.defer(
             trigger=ReceiveEmailTrigger(
                 conn_id=self.conn_id,
@@ -125,7 +129,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 max_emails=self.max_emails,
                 delay=self.delay,
                 mark_seen=False,
-                timeout=float(self.timeout) if self.timeout is not None else None,
+                timeout=timeout,
                 use_idle=self.use_idle,
             ),
             method_name="execute_complete",
@@ -153,8 +157,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(message)
         records = self._hand_over(context, Claim.from_payload(event))
         if not records:
-            # The messages vanished (deleted, or the folder was recreated): keep waiting.
-            self._defer()
+            # The messages vanished (deleted, or the folder was recreated): keep waiting,
+            # within the time left of the sensor's timeout.
+            self._defer(event.get("deadline"))
         return records
 
     def _hand_over(

@@ -111,6 +111,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self.max_failures = max_failures
         self.use_idle = use_idle
         self._idle_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._deadline_epoch: float | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments; holds no secret, only the connection id."""
@@ -132,6 +133,9 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until messages are found; yields ``{"status": "success", **claim}``."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        # The sensor defers again when the messages vanished before its hand-over; the
+        # wall-clock deadline in the event lets its next trigger keep this one's timeout.
+        self._deadline_epoch = None if self.timeout is None else time.time() + self.timeout
         try:
             connection = await BaseHook.aget_connection(self.conn_id)
             hook = receive_hook_class(self.conn_id, connection.conn_type)(
@@ -217,7 +221,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 self.log.info(
                     "%d new message(s) in %s of %s.", len(claim), claim.folder, self.conn_id
                 )
-                yield TriggerEvent({"status": "success", **claim.to_payload()})
+                payload = claim.to_payload()
+                if self._deadline_epoch is not None:
+                    payload["deadline"] = self._deadline_epoch
+                yield TriggerEvent({"status": "success", **payload})
                 if not self.mark_seen:
                     return
                 await self._release(hook, claim)

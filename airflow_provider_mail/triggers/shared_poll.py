@@ -6,8 +6,9 @@ of one DAG would keep a hundred sessions and search the same folder a hundred ti
 instead share one session and one poll: a trigger whose turn it is reuses the answer
 "nothing new" of a poll that started less than its own ``delay`` ago, so the server sees
 about one search per ``delay`` and mail is still noticed within ``delay`` plus one poll of
-arriving. An answer that names messages is never reused: the task that takes them
-changes the mailbox, so every trigger polls afresh until the folder is quiet again.
+arriving. An answer that names messages is reused only by triggers that were already
+waiting when its poll started (it is as fresh as their own poll would be): the task that
+takes the messages changes the mailbox, so later triggers poll afresh.
 
 Only the sensor's peek (``mark_seen=False``) is shared: an AssetWatcher's trigger takes
 what it emits, and Airflow already runs identical AssetWatcher triggers once.
@@ -30,22 +31,29 @@ from airflow_provider_mail.mail.state import Claim
 
 @dataclass
 class SharedPoll:
-    """The session and the last quiet poll of one (connection, folder, options)."""
+    """The session and the last poll of one (connection, folder, options)."""
 
     hook: ReceiveHook[Any]
     lock: asyncio.Lock
     members: int = 0
-    quiet_since: float = -math.inf  # when the last poll that found nothing started
+    started: float = -math.inf  # when the last poll started
+    claim: Claim | None = None  # what it found
 
     async def poll(self, take: Callable[[ReceiveHook[Any]], Claim], fresh_for: float) -> Claim:
-        """``take(hook)`` in a thread, unless a poll that found nothing is recent enough.
+        """``take(hook)`` in a thread, unless the last poll answers for this one.
 
-        A failed poll closes the shared session (the next poll opens a new one) and
-        raises to the trigger whose poll it was.
+        It does when it started after this call (it saw everything this poll would), or
+        when it found nothing and started less than ``fresh_for`` seconds ago. A failed
+        poll closes the shared session (the next poll opens a new one) and raises to the
+        trigger whose poll it was.
         """
+        called = time.monotonic()
         async with self.lock:
-            if time.monotonic() - self.quiet_since < fresh_for:
-                return Claim(self.hook.protocol, "")
+            if self.claim is not None and (
+                self.started >= called
+                or (not self.claim and time.monotonic() - self.started < fresh_for)
+            ):
+                return self.claim
             started = time.monotonic()
             work = asyncio.get_running_loop().run_in_executor(None, self._take, take)
             try:
@@ -57,7 +65,7 @@ class SharedPoll:
             except BaseException:
                 await asyncio.to_thread(self.hook.close)
                 raise
-            self.quiet_since = started if not claim else -math.inf
+            self.started, self.claim = started, claim
             return claim
 
     def _take(self, take: Callable[[ReceiveHook[Any]], Claim]) -> Claim:
