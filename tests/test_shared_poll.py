@@ -40,17 +40,28 @@ class Counting:
 
 
 async def _watch(
-    triggers: list[ReceiveEmailTrigger], quiet_seconds: float, deliver: Any
-) -> list[dict[str, Any]]:
+    triggers: list[ReceiveEmailTrigger], quiet_seconds: float, deliver: Any, counting: Counting
+) -> tuple[list[dict[str, Any]], int]:
+    """Events of ``triggers`` (started over one delay) for mail delivered after a quiet time.
+
+    Also returns how many real polls ran from the delivery until every trigger had fired.
+    """
     runs = [trigger.run() for trigger in triggers]
-    waiting = [asyncio.ensure_future(run.__anext__()) for run in runs]
+
+    async def first_event(number: int, run: Any) -> Any:
+        await asyncio.sleep(DELAY * number / len(runs))  # sensors defer at different times
+        return await run.__anext__()
+
+    waiting = [asyncio.ensure_future(first_event(n, run)) for n, run in enumerate(runs)]
     await asyncio.sleep(quiet_seconds)
     assert not any(task.done() for task in waiting), "an event fired on an empty folder"
+    polls_before = counting.polls
     await asyncio.to_thread(deliver)
     events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=30)
+    polls_after = counting.polls - polls_before
     for run in runs:
         await run.aclose()
-    return [dict(event.payload) for event in events]
+    return [dict(event.payload) for event in events], polls_after
 
 
 def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
@@ -67,15 +78,17 @@ def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
         for _ in range(TRIGGERS)
     ]
     quiet = 3.0
-    events = asyncio.run(
-        _watch(triggers, quiet, lambda: dovecot.deliver("info", numbered(1, "Shared")))
+    events, polls_after_delivery = asyncio.run(
+        _watch(triggers, quiet, lambda: dovecot.deliver("info", numbered(1, "Shared")), counting)
     )
 
     # Unshared, 20 triggers would poll 20 times per delay over their own 20 sessions.
     assert counting.sessions == 1
     assert counting.polls <= quiet / DELAY + 4 + TRIGGERS
-    # Every waiting sensor is told of the new message.
+    # Every waiting sensor is told of the new message by the one poll that found it (and
+    # at most the quiet polls that ran while the message was being delivered).
     assert all(event["status"] == "success" and len(event["uids"]) == 1 for event in events)
+    assert polls_after_delivery <= 3
 
 
 def test_triggers_with_other_options_do_not_share(
@@ -91,5 +104,31 @@ def test_triggers_with_other_options_do_not_share(
         ReceiveEmailTrigger(conn_id, unseen_only=True, max_emails=n, delay=DELAY, mark_seen=False)
         for n in (1, 2, 3)
     ]
-    asyncio.run(_watch(triggers, 1.0, lambda: dovecot.deliver("info", numbered(1, "Own"))))
+    deliver = lambda: dovecot.deliver("info", numbered(1, "Own"))  # noqa: E731
+    asyncio.run(_watch(triggers, 1.0, deliver, counting))
     assert counting.sessions == 3
+
+
+def test_a_poll_that_finds_mail_wakes_every_waiting_trigger(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sensors polling every minute learn of mail found by a sibling polling every 0.5 s.
+
+    Without the wake-up they would sleep out their minute (past ``_watch``'s 30 s limit).
+    """
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    counting = Counting(monkeypatch)
+    triggers = [
+        ReceiveEmailTrigger(
+            conn_id, unseen_only=True, max_emails=5, delay=60 if n else DELAY, mark_seen=False
+        )
+        for n in range(5)
+    ]
+    deliver = lambda: dovecot.deliver("info", numbered(1, "Woken"))  # noqa: E731
+    events, _polls = asyncio.run(_watch(triggers, 1.5, deliver, counting))
+    assert all(event["status"] == "success" and len(event["uids"]) == 1 for event in events)
+    assert counting.sessions == 1

@@ -181,6 +181,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self, hook: ReceiveHook[Any], deadline: float | None, shared: SharedPoll | None = None
     ) -> AsyncIterator[TriggerEvent]:
         failures = 0
+        known_since = time.monotonic()  # a shared poll's older answers are not for this one
         # An AssetWatcher trigger first re-emits a claim of an earlier life of itself
         # whose event may not have gone out.
         recover_pending = self.mark_seen
@@ -189,7 +190,9 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 if shared is None:
                     claim = await asyncio.to_thread(self._take, hook, recover_pending)
                 else:
-                    claim = await shared.poll(self._peek, fresh_for=self.delay)
+                    claim, known_since = await shared.poll(
+                        self._peek, fresh_for=self.delay, known_since=known_since
+                    )
                 recover_pending = False
                 failures = 0
             except (MailAuthError, MailConfigError) as err:
@@ -231,7 +234,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             elif deadline is not None and time.monotonic() >= deadline:
                 yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
                 return
-            if shared is None and not hook.session_sees_new_mail:
+            if shared is not None:
+                await shared.wait(self._until_next_poll(deadline))
+                continue
+            if not hook.session_sees_new_mail:
                 await asyncio.to_thread(hook.close)
             await self._wait(hook, deadline)
 
@@ -252,6 +258,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         if claim and self.mark_seen:
             claim = hook.claim(claim, pending=True)
         return claim
+
+    def _until_next_poll(self, deadline: float | None) -> float:
+        if deadline is None:
+            return self.delay
+        return max(min(self.delay, deadline - time.monotonic()), 0.0)
 
     def _peek(self, hook: ReceiveHook[Any]) -> Claim:
         """One poll of a shared session (see :meth:`_shares_polls`): nothing is changed."""

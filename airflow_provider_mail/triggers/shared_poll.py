@@ -6,9 +6,9 @@ of one DAG would keep a hundred sessions and search the same folder a hundred ti
 instead share one session and one poll: a trigger whose turn it is reuses the answer
 "nothing new" of a poll that started less than its own ``delay`` ago, so the server sees
 about one search per ``delay`` and mail is still noticed within ``delay`` plus one poll of
-arriving. An answer that names messages is reused only by triggers that were already
-waiting when its poll started (it is as fresh as their own poll would be): the task that
-takes the messages changes the mailbox, so later triggers poll afresh.
+arriving. A poll that finds mail wakes every waiting trigger at once and answers for
+each that had not seen a newer poll yet, so all of them are told within a poll of the
+first; a trigger that joins later polls for itself.
 
 Only the sensor's peek (``mark_seen=False``) is shared: an AssetWatcher's trigger takes
 what it emits, and Airflow already runs identical AssetWatcher triggers once.
@@ -22,7 +22,7 @@ import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_mail.hooks.base import ReceiveHook
@@ -38,22 +38,26 @@ class SharedPoll:
     members: int = 0
     started: float = -math.inf  # when the last poll started
     claim: Claim | None = None  # what it found
+    news: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll finds mail
 
-    async def poll(self, take: Callable[[ReceiveHook[Any]], Claim], fresh_for: float) -> Claim:
-        """``take(hook)`` in a thread, unless the last poll answers for this one.
+    async def poll(
+        self, take: Callable[[ReceiveHook[Any]], Claim], fresh_for: float, known_since: float
+    ) -> tuple[Claim, float]:
+        """``take(hook)`` in a thread, unless the last poll answers for the caller.
 
-        It does when it started after this call (it saw everything this poll would), or
-        when it found nothing and started less than ``fresh_for`` seconds ago. A failed
-        poll closes the shared session (the next poll opens a new one) and raises to the
-        trigger whose poll it was.
+        It does when it found mail and started after ``known_since`` (the start of the
+        last poll whose answer the caller has, or when it joined), or when it found
+        nothing and started less than ``fresh_for`` seconds ago. Returns the answer and
+        when its poll started. A poll that finds mail wakes every member waiting in
+        :meth:`wait`. A failed poll closes the shared session (the next poll opens a new
+        one) and raises to the trigger whose poll it was.
         """
-        called = time.monotonic()
         async with self.lock:
             if self.claim is not None and (
-                self.started >= called
+                (self.claim and self.started > known_since)
                 or (not self.claim and time.monotonic() - self.started < fresh_for)
             ):
-                return self.claim
+                return self.claim, self.started
             started = time.monotonic()
             work = asyncio.get_running_loop().run_in_executor(None, self._take, take)
             try:
@@ -66,7 +70,15 @@ class SharedPoll:
                 await asyncio.to_thread(self.hook.close)
                 raise
             self.started, self.claim = started, claim
-            return claim
+            if claim:
+                self.news.set()
+                self.news = asyncio.Event()  # members waiting hold the event just set
+            return claim, started
+
+    async def wait(self, seconds: float) -> None:
+        """Until the next poll: ``seconds``, or until a member's poll finds mail."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.news.wait(), seconds)
 
     def _take(self, take: Callable[[ReceiveHook[Any]], Claim]) -> Claim:
         try:
