@@ -204,7 +204,8 @@ class ReceiveHook(MailHook[ClientT]):
                 # Nothing was handed over: what this poll took must be there for the next.
                 self.unclaim(claim)
                 raise
-            self.mark_seen(claim)
+            if not unseen_only:
+                self.mark_seen(claim)  # with unseen_only, taking them marked them already
             return records
 
     def fetch_claimed(
