@@ -33,6 +33,9 @@ PENDING = b"$AirflowMailPending"
 #: The folder whose existence is the cross-host claim lock (``claim_lock`` ``server``).
 LOCK_FOLDER = "AirflowMailClaimLock"
 
+#: Lock folder name per account (its namespace does not change while a process runs).
+_LOCK_FOLDERS: dict[str, str] = {}
+
 #: Most bytes of one message read by one FETCH. A larger message arrives in slices, so the
 #: client libraries, which need a few times the size of what they read, never see more
 #: than one slice of it at a time.
@@ -57,7 +60,6 @@ class ImapHook(ReceiveHook[IMAPClient]):
     probe_description = "selected the inbox"
     fetch_slice = FETCH_SLICE
     _selected: tuple[tuple[int, str], int] | None = None
-    _lock_name: str | None = None
 
     def _open(self, settings: ServerSettings) -> IMAPClient:
         context = build_ssl_context(settings.server_certificate)
@@ -246,13 +248,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
 
     def _lock_folder_name(self) -> str:
         """``AirflowMailClaimLock`` inside the account's personal namespace."""
-        if self._lock_name is None:
+        account = self.settings.account
+        if account not in _LOCK_FOLDERS:
             prefix = ""
             if self.client.has_capability("NAMESPACE"):
                 personal = self.client.namespace().personal
                 prefix = personal[0][0] if personal else ""
-            self._lock_name = f"{prefix}{LOCK_FOLDER}"
-        return self._lock_name
+            _LOCK_FOLDERS[account] = f"{prefix}{LOCK_FOLDER}"
+        return _LOCK_FOLDERS[account]
 
     def _create_lock_folder(self, name: str) -> bool:
         """Whether this session created the lock folder (and so holds the lock)."""

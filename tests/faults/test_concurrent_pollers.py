@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mail.hooks.imap import LOCK_FOLDER, ImapHook
+from airflow_provider_mail.exceptions import MailProtocolError
+from airflow_provider_mail.hooks.imap import _LOCK_FOLDERS, LOCK_FOLDER, ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.locks import LOCK_DIR_VARIABLE
 from airflow_provider_mail.mail.state import Claim
@@ -170,7 +171,10 @@ def test_a_lock_folder_left_by_a_dead_poller_is_removed_after_the_timeout(
 
 
 def test_a_server_refusing_the_lock_folder_gets_one_clear_sentence(
-    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dovecot.clear("info")
     conn_id = receive_connection(
@@ -178,10 +182,16 @@ def test_a_server_refusing_the_lock_folder_gets_one_clear_sentence(
     )
     dovecot.deliver("info", numbered(1, "Race"))
     with ImapHook(conn_id) as hook:
-        hook._lock_name = "no/such/parent\\bad"
-        with pytest.raises(Exception) as raised:
+        monkeypatch.setitem(_LOCK_FOLDERS, hook.settings.account, "no/such/parent\\bad")
+        with pytest.raises(MailProtocolError) as raised:
             hook.receive(unseen_only=True)
-    assert "claim lock folder" in str(raised.value)
+    message = str(raised.value)
+    assert message.startswith(f"localhost:{dovecot.imaps_port} refused to create the claim lock")
+    assert message.endswith("or set the connection's Claim Lock to host.")
+    assert dovecot.users["info"] not in message
+    # Nothing was taken: the message is still there for the next poll.
+    with ImapHook(conn_id) as hook:
+        assert len(hook.find_new(None, unseen_only=True, max_emails=-1)) == 1
 
 
 def test_claim_refuses_messages_another_poller_marked_meanwhile(
