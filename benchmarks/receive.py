@@ -99,27 +99,18 @@ class Setup:
 
     def define(self, network: str, port: int) -> None:
         self.ports[network] = port
-        define_connection(
-            f"bench_ours_{self.key(network)}",
-            "mail_imap",
-            port=port,
-            login=USER,
-            password=PASSWORD,
-            security="ssl",
-            server_certificate=self.certificate.pem,
-            timeout=60,
-        )
-        define_connection(
-            f"bench_ours_server_lock_{self.key(network)}",
-            "mail_imap",
-            port=port,
-            login=USER,
-            password=PASSWORD,
-            security="ssl",
-            server_certificate=self.certificate.pem,
-            timeout=60,
-            claim_lock="server",
-        )
+        for name, claim_lock in (("bench_ours_", "host"), ("bench_ours_server_lock_", "server")):
+            define_connection(
+                name + self.key(network),
+                "mail_imap",
+                port=port,
+                login=USER,
+                password=PASSWORD,
+                security="ssl",
+                server_certificate=self.certificate.pem,
+                timeout=60,
+                claim_lock=claim_lock,
+            )
         define_connection(
             f"bench_official_{self.key(network)}",
             "imap",

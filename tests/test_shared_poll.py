@@ -64,15 +64,21 @@ async def _watch(
     return [dict(event.payload) for event in events], polls_after
 
 
-def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
-    mail_connection: ConnFactory,
-    dovecot: Dovecot,
-    certificate: Certificate,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def conn_id(mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate) -> str:
+    """An IMAP connection to an empty inbox."""
     dovecot.clear("info")
-    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    counting = Counting(monkeypatch)
+    return receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> Counting:
+    return Counting(monkeypatch)
+
+
+def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
+    conn_id: str, dovecot: Dovecot, counting: Counting
+) -> None:
     triggers = [
         ReceiveEmailTrigger(conn_id, unseen_only=True, max_emails=5, delay=DELAY, mark_seen=False)
         for _ in range(TRIGGERS)
@@ -92,14 +98,8 @@ def test_sensor_triggers_on_one_mailbox_share_a_session_and_a_poll_per_delay(
 
 
 def test_triggers_with_other_options_do_not_share(
-    mail_connection: ConnFactory,
-    dovecot: Dovecot,
-    certificate: Certificate,
-    monkeypatch: pytest.MonkeyPatch,
+    conn_id: str, dovecot: Dovecot, counting: Counting
 ) -> None:
-    dovecot.clear("info")
-    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    counting = Counting(monkeypatch)
     triggers = [
         ReceiveEmailTrigger(conn_id, unseen_only=True, max_emails=n, delay=DELAY, mark_seen=False)
         for n in (1, 2, 3)
@@ -110,18 +110,12 @@ def test_triggers_with_other_options_do_not_share(
 
 
 def test_a_poll_that_finds_mail_wakes_every_waiting_trigger(
-    mail_connection: ConnFactory,
-    dovecot: Dovecot,
-    certificate: Certificate,
-    monkeypatch: pytest.MonkeyPatch,
+    conn_id: str, dovecot: Dovecot, counting: Counting
 ) -> None:
     """Sensors polling every minute learn of mail found by a sibling polling every 0.5 s.
 
     Without the wake-up they would sleep out their minute (past ``_watch``'s 30 s limit).
     """
-    dovecot.clear("info")
-    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    counting = Counting(monkeypatch)
     triggers = [
         ReceiveEmailTrigger(
             conn_id, unseen_only=True, max_emails=5, delay=60 if n else DELAY, mark_seen=False

@@ -69,30 +69,33 @@ def _poll_until_empty(
     results.put(taken)
 
 
-def _race(conn_id: str, lock_dirs: list[str | None]) -> list[list[str]]:
-    """Start one poller per entry of ``lock_dirs`` at once; what each of them took."""
+def _race(target: Any, worker_args: list[tuple[Any, ...]]) -> list[list[str]]:
+    """Start one ``target(*args, ready, start, results)`` per entry at once; what each took."""
     context = multiprocessing.get_context("fork")
     ready, start, results = context.Queue(), context.Event(), context.Queue()
     workers = [
-        context.Process(target=_poll_until_empty, args=(conn_id, lock_dir, ready, start, results))
-        for lock_dir in lock_dirs
+        context.Process(target=target, args=(*args, ready, start, results)) for args in worker_args
     ]
     for worker in workers:
         worker.start()
     for _ in workers:
         ready.get(timeout=60)
     start.set()
-    taken = [results.get(timeout=120) for _ in workers]
+    taken = [results.get(timeout=300) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
         assert worker.exitcode == 0
     return taken
 
 
-def _assert_split_exactly_once(taken: list[list[str]]) -> None:
+def _imap_race(conn_id: str, lock_dirs: list[str | None]) -> list[list[str]]:
+    return _race(_poll_until_empty, [(conn_id, lock_dir) for lock_dir in lock_dirs])
+
+
+def _assert_split_exactly_once(taken: list[list[str]], messages: int = MESSAGES) -> None:
     counts = Counter(message_id for batch in taken for message_id in batch)
     assert [m for m, n in counts.items() if n > 1] == []
-    assert set(counts) == {f"<race-{i}@example.com>" for i in range(MESSAGES)}
+    assert set(counts) == {f"<race-{i}@example.com>" for i in range(messages)}
     assert sum(1 for batch in taken if batch) >= 2, "the pollers did not actually compete"
 
 
@@ -107,7 +110,7 @@ def test_pollers_of_one_host_split_the_mailbox_without_duplicates(
     dovecot.clear("info")
     conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
     dovecot.deliver("info", numbered(MESSAGES, "Race"))
-    _assert_split_exactly_once(_race(conn_id, [None] * POLLERS))
+    _assert_split_exactly_once(_imap_race(conn_id, [None] * POLLERS))
 
 
 def test_pollers_of_several_hosts_split_the_mailbox_with_the_server_lock(
@@ -119,7 +122,7 @@ def test_pollers_of_several_hosts_split_the_mailbox_with_the_server_lock(
     )
     dovecot.deliver("info", numbered(MESSAGES, "Race"))
     hosts = [str(tmp_path / f"host-{n}") for n in range(POLLERS)]
-    _assert_split_exactly_once(_race(conn_id, list(hosts)))
+    _assert_split_exactly_once(_imap_race(conn_id, list(hosts)))
     assert LOCK_FOLDER not in _folders(conn_id)
 
 
@@ -135,7 +138,7 @@ def test_pollers_split_the_mailbox_on_a_server_without_condstore(
         assert not hook.get_conn().has_capability("CONDSTORE")
     server.clear("info")
     server.deliver("info", numbered(MESSAGES, "Race"))
-    _assert_split_exactly_once(_race(one_host, [None] * POLLERS))
+    _assert_split_exactly_once(_imap_race(one_host, [None] * POLLERS))
 
     several_hosts = receive_connection(
         mail_connection,
@@ -149,7 +152,7 @@ def test_pollers_split_the_mailbox_on_a_server_without_condstore(
     server.clear("info")
     server.deliver("info", numbered(MESSAGES, "Race"))
     hosts = [str(tmp_path / f"host-{n}") for n in range(POLLERS)]
-    _assert_split_exactly_once(_race(several_hosts, list(hosts)))
+    _assert_split_exactly_once(_imap_race(several_hosts, list(hosts)))
 
 
 def test_a_lock_folder_left_by_a_dead_poller_is_removed_after_the_timeout(
@@ -261,22 +264,5 @@ def test_pop3_pollers_of_one_host_split_the_mailbox_without_duplicates(
     with Pop3Hook(conn_id) as hook:
         hook.state_store.set(hook.seen_key, [])
     dovecot.deliver("support", numbered(MESSAGES // 2, "Race"))
-    context = multiprocessing.get_context("fork")
-    ready, start, results = context.Queue(), context.Event(), context.Queue()
-    workers = [
-        context.Process(target=_pop3_poll_until_empty, args=(conn_id, ready, start, results))
-        for _ in range(POLLERS)
-    ]
-    for worker in workers:
-        worker.start()
-    for _ in workers:
-        ready.get(timeout=60)
-    start.set()
-    taken = [results.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
-    counts = Counter(message_id for batch in taken for message_id in batch)
-    assert [m for m, n in counts.items() if n > 1] == []
-    assert set(counts) == {f"<race-{i}@example.com>" for i in range(MESSAGES // 2)}
-    assert sum(1 for batch in taken if batch) >= 2, "the pollers did not actually compete"
+    taken = _race(_pop3_poll_until_empty, [(conn_id,)] * POLLERS)
+    _assert_split_exactly_once(taken, MESSAGES // 2)
