@@ -94,6 +94,11 @@ def pop3_pending_key(conn_id: str, account: str) -> str:
     return f"{PREFIX}/pop3_pending/{conn_id}/{account}"
 
 
+#: Ledger entries with this key set name messages the task took (or was about to take while
+#: no other poller could): its retry delivers all of them.
+RESERVED = "reserved"
+
+
 class TaskLedger:
     """What one task instance did that its retry must know, kept across tries.
 

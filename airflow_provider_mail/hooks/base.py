@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -304,12 +304,20 @@ class ReceiveHook(MailHook[ClientT]):
         """Block until the server reports a change of the selected folder, or ``timeout``."""
         raise NotImplementedError
 
-    def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
+    def claim(
+        self,
+        claim: Claim,
+        *,
+        pending: bool = False,
+        before_take: Callable[[Claim], None] | None = None,
+    ) -> Claim:
         """Take the claimed messages against other pollers; returns the ones now owned.
 
-        Protocols without an atomic server-side claim (POP3) own everything they found.
+        ``before_take`` is called, while no other poller can take any of them, with the
+        messages about to be taken, before they are: a hand-over records them there, so
+        that its retry knows which messages were reserved for it.
         """
-        return claim
+        raise NotImplementedError
 
     def find_pending(self, folder: str | None) -> Claim:
         """Messages claimed by a trigger that may have died before its event went out."""

@@ -7,7 +7,7 @@ import imaplib
 import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from imapclient import SEEN, IMAPClient
@@ -164,7 +164,13 @@ class ImapHook(ReceiveHook[IMAPClient]):
             buffer += piece
         return bytes(buffer)
 
-    def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
+    def claim(
+        self,
+        claim: Claim,
+        *,
+        pending: bool = False,
+        before_take: Callable[[Claim], None] | None = None,
+    ) -> Claim:
         """Take the claimed messages that are still unseen, atomically against other pollers.
 
         Sets ``\\Seen`` with ``UNCHANGEDSINCE`` (CONDSTORE, RFC 7162): a message another
@@ -175,7 +181,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
         race within one round trip as if both had succeeded. Returns the messages this
         poller now owns. With ``pending``, the ``$AirflowMailPending`` keyword is set in
         the same command, so a trigger that dies before its event is out finds them again
-        (:meth:`find_pending`).
+        (:meth:`find_pending`). ``before_take`` sees the still unseen messages under the
+        locks, before the ``STORE``.
         """
         if not claim.uids:
             return claim
@@ -184,13 +191,15 @@ class ImapHook(ReceiveHook[IMAPClient]):
             if self._select(claim.folder) != claim.uidvalidity:
                 return Claim(claim.protocol, claim.folder, claim.uidvalidity)
             with host_lock("imap-claim", self.settings.account, claim.folder), self._server_lock():
-                owned = self._take(claim, flags)
+                owned = self._take(claim, flags, before_take)
         refused = len(claim) - len(owned)
         if refused:
             self.log.info("%d message(s) were taken by another poller.", refused)
         return owned
 
-    def _take(self, claim: Claim, flags: list[bytes]) -> Claim:
+    def _take(
+        self, claim: Claim, flags: list[bytes], before_take: Callable[[Claim], None] | None
+    ) -> Claim:
         """Under the claim locks: set ``flags`` on the claimed messages still unseen."""
         client = self.client
         condstore = bool(client.has_capability("CONDSTORE"))
@@ -205,6 +214,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
             client.noop()  # the session's view must show what the previous holder marked
         state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
         unseen = [uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]]
+        if unseen and before_take is not None:
+            before_take(Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=tuple(unseen)))
         refused: set[int] = set()
         if unseen and condstore:
             highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)

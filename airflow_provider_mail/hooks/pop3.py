@@ -138,7 +138,13 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         )
         return Claim("pop3", INBOX, uidls=tuple(uidl for _number, uidl in picked))
 
-    def claim(self, claim: Claim, *, pending: bool = False) -> Claim:
+    def claim(
+        self,
+        claim: Claim,
+        *,
+        pending: bool = False,
+        before_take: Callable[[Claim], None] | None = None,
+    ) -> Claim:
         """Take the claimed messages no other poller took: add them to the seen set.
 
         POP3 has no flags, so the seen Variable is the claim; reading and writing it
@@ -152,6 +158,8 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             seen = self.seen()
             already = set(seen)
             owned = tuple(uidl for uidl in claim.uidls if uidl not in already)
+            if owned and before_take is not None:
+                before_take(Claim("pop3", INBOX, uidls=owned))
             present = [uidl for _number, uidl in self.listing()]
             self.state_store.set(self.seen_key, remember_seen(seen, owned, present))
         if pending and owned:

@@ -16,7 +16,12 @@ from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
 from airflow_provider_mail.mail.state import Claim, check_max_emails
-from airflow_provider_mail.storage import DeliveredMessageIds, TaskLedger, VariableStore
+from airflow_provider_mail.storage import (
+    RESERVED,
+    DeliveredMessageIds,
+    TaskLedger,
+    VariableStore,
+)
 from airflow_provider_mail.triggers.receive import (
     ReceiveEmailTrigger,
     delay_seconds,
@@ -112,7 +117,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         claim = Claim.from_payload(pending) if pending is not None else None
         if not claim:
             return []
-        records = self._hand_over(context, claim, retry=True)
+        reserved = bool(pending and pending.get(RESERVED))
+        records = self._hand_over(context, claim, retry=True, reserved=reserved)
         self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
         return records
 
@@ -169,24 +175,36 @@ class ReceiveEmailSensor(BaseSensorOperator):
         hook: ReceiveHook[Any] | None = None,
         *,
         retry: bool = False,
+        reserved: bool = False,
     ) -> list[dict[str, Any]]:
         """Record the claim, take it, read the messages and mark them seen.
 
         The claim is written to Airflow's storage before any message is touched, so a
         crash at any later point leaves the next try knowing what to deliver. With
-        ``unseen_only``, messages another poller took meanwhile are dropped from the claim
-        (``retry`` skips this: the earlier try's claim is already this task's).
+        ``unseen_only`` the messages are taken first: the ledger entry is rewritten,
+        marked :data:`RESERVED`, with the messages about to be taken while no other poller
+        can take them, before the server marks them. A ``retry`` of an entry not yet
+        reserved never took anything, so it takes again and delivers what it gets; a
+        retry of a ``reserved`` entry delivers all of it, taking what is still unseen.
         """
         started = time.monotonic()
         ledger = TaskLedger.for_task("handover", context)
-        ledger.record(claim.to_payload())
+        if not retry:
+            ledger.record(claim.to_payload())
+
+        def reserve(taking: Claim) -> None:
+            ledger.record({**taking.to_payload(), RESERVED: True})
+
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
         with contextlib.nullcontext(hook) if hook else self._hook() as session:
             delivered = self._delivered_ids(session, claim)
-            if self.unseen_only and not retry:
-                owned = self._without_repeats(session, session.claim(claim), delivered)
+            if self.unseen_only and reserved:
+                session.claim(claim)  # what the crash left unseen; all of it is this task's
+            elif self.unseen_only:
+                owned = session.claim(claim, before_take=reserve)
+                owned = self._without_repeats(session, owned, delivered)
                 if owned != claim:
-                    ledger.record(owned.to_payload())
+                    reserve(owned)
                 claim = owned
             records = session.fetch(claim, sink)
             session.mark_seen(claim)

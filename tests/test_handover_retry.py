@@ -1,0 +1,84 @@
+"""What a retry delivers, depending on how far the dead try got with taking its claim.
+
+The ledger entry of a try that died is set up as that try left it; another poller acts
+in between, as it could while the task waited for its retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
+from airflow_provider_mail.storage import RESERVED, TaskLedger
+from tests.conftest import ConnFactory, receive_connection
+from tests.servers.certs import Certificate
+from tests.servers.dovecot import Dovecot
+from tests.test_receive_sensor import numbered
+
+
+def _setup(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, tmp_path: Path
+) -> tuple[str, ReceiveEmailSensor, dict[str, Any], Claim]:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(3, "Retry"))
+    with ImapHook(conn_id) as hook:
+        found = hook.find_new(None, unseen_only=True, max_emails=-1)
+    sensor = ReceiveEmailSensor(
+        task_id="receive", conn_id=conn_id, unseen_only=True, attachments_dir=str(tmp_path)
+    )
+    ti = SimpleNamespace(dag_id="retry", task_id="receive", run_id=str(uuid.uuid4()), map_index=-1)
+    return conn_id, sensor, {"ti": ti}, found
+
+
+def _ids(records: list[dict[str, Any]]) -> list[str]:
+    return [str(record["message_id"]) for record in records]
+
+
+def test_a_try_that_died_before_taking_leaves_to_others_what_they_took_meanwhile(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+    airflow_db: object,
+) -> None:
+    conn_id, sensor, context, found = _setup(mail_connection, dovecot, certificate, tmp_path)
+    TaskLedger.for_task("handover", context).record(found.to_payload())  # then it died
+    with ImapHook(conn_id) as other:
+        second = Claim("imap", "INBOX", found.uidvalidity, uids=found.uids[1:2])
+        assert other.claim(second) == second  # another poller took the second message
+
+    records = sensor.deliver_unfinished(context)
+
+    assert _ids(records) == ["<retry-0@example.com>", "<retry-2@example.com>"]
+    entry = TaskLedger.for_task("handover", context).pending()
+    assert entry is not None and entry[RESERVED] and entry["uids"] == [found.uids[0], found.uids[2]]
+
+
+def test_a_try_that_died_after_reserving_gets_all_it_reserved(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+    airflow_db: object,
+) -> None:
+    conn_id, sensor, context, found = _setup(mail_connection, dovecot, certificate, tmp_path)
+    ledger = TaskLedger.for_task("handover", context)
+    ledger.record(found.to_payload())
+    with ImapHook(conn_id) as dead:
+        # It reserved the three and marked only the first before it died.
+        first = Claim("imap", "INBOX", found.uidvalidity, uids=found.uids[:1])
+        dead.claim(
+            first, before_take=lambda _: ledger.record({**found.to_payload(), RESERVED: True})
+        )
+
+    records = sensor.deliver_unfinished(context)
+
+    assert _ids(records) == [f"<retry-{i}@example.com>" for i in range(3)]
+    with ImapHook(conn_id) as hook:  # what the retry delivered is taken: no one else gets it
+        assert not hook.find_new(None, unseen_only=True, max_emails=-1)
