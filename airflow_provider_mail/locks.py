@@ -32,8 +32,12 @@ def lock_dir() -> str:
     path = os.environ.get(LOCK_DIR_VARIABLE) or os.path.join(
         tempfile.gettempdir(), f"airflow-provider-mail-locks-{os.getuid()}"
     )
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    if os.stat(path).st_uid != os.getuid():
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        owner = os.stat(path).st_uid
+    except OSError as err:
+        raise _unusable(path, err) from err
+    if owner != os.getuid():
         # Someone else's directory could hold (or never release) our locks.
         raise MailConfigError(
             f"The lock directory {path} belongs to another user; remove it or point "
@@ -53,10 +57,23 @@ def host_lock(*names: str) -> Iterator[None]:
             ...  # only one thread of this host is here for that mailbox
     """
     digest = hashlib.sha256("\0".join(names).encode()).hexdigest()[:32]
-    descriptor = os.open(os.path.join(lock_dir(), f"{digest}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    directory = lock_dir()
+    try:
+        descriptor = os.open(
+            os.path.join(directory, f"{digest}.lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+    except OSError as err:
+        raise _unusable(directory, err) from err
     try:
         # Each open() is its own lock owner, so threads of one process exclude each other too.
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
+
+
+def _unusable(path: str, err: OSError) -> MailConfigError:
+    return MailConfigError(
+        f"The lock directory {path} cannot be used ({err.strerror or err}); point "
+        f"{LOCK_DIR_VARIABLE} at a directory the user Airflow runs as can write."
+    )

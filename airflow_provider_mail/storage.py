@@ -178,7 +178,9 @@ class DeliveredMessageIds:
     def __init__(self, store: KeyValueStore, *, conn_id: str, account: str, folder: str) -> None:
         self.store = store
         self.key = f"{PREFIX}/imap_delivered/{conn_id}/{account}/{folder}"
-        value = store.get(self.key) or {}
+        self._load(store.get(self.key) or {})
+
+    def _load(self, value: dict[str, Any]) -> None:
         self.uidvalidity: int | None = value.get("uidvalidity")
         self.message_ids: list[str] = list(value.get("message_ids", []))
         self.check_below_uid: int = int(value.get("check_below_uid", 0))
@@ -189,23 +191,28 @@ class DeliveredMessageIds:
 
     def start_checking(self, uidvalidity: int | None, uid_next: int) -> None:
         """The folder was recreated: check every message below ``uid_next`` from now on."""
-        self.uidvalidity = uidvalidity
-        self.check_below_uid = uid_next
-        self._save()
+        with host_lock("variable", self.key):
+            self._load(self.store.get(self.key) or {})
+            if self.uidvalidity != uidvalidity:  # another hand-over may have noticed first
+                self.uidvalidity = uidvalidity
+                self.check_below_uid = uid_next
+                self._save()
 
     def suspects(self, uids: tuple[int, ...]) -> list[int]:
         """The UIDs that may be messages handed over before the folder was recreated."""
         return [uid for uid in uids if uid < self.check_below_uid]
 
     def remember(self, uidvalidity: int | None, message_ids: list[str]) -> None:
-        """Record a completed hand-over."""
-        known = set(self.message_ids)
-        fresh = [message_id for message_id in message_ids if message_id not in known]
-        if uidvalidity == self.uidvalidity and not fresh:
-            return
-        self.uidvalidity = uidvalidity
-        self.message_ids = (self.message_ids + fresh)[-self.KEEP :]
-        self._save()
+        """Record a completed hand-over (merged with what others recorded meanwhile)."""
+        with host_lock("variable", self.key):
+            self._load(self.store.get(self.key) or {})
+            known = set(self.message_ids)
+            fresh = [message_id for message_id in message_ids if message_id not in known]
+            if uidvalidity == self.uidvalidity and not fresh:
+                return
+            self.uidvalidity = uidvalidity
+            self.message_ids = (self.message_ids + fresh)[-self.KEEP :]
+            self._save()
 
     def _save(self) -> None:
         self.store.set(

@@ -6,11 +6,17 @@ in between, as it could while the task waited for its retry.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import uuid
+from email.message import EmailMessage
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from airflow_provider_mail.exceptions import MailStorageError
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
@@ -26,7 +32,7 @@ def _setup(
 ) -> tuple[str, ReceiveEmailSensor, dict[str, Any], Claim]:
     dovecot.clear("info")
     conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    dovecot.deliver("info", numbered(3, "Retry"))
+    dovecot.deliver("info", [_with_attachment(raw) for raw in numbered(3, "Retry")])
     with ImapHook(conn_id) as hook:
         found = hook.find_new(None, unseen_only=True, max_emails=-1)
     sensor = ReceiveEmailSensor(
@@ -34,6 +40,15 @@ def _setup(
     )
     ti = SimpleNamespace(dag_id="retry", task_id="receive", run_id=str(uuid.uuid4()), map_index=-1)
     return conn_id, sensor, {"ti": ti}, found
+
+
+def _with_attachment(raw: bytes) -> bytes:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    message.add_attachment(
+        b"%PDF-1.4 tiny", maintype="application", subtype="pdf", filename="a.pdf"
+    )
+    return message.as_bytes()
 
 
 def _ids(records: list[dict[str, Any]]) -> list[str]:
@@ -82,3 +97,28 @@ def test_a_try_that_died_after_reserving_gets_all_it_reserved(
     assert _ids(records) == [f"<retry-{i}@example.com>" for i in range(3)]
     with ImapHook(conn_id) as hook:  # what the retry delivered is taken: no one else gets it
         assert not hook.find_new(None, unseen_only=True, max_emails=-1)
+
+
+def test_a_hand_over_whose_read_fails_gives_the_messages_back(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+    airflow_db: object,
+) -> None:
+    """Without a retry (Airflow's default) the next run must still get them."""
+    conn_id, sensor, context, found = _setup(mail_connection, dovecot, certificate, tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("attachments cannot go below a file")
+    sensor.attachments_dir = str(blocker / "attachments")
+    with pytest.raises(MailStorageError):
+        sensor._hand_over(context, found)
+    with ImapHook(conn_id) as hook:
+        assert hook.find_new(None, unseen_only=True, max_emails=-1).uids == found.uids
+    entry = TaskLedger.for_task("handover", context).pending()
+    assert entry is not None and RESERVED not in entry  # a retry takes them again
+
+    sensor.attachments_dir = str(tmp_path / "attachments")
+    assert _ids(sensor.deliver_unfinished(context)) == [
+        f"<retry-{i}@example.com>" for i in range(3)
+    ]

@@ -48,6 +48,7 @@ def _crashing_run(dag_name: str, logical_date: datetime, conn_id: str, point: st
 @pytest.mark.parametrize(
     ("dag_name", "point"),
     [
+        ("crash_deferrable", "after_reserve"),
         ("crash_deferrable", "before_fetch"),
         ("crash_deferrable", "after_fetch"),
         ("crash_deferrable", "after_mark"),

@@ -278,8 +278,9 @@ class ReceiveHook(MailHook[ClientT]):
                 "check that attachments_dir exists, is writable and has space."
             ) from err
 
-    def unclaim(self, claim: Claim) -> None:
-        """Give a claim back after its hand-over failed (best effort)."""
+    def unclaim(self, claim: Claim) -> bool:
+        """Give a claim back after its hand-over failed; whether that worked (best effort)."""
+        raise NotImplementedError
 
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""

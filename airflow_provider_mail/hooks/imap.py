@@ -14,7 +14,7 @@ from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids
 
-from airflow_provider_mail.exceptions import MailProtocolError
+from airflow_provider_mail.exceptions import MailError, MailProtocolError, MailStorageError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
@@ -24,7 +24,7 @@ from airflow_provider_mail.mail.errors import (
     starttls_not_offered,
 )
 from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
-from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
+from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
 #: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
@@ -32,6 +32,10 @@ PENDING = b"$AirflowMailPending"
 
 #: The folder whose existence is the cross-host claim lock (``claim_lock`` ``server``).
 LOCK_FOLDER = "AirflowMailClaimLock"
+
+#: How many connection timeouts a claim waits for the server lock before it gives up (a
+#: stale lock is removed after one).
+STALE_LOCKS_TOLERATED = 4
 
 #: Lock folder name per account (its namespace does not change while a process runs).
 _LOCK_FOLDERS: dict[str, str] = {}
@@ -190,7 +194,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
         with self.translate_errors():
             if self._select(claim.folder) != claim.uidvalidity:
                 return Claim(claim.protocol, claim.folder, claim.uidvalidity)
-            with host_lock("imap-claim", self.settings.account, claim.folder), self._server_lock():
+            mailbox = mailbox_key(claim.folder)
+            with host_lock("imap-claim", self.settings.account, mailbox), self._server_lock():
                 owned = self._take(claim, flags, before_take)
         refused = len(claim) - len(owned)
         if refused:
@@ -215,7 +220,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
         unseen = [uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]]
         if unseen and before_take is not None:
-            before_take(Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=tuple(unseen)))
+            _record_before_take(
+                before_take, Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(unseen))
+            )
         refused: set[int] = set()
         if unseen and condstore:
             highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)
@@ -240,16 +247,24 @@ class ImapHook(ReceiveHook[IMAPClient]):
             return
         client = self.client
         name = self._lock_folder_name()
-        seen_generation: tuple[int | None, float] = (None, time.monotonic())
+        started = time.monotonic()
+        seen_generation: tuple[int | None, float] = (None, started)
         while not self._create_lock_folder(name):
+            now = time.monotonic()
+            if now - started > STALE_LOCKS_TOLERATED * self.settings.timeout:
+                raise MailProtocolError(
+                    f"The claim lock folder {name!r} on {self.settings.address} stayed in place "
+                    f"for {now - started:.0f} seconds and could not be removed; delete it by "
+                    "hand, or set the connection's Claim Lock to host."
+                )
             generation = self._lock_generation(name)
             if generation != seen_generation[0]:
-                seen_generation = (generation, time.monotonic())
-            elif time.monotonic() - seen_generation[1] > self.settings.timeout:
+                seen_generation = (generation, now)
+            elif now - seen_generation[1] > self.settings.timeout:
                 self.log.warning("Removing the stale claim lock %s of a poller that died.", name)
                 with contextlib.suppress(IMAPClientError):
                     client.delete_folder(name)
-                continue
+                seen_generation = (None, now)
             time.sleep(random.uniform(0.005, 0.05))
         try:
             yield
@@ -333,11 +348,17 @@ class ImapHook(ReceiveHook[IMAPClient]):
             status = self.client.folder_status(folder, [b"UIDNEXT"])
         return int(status[b"UIDNEXT"])
 
-    def unclaim(self, claim: Claim) -> None:
-        """Clear ``\\Seen`` again after a failed hand-over (best effort)."""
+    def unclaim(self, claim: Claim) -> bool:
+        """Clear ``\\Seen`` again after a failed hand-over; whether that worked."""
         if claim.uids:
-            with contextlib.suppress(Exception):
+            try:
+                if self._select(claim.folder) != claim.uidvalidity:
+                    return False
                 self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
+            except Exception as err:
+                self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
+                return False
+        return True
 
     def message_ids(self, claim: Claim) -> dict[int, str]:
         """UID -> Message-ID of the claimed messages (one FETCH of that header only)."""
@@ -432,6 +453,20 @@ def _uid_set(text: bytes | str) -> list[int]:
         if first.isdigit():
             uids.extend(range(int(first), int(last or first) + 1))
     return uids
+
+
+def _record_before_take(before_take: Callable[[Claim], None], taking: Claim) -> None:
+    """``before_take(taking)``; its failure is Airflow's storage's, not the mail server's."""
+    try:
+        before_take(taking)
+    except MailError:
+        raise
+    except Exception as err:
+        raise MailStorageError(
+            f"The messages about to be taken from {taking.folder} could not be recorded in "
+            f"Airflow's storage ({type(err).__name__}); nothing was taken. Check that the "
+            "Airflow API server and its database are reachable."
+        ) from err
 
 
 def _reason(err: Exception) -> str:

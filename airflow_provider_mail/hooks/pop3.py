@@ -70,6 +70,7 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         super().__init__(conn_id, connection=connection)
         self.state_store: KeyValueStore = state_store or VariableStore()
         self._listing: list[tuple[int, str]] | None = None
+        self._seen_before_listing: list[str] = []
 
     def _open(self, settings: ServerSettings) -> poplib.POP3:
         context = build_ssl_context(settings.server_certificate)
@@ -160,22 +161,27 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             owned = tuple(uidl for uidl in claim.uidls if uidl not in already)
             if owned and before_take is not None:
                 before_take(Claim("pop3", INBOX, uidls=owned))
-            present = [uidl for _number, uidl in self.listing()]
-            self.state_store.set(self.seen_key, remember_seen(seen, owned, present))
-        if pending and owned:
-            self._update_pending(lambda uidls: uidls | set(owned))
+            if pending and owned:
+                # Pending first: a crash before the seen set is written repeats an event.
+                self._update_pending(lambda uidls: uidls | set(owned))
+            self.state_store.set(self.seen_key, self._remember(seen, owned))
         if len(owned) < len(claim):
             self.log.info("%d message(s) were taken by another poller.", len(claim) - len(owned))
         return Claim("pop3", INBOX, uidls=owned)
 
-    def unclaim(self, claim: Claim) -> None:
-        """Give the UIDLs back after a failed hand-over (best effort)."""
+    def unclaim(self, claim: Claim) -> bool:
+        """Give the UIDLs back after a failed hand-over; whether that worked."""
         if claim.uidls:
-            with host_lock("variable", self.seen_key):
-                taken = set(claim.uidls)
-                self.state_store.set(
-                    self.seen_key, [uidl for uidl in self.seen() if uidl not in taken]
-                )
+            try:
+                with host_lock("variable", self.seen_key):
+                    taken = set(claim.uidls)
+                    self.state_store.set(
+                        self.seen_key, [uidl for uidl in self.seen() if uidl not in taken]
+                    )
+            except Exception as err:
+                self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
+                return False
+        return True
 
     def find_pending(self, folder: str | None) -> Claim:
         """UIDLs a trigger claimed whose event may not have gone out (still on the server)."""
@@ -209,13 +215,18 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
 
     def mark_seen(self, claim: Claim) -> None:
         """Add the claimed UIDLs to the seen set, pruned of ids no longer on the server."""
-        present = [uidl for _number, uidl in self.listing()]
         with host_lock("variable", self.seen_key):
-            self.state_store.set(self.seen_key, remember_seen(self.seen(), claim.uidls, present))
+            self.state_store.set(self.seen_key, self._remember(self.seen(), claim.uidls))
+
+    def _remember(self, seen: list[str], handed_over: tuple[str, ...]) -> list[str]:
+        present = [uidl for _number, uidl in self.listing()]
+        return remember_seen(seen, handed_over, present, self._seen_before_listing)
 
     def listing(self) -> list[tuple[int, str]]:
         """``(message number, UIDL)`` of every message, read once per session."""
         if self._listing is None:
+            # Read first: what was seen before the listing and is missing from it is gone.
+            self._seen_before_listing = self.seen()
             with self.translate_errors():
                 _response, lines, _octets = self.client.uidl()
             listing = []

@@ -53,6 +53,11 @@ def folder_name(folder: str | None) -> str:
     return folder.strip() if folder and folder.strip() else INBOX
 
 
+def mailbox_key(folder: str | None) -> str:
+    """``folder`` as one name per mailbox: the inbox is ``INBOX`` however it is spelled."""
+    return INBOX if is_inbox(folder) else folder_name(folder)
+
+
 def is_inbox(folder: str | None) -> bool:
     """Whether ``folder`` names the inbox (IMAP's INBOX is case-insensitive)."""
     return folder_name(folder).upper() == INBOX
@@ -72,11 +77,20 @@ def new_pop3_messages(
 
 
 def remember_seen(
-    seen: Iterable[str], handed_over: Iterable[str], present: Iterable[str]
+    seen: Iterable[str],
+    handed_over: Iterable[str],
+    present: Iterable[str],
+    seen_before_listing: Iterable[str] = (),
 ) -> list[str]:
-    """The seen set after a hand-over, pruned of ids no longer on the server."""
-    on_server = set(present)
-    return sorted((set(seen) | set(handed_over)) & on_server)
+    """The seen set after a hand-over, pruned of ids that left the server.
+
+    ``present`` is a UIDL listing, which may be older than ``seen``: another poller may
+    have added ids of messages that arrived after it was read. Only ids that were seen
+    before the listing was read and are missing from it are gone for sure, so only
+    those are pruned.
+    """
+    gone = set(seen_before_listing) - set(present)
+    return sorted((set(seen) | set(handed_over)) - gone)
 
 
 @dataclass(frozen=True)

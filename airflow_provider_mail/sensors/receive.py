@@ -206,8 +206,16 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 if owned != claim:
                     reserve(owned)
                 claim = owned
-            records = session.fetch(claim, sink)
-            session.mark_seen(claim)
+            try:
+                records = session.fetch(claim, sink)
+            except BaseException:
+                # Give the messages back, so that a later run gets them even without a
+                # retry; a retry then takes them again like any poller.
+                if self.unseen_only and session.unclaim(claim):
+                    ledger.record(claim.to_payload())
+                raise
+            if not self.unseen_only:
+                session.mark_seen(claim)  # taking them (unseen_only) marked them already
             if delivered is not None:
                 delivered.remember(
                     claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]

@@ -20,7 +20,7 @@ from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.mail.errors import describe_network_error
-from airflow_provider_mail.mail.state import Claim, check_max_emails, folder_name
+from airflow_provider_mail.mail.state import Claim, check_max_emails, mailbox_key
 from airflow_provider_mail.triggers.shared_poll import SharedPoll, shared_poll
 
 RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
@@ -172,7 +172,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         return (
             type(self).__qualname__,
             self.conn_id,
-            folder_name(self.folder),
+            mailbox_key(self.folder),
             self.unseen_only,
             self.max_emails,
         )

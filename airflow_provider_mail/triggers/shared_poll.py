@@ -63,8 +63,11 @@ class SharedPoll:
             try:
                 claim = await asyncio.shield(work)
             except asyncio.CancelledError:
-                # The session is free for the next trigger only when the thread is done.
-                await asyncio.wait([work])
+                # The session is free for the next trigger only when the thread is done,
+                # however often the triggerer repeats the cancellation meanwhile.
+                while not work.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([work])
                 raise
             except BaseException:
                 await asyncio.to_thread(self.hook.close)
@@ -110,5 +113,10 @@ async def shared_poll(key: Hashable, hook: ReceiveHook[Any]) -> AsyncIterator[Sh
         poll.members -= 1
         if poll.members == 0:
             del polls[key]
-            async with poll.lock:
-                await asyncio.to_thread(poll.hook.close)
+            # Shielded: a repeated cancellation must not skip the close or cut it short.
+            await asyncio.shield(_close(poll))
+
+
+async def _close(poll: SharedPoll) -> None:
+    async with poll.lock:
+        await asyncio.to_thread(poll.hook.close)

@@ -8,8 +8,10 @@ only the server lock folder keeps them apart), and a server without CONDSTORE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from imapclient.exceptions import IMAPClientError
 
 from airflow_provider_mail.exceptions import MailProtocolError
 from airflow_provider_mail.hooks.imap import _LOCK_FOLDERS, LOCK_FOLDER, ImapHook
@@ -266,3 +269,34 @@ def test_pop3_pollers_of_one_host_split_the_mailbox_without_duplicates(
     dovecot.deliver("support", numbered(MESSAGES // 2, "Race"))
     taken = _race(_pop3_poll_until_empty, [(conn_id,)] * POLLERS)
     _assert_split_exactly_once(taken, MESSAGES // 2)
+
+
+def test_a_lock_folder_that_keeps_coming_back_ends_in_one_sentence(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
+) -> None:
+    """A stuck holder that re-creates the lock at once: the claim gives up, takes nothing."""
+    dovecot.clear("info")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server", timeout=1
+    )
+    dovecot.deliver("info", numbered(1, "Race"))
+    stop = threading.Event()
+
+    def stuck_holder() -> None:
+        with ImapHook(conn_id) as holder:
+            client = holder.get_conn()
+            while not stop.is_set():  # back within a round trip of every removal
+                with contextlib.suppress(IMAPClientError):
+                    client.create_folder(LOCK_FOLDER)
+            client.delete_folder(LOCK_FOLDER)
+
+    holder = threading.Thread(target=stuck_holder)
+    holder.start()
+    try:
+        with ImapHook(conn_id) as hook:
+            with pytest.raises(MailProtocolError, match=r"stayed in place for \d+ seconds"):
+                hook.receive(unseen_only=True)
+            assert len(hook.find_new(None, unseen_only=True, max_emails=-1)) == 1
+    finally:
+        stop.set()
+        holder.join(30)

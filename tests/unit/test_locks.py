@@ -103,3 +103,16 @@ def test_a_lock_directory_of_another_user_is_refused(lock_dir: Path) -> None:
     os.chown(lock_dir, NOBODY_UID, -1)
     with pytest.raises(MailConfigError, match="belongs to another user"), host_lock("a"):
         pass
+
+
+def test_a_lock_directory_that_cannot_be_created_is_one_sentence(
+    lock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = lock_dir.parent / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv(LOCK_DIR_VARIABLE, str(blocker / "locks"))
+    with (
+        pytest.raises(MailConfigError, match=r"cannot be used .*; point AIRFLOW_PROVIDER_MAIL_"),
+        host_lock("a"),
+    ):
+        pass
