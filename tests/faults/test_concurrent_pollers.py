@@ -280,7 +280,7 @@ def test_a_lock_folder_that_keeps_coming_back_ends_in_one_sentence(
         mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server", timeout=1
     )
     dovecot.deliver("info", numbered(1, "Race"))
-    stop = threading.Event()
+    holding, stop = threading.Event(), threading.Event()
 
     def stuck_holder() -> None:
         with ImapHook(conn_id) as holder:
@@ -288,10 +288,12 @@ def test_a_lock_folder_that_keeps_coming_back_ends_in_one_sentence(
             while not stop.is_set():  # back within a round trip of every removal
                 with contextlib.suppress(IMAPClientError):
                     client.create_folder(LOCK_FOLDER)
+                holding.set()
             client.delete_folder(LOCK_FOLDER)
 
     holder = threading.Thread(target=stuck_holder)
     holder.start()
+    assert holding.wait(30)
     try:
         with ImapHook(conn_id) as hook:
             with pytest.raises(MailProtocolError, match=r"stayed in place for \d+ seconds"):
