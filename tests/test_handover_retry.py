@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import uuid
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,9 +28,24 @@ from tests.servers.dovecot import Dovecot
 from tests.test_receive_sensor import numbered
 
 
-def _setup(
-    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, tmp_path: Path
-) -> tuple[str, ReceiveEmailSensor, dict[str, Any], Claim]:
+@dataclass
+class Scene:
+    """Three unseen messages found by a sensor's poll, and that sensor's task instance."""
+
+    conn_id: str
+    sensor: ReceiveEmailSensor
+    context: dict[str, Any]
+    found: Claim
+
+
+@pytest.fixture
+def scene(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+    airflow_db: object,
+) -> Scene:
     dovecot.clear("info")
     conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
     dovecot.deliver("info", [_with_attachment(raw) for raw in numbered(3, "Retry")])
@@ -39,7 +55,7 @@ def _setup(
         task_id="receive", conn_id=conn_id, unseen_only=True, attachments_dir=str(tmp_path)
     )
     ti = SimpleNamespace(dag_id="retry", task_id="receive", run_id=str(uuid.uuid4()), map_index=-1)
-    return conn_id, sensor, {"ti": ti}, found
+    return Scene(conn_id, sensor, {"ti": ti}, found)
 
 
 def _with_attachment(raw: bytes) -> bytes:
@@ -56,13 +72,9 @@ def _ids(records: list[dict[str, Any]]) -> list[str]:
 
 
 def test_a_try_that_died_before_taking_leaves_to_others_what_they_took_meanwhile(
-    mail_connection: ConnFactory,
-    dovecot: Dovecot,
-    certificate: Certificate,
-    tmp_path: Path,
-    airflow_db: object,
+    scene: Scene,
 ) -> None:
-    conn_id, sensor, context, found = _setup(mail_connection, dovecot, certificate, tmp_path)
+    conn_id, sensor, context, found = scene.conn_id, scene.sensor, scene.context, scene.found
     TaskLedger.for_task("handover", context).record(found.to_payload())  # then it died
     with ImapHook(conn_id) as other:
         second = Claim("imap", "INBOX", found.uidvalidity, uids=found.uids[1:2])
@@ -75,14 +87,8 @@ def test_a_try_that_died_before_taking_leaves_to_others_what_they_took_meanwhile
     assert entry is not None and entry[RESERVED] and entry["uids"] == [found.uids[0], found.uids[2]]
 
 
-def test_a_try_that_died_after_reserving_gets_all_it_reserved(
-    mail_connection: ConnFactory,
-    dovecot: Dovecot,
-    certificate: Certificate,
-    tmp_path: Path,
-    airflow_db: object,
-) -> None:
-    conn_id, sensor, context, found = _setup(mail_connection, dovecot, certificate, tmp_path)
+def test_a_try_that_died_after_reserving_gets_all_it_reserved(scene: Scene) -> None:
+    conn_id, sensor, context, found = scene.conn_id, scene.sensor, scene.context, scene.found
     ledger = TaskLedger.for_task("handover", context)
     ledger.record(found.to_payload())
     with ImapHook(conn_id) as dead:
@@ -99,15 +105,9 @@ def test_a_try_that_died_after_reserving_gets_all_it_reserved(
         assert not hook.find_new(None, unseen_only=True, max_emails=-1)
 
 
-def test_a_hand_over_whose_read_fails_gives_the_messages_back(
-    mail_connection: ConnFactory,
-    dovecot: Dovecot,
-    certificate: Certificate,
-    tmp_path: Path,
-    airflow_db: object,
-) -> None:
+def test_a_hand_over_whose_read_fails_gives_the_messages_back(scene: Scene, tmp_path: Path) -> None:
     """Without a retry (Airflow's default) the next run must still get them."""
-    conn_id, sensor, context, found = _setup(mail_connection, dovecot, certificate, tmp_path)
+    conn_id, sensor, context, found = scene.conn_id, scene.sensor, scene.context, scene.found
     blocker = tmp_path / "a-file"
     blocker.write_text("attachments cannot go below a file")
     sensor.attachments_dir = str(blocker / "attachments")

@@ -158,14 +158,26 @@ def test_pollers_split_the_mailbox_on_a_server_without_condstore(
     _assert_split_exactly_once(_imap_race(several_hosts, list(hosts)))
 
 
+def _server_locked_inbox(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    messages: int,
+    **settings: Any,
+) -> str:
+    """A connection with Claim Lock ``server`` to an inbox holding ``messages`` new ones."""
+    dovecot.clear("info")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server", **settings
+    )
+    dovecot.deliver("info", numbered(messages, "Race"))
+    return conn_id
+
+
 def test_a_lock_folder_left_by_a_dead_poller_is_removed_after_the_timeout(
     mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
 ) -> None:
-    dovecot.clear("info")
-    conn_id = receive_connection(
-        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server", timeout=2
-    )
-    dovecot.deliver("info", numbered(2, "Race"))
+    conn_id = _server_locked_inbox(mail_connection, dovecot, certificate, 2, timeout=2)
     with ImapHook(conn_id) as hook:
         hook.get_conn().create_folder(LOCK_FOLDER)  # its holder was killed
         started = time.monotonic()
@@ -182,11 +194,7 @@ def test_a_server_refusing_the_lock_folder_gets_one_clear_sentence(
     certificate: Certificate,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dovecot.clear("info")
-    conn_id = receive_connection(
-        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server"
-    )
-    dovecot.deliver("info", numbered(1, "Race"))
+    conn_id = _server_locked_inbox(mail_connection, dovecot, certificate, 1)
     with ImapHook(conn_id) as hook:
         monkeypatch.setitem(_LOCK_FOLDERS, hook.settings.account, "no/such/parent\\bad")
         with pytest.raises(MailProtocolError) as raised:
@@ -275,11 +283,7 @@ def test_a_lock_folder_that_keeps_coming_back_ends_in_one_sentence(
     mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate
 ) -> None:
     """A stuck holder that re-creates the lock at once: the claim gives up, takes nothing."""
-    dovecot.clear("info")
-    conn_id = receive_connection(
-        mail_connection, dovecot, "imap", "ssl", certificate, claim_lock="server", timeout=1
-    )
-    dovecot.deliver("info", numbered(1, "Race"))
+    conn_id = _server_locked_inbox(mail_connection, dovecot, certificate, 1, timeout=1)
     holding, stop = threading.Event(), threading.Event()
 
     def stuck_holder() -> None:
