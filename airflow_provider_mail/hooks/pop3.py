@@ -133,10 +133,13 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
         """UIDL only (no message is read): the oldest messages a poll takes."""
         self.check_folder(folder)
-        seen = self.seen() if unseen_only else []
-        picked = new_pop3_messages(
-            self.listing(), seen, unseen_only=unseen_only, max_emails=max_emails
-        )
+        listed_now = self._listing is None
+        listing = self.listing()
+        seen: list[str] = []
+        if unseen_only:
+            # A fresh listing has just read the seen set; read it again only for a kept one.
+            seen = self._seen_before_listing if listed_now else self.seen()
+        picked = new_pop3_messages(listing, seen, unseen_only=unseen_only, max_emails=max_emails)
         return Claim("pop3", INBOX, uidls=tuple(uidl for _number, uidl in picked))
 
     def claim(
