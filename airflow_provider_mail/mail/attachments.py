@@ -86,7 +86,7 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     stem, extension = _split_extension(name)
     if stem.split(".")[0].lower() in _WINDOWS_RESERVED:
         stem = f"_{stem}"
-    return _shorten(stem, extension)
+    return shorten_filename(stem, extension)
 
 
 def default_attachments_dir(*parts: str) -> str:
@@ -156,7 +156,7 @@ class DirectorySink:
         counter = 1
         while candidate.casefold() in taken:
             counter += 1
-            candidate = _shorten(stem, extension, suffix=f"-{counter}")
+            candidate = shorten_filename(stem, extension, suffix=f"-{counter}")
         taken.add(candidate.casefold())
         return candidate
 
@@ -198,7 +198,8 @@ def _split_extension(name: str) -> tuple[str, str]:
     return stem, f".{extension}"
 
 
-def _shorten(stem: str, extension: str, suffix: str = "") -> str:
+def shorten_filename(stem: str, extension: str, suffix: str = "") -> str:
+    """``stem + suffix + extension`` within :data:`MAX_FILENAME_BYTES`, cutting only the stem."""
     budget = MAX_FILENAME_BYTES - len(extension.encode()) - len(suffix.encode())
     encoded = stem.encode()
     if len(encoded) > budget:

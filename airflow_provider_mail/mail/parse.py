@@ -28,7 +28,11 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
-from airflow_provider_mail.mail.attachments import AttachmentSink, safe_filename
+from airflow_provider_mail.mail.attachments import (
+    AttachmentSink,
+    safe_filename,
+    shorten_filename,
+)
 from airflow_provider_mail.mail.large_bodies import LiftedBodies, Run, lift_large_bodies
 
 __all__ = ["build_record", "decode_bytes", "decode_header_value", "html_to_text", "message_key"]
@@ -278,8 +282,10 @@ def _safe_key(key: str) -> str:
     safe = safe_filename(key, fallback="message")
     if safe == key:
         return key
-    # Two keys that differ only in unsafe characters must not share a folder.
-    return f"{safe[:100]}-{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()[:8]}"
+    # Two keys that differ only in unsafe characters must not share a folder: the hash
+    # suffix must survive the byte limit of a file name, however wide the characters.
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:8]
+    return shorten_filename(safe[:100], "", suffix=f"-{digest}")
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:

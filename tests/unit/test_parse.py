@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mail.mail import parse
-from airflow_provider_mail.mail.attachments import DirectorySink
+from airflow_provider_mail.mail.attachments import DirectorySink, safe_filename
 from airflow_provider_mail.mail.parse import (
     build_record,
     decode_bytes,
@@ -315,6 +315,11 @@ def test_message_keys() -> None:
     assert "/" not in folder_key
     assert message_key(raw, folder="INBOX") == message_key(raw, folder="INBOX")
     assert message_key(raw, folder="INBOX").startswith("sha256-")
+    # Long folder names of two-byte characters: the distinguishing hash is not cut off.
+    wide_x = message_key(raw, folder="é" * 150 + ":x", uid=1)
+    wide_y = message_key(raw, folder="é" * 150 + ":y", uid=1)
+    assert wide_x != wide_y
+    assert safe_filename(wide_x, fallback="m") != safe_filename(wide_y, fallback="m")
     assert message_key(raw, folder="INBOX") != message_key(raw + b"x", folder="INBOX")
 
 
