@@ -70,5 +70,18 @@ def test_non_ascii_password_is_a_clear_sentence_without_the_password(
 
 def test_asset_watcher_trigger_needs_unseen_only() -> None:
     with pytest.raises(MailConfigError, match="needs unseen_only=True"):
-        ReceiveEmailTrigger("mail_imap_default")
+        ReceiveEmailTrigger("mail_imap_default", mark_seen=True)
     assert ReceiveEmailTrigger("mail_imap_default", mark_seen=False).unseen_only is False
+
+
+def test_trigger_with_the_specs_defaults_only_looks() -> None:
+    """SPEC: ReceiveEmailTrigger(conn_id, folder=None, unseen_only=False, max_emails=5, delay=5)."""
+    trigger = ReceiveEmailTrigger("mail_imap_default")
+    assert (trigger.folder, trigger.unseen_only, trigger.max_emails, trigger.delay) == (
+        None,
+        False,
+        5,
+        5.0,
+    )
+    assert trigger.mark_seen is False
+    assert ReceiveEmailTrigger("mail_imap_default", unseen_only=True).mark_seen is True

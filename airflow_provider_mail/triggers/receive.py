@@ -60,7 +60,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
 
     Used by :class:`ReceiveEmailSensor` (``mark_seen=False``): the resumed task fetches the
     messages and marks them seen after handing them over. Used in an ``AssetWatcher``
-    (``mark_seen=True``, the default), the event is the hand-over, so the trigger marks
+    (``mark_seen=True``, the default with ``unseen_only=True``), the event is the
+    hand-over, so the trigger marks
     what it emits and keeps watching::
 
         Asset("mailbox://info", watchers=[AssetWatcher(
@@ -72,7 +73,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     :param unseen_only: only messages not yet seen.
     :param max_emails: most messages one event names, the oldest first; ``-1``: all.
     :param delay: seconds between polls (default 5).
-    :param mark_seen: mark the messages seen when the event is emitted (AssetWatcher use).
+    :param mark_seen: mark the messages seen when the event is emitted (AssetWatcher use);
+        default: ``unseen_only``, so the SPEC's defaults build a trigger that only looks.
     :param timeout: give up after this many seconds with a ``timeout`` event (sensor use).
     :param use_idle: wait with IMAP IDLE between polls when the server offers it, so new
         mail is noticed within a second instead of after up to ``delay`` seconds. IDLE is
@@ -90,7 +92,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         unseen_only: bool = False,
         max_emails: int = 5,
         delay: float = 5.0,
-        mark_seen: bool = True,
+        mark_seen: bool | None = None,
         timeout: float | None = None,
         max_failures: int = 5,
         use_idle: bool = False,
@@ -100,6 +102,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self.folder = folder
         self.unseen_only = unseen_only
         self.max_emails = check_max_emails(max_emails)
+        if mark_seen is None:
+            mark_seen = unseen_only
         if mark_seen and not unseen_only:
             raise MailConfigError(
                 "A ReceiveEmailTrigger that marks what it emits (an AssetWatcher) needs "
