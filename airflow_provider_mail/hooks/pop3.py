@@ -187,10 +187,17 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         return True
 
     def find_pending(self, folder: str | None) -> Claim:
-        """UIDLs a trigger claimed whose event may not have gone out (still on the server)."""
+        """UIDLs a trigger claimed whose event may not have gone out (still on the server).
+
+        They count as seen again: a trigger that died between writing them as pending and
+        as seen (see :meth:`claim`) must not hand them to the next poll as new.
+        """
         pending = set(self.state_store.get(self.pending_key) or [])
         present = [uidl for _number, uidl in self.listing() if uidl in pending]
-        return Claim("pop3", INBOX, uidls=tuple(present))
+        claim = Claim("pop3", INBOX, uidls=tuple(present))
+        if claim:
+            self.mark_seen(claim)
+        return claim
 
     def release_pending(self, claim: Claim) -> None:
         """The claim's event went out."""

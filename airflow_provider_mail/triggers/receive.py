@@ -273,9 +273,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         return self._take(hook, recover_pending=False)
 
     async def _release(self, hook: ReceiveHook[Any], claim: Claim) -> None:
-        """The event went out: mark the messages seen and clear their pending mark."""
+        """The event went out: clear the pending mark (taking the messages marked them seen)."""
         try:
-            await asyncio.to_thread(hook.mark_seen, claim)
             await asyncio.to_thread(hook.release_pending, claim)
         except Exception as err:
             # The pending mark stays: this claim's event repeats after a restart.

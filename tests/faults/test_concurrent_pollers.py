@@ -306,3 +306,24 @@ def test_a_lock_folder_that_keeps_coming_back_ends_in_one_sentence(
     finally:
         stop.set()
         holder.join(30)
+
+
+def test_pop3_pending_ids_of_a_dead_trigger_count_as_seen_once_found(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, airflow_db: object
+) -> None:
+    """Killed between writing them as pending and as seen: re-emitted, never polled as new."""
+    dovecot.clear("support")
+    conn_id = receive_connection(
+        mail_connection, dovecot, "pop3", "ssl", certificate, user="support", conn_id="pop3_dead"
+    )
+    dovecot.deliver("support", numbered(2, "Pending"))
+    with Pop3Hook(conn_id) as hook:
+        hook.state_store.set(hook.seen_key, [])
+        first = hook.find_new(None, unseen_only=True, max_emails=1)
+        hook.state_store.set(hook.pending_key, list(first.uidls))  # then it died
+    with Pop3Hook(conn_id) as hook:
+        assert hook.find_pending(None) == first
+    with Pop3Hook(conn_id) as hook:
+        assert set(hook.find_new(None, unseen_only=True, max_emails=-1).uidls).isdisjoint(
+            first.uidls
+        )
