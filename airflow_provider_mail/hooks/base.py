@@ -191,8 +191,7 @@ class ReceiveHook(MailHook[ClientT]):
                     print(record["subject"], record["from"])
         """
         check_max_emails(max_emails)
-        self.check_folder(folder)
-        with self._session():
+        with self._session():  # find_new checks the folder before any I/O
             claim = self.find_new(folder, unseen_only, max_emails)
             if unseen_only:
                 claim = self.claim(claim)

@@ -38,16 +38,14 @@ def _quoted(text: str) -> str:
     return repr(text if len(text) <= _MAX_QUOTED else text[:_MAX_QUOTED] + "...")
 
 
-def compile_mapping(
-    mapping: Mapping[str, str], env: ImmutableSandboxedEnvironment | None = None
-) -> dict[str, Template]:
+def compile_mapping(mapping: Mapping[str, str]) -> dict[str, Template]:
     """Check and compile every template of ``mapping``; errors name the target field."""
     if not isinstance(mapping, Mapping) or not mapping:
         raise MailConfigError(
             "mapping must be a non-empty dict of target field -> template, such as "
             "{'to': '{{ item[\"from\"] | address }}'}."
         )
-    env = env or mapping_environment()
+    env = mapping_environment()
     compiled: dict[str, Template] = {}
     for field, template in mapping.items():
         if not isinstance(field, str) or not isinstance(template, str):
@@ -76,29 +74,36 @@ def _render_item(
         )
     variables = {str(key): value for key, value in item.items()}
     variables["item"] = item
-    keys = ", ".join(sorted(str(key) for key in item)) or "none"
     result: dict[str, str] = {}
     for field, template in templates.items():
-        source = _quoted(mapping[field])
         try:
             result[field] = template.render(variables)
-        except SecurityError:
-            raise MailConfigError(
-                f"The mapping for {field!r} ({source}) tried to reach something the sandbox "
-                "forbids in " + where + "; templates may only read the item's values and use "
-                "filters."
-            ) from None
-        except UndefinedError as err:
-            raise MailConfigError(
-                f"The mapping for {field!r} ({source}) uses something undefined in {where} "
-                f"({err.message}); available keys: {keys}."
-            ) from None
         except Exception as err:
-            raise MailConfigError(
-                f"The mapping for {field!r} ({source}) failed on {where} with "
-                f"{type(err).__name__}; check the template against that item's keys: {keys}."
-            ) from None
+            raise _render_error(err, field, mapping[field], where, item) from None
     return result
+
+
+def _render_error(
+    err: Exception, field: str, template: str, where: str, item: Mapping[object, object]
+) -> MailConfigError:
+    """The sentence for a template that failed on one item (built only when one does)."""
+    source = _quoted(template)
+    keys = ", ".join(sorted(str(key) for key in item)) or "none"
+    if isinstance(err, SecurityError):
+        return MailConfigError(
+            f"The mapping for {field!r} ({source}) tried to reach something the sandbox "
+            "forbids in " + where + "; templates may only read the item's values and use "
+            "filters."
+        )
+    if isinstance(err, UndefinedError):
+        return MailConfigError(
+            f"The mapping for {field!r} ({source}) uses something undefined in {where} "
+            f"({err.message}); available keys: {keys}."
+        )
+    return MailConfigError(
+        f"The mapping for {field!r} ({source}) failed on {where} with "
+        f"{type(err).__name__}; check the template against that item's keys: {keys}."
+    )
 
 
 def apply_mapping(

@@ -203,11 +203,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield self._failure(err)
                 return
             except Exception as err:
-                failure = (
-                    err
-                    if isinstance(err, MailError)
-                    else describe_network_error(err, hook.settings)
-                )
+                failure = describe_network_error(err, hook.settings)  # MailErrors as they are
                 if shared is None:
                     await asyncio.to_thread(hook.close)
                 failures += 1
@@ -239,7 +235,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
                 return
             if shared is not None:
-                await shared.wait(self._until_next_poll(deadline))
+                await shared.wait(self._until(self.delay, deadline))
                 continue
             if not hook.session_sees_new_mail:
                 await asyncio.to_thread(hook.close)
@@ -263,10 +259,12 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             claim = hook.claim(claim, pending=True)
         return claim
 
-    def _until_next_poll(self, deadline: float | None) -> float:
+    @staticmethod
+    def _until(seconds: float, deadline: float | None) -> float:
+        """``seconds``, cut short by ``deadline`` (never negative)."""
         if deadline is None:
-            return self.delay
-        return max(min(self.delay, deadline - time.monotonic()), 0.0)
+            return seconds
+        return max(min(seconds, deadline - time.monotonic()), 0.0)
 
     def _peek(self, hook: ReceiveHook[Any]) -> Claim:
         """One poll of a shared session (see :meth:`_shares_polls`): nothing is changed."""
@@ -290,9 +288,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         if not self.use_idle:
             await asyncio.sleep(self.delay)
             return
-        timeout = IDLE_RENEW_SECONDS
-        if deadline is not None:
-            timeout = max(min(timeout, deadline - time.monotonic()), 0.0)
+        timeout = self._until(IDLE_RENEW_SECONDS, deadline)
         loop = asyncio.get_running_loop()
         if self._idle_thread is None:
             # Its own thread: an IDLE blocks for minutes and must not take a slot of the
