@@ -17,7 +17,9 @@ Four kinds of state live here, as JSON Variables whose keys start with ``mail_pr
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from airflow_provider_mail.locks import host_lock
@@ -65,6 +67,20 @@ class MemoryStore:
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON round-tripped, as a Variable would be)."""
         self._values[key] = json.dumps(value)
+
+
+@contextlib.contextmanager
+def variable_lock(key: str) -> Iterator[None]:
+    """One read-modify-write of the Variable ``key`` at a time on this host."""
+    with host_lock("variable", key):
+        yield
+
+
+def update(store: KeyValueStore, key: str, change: Callable[[Any], Any]) -> None:
+    """Write ``change(value)`` over the value of ``key`` (``None`` when absent), atomically
+    against every other update of ``key`` on this host."""
+    with variable_lock(key):
+        store.set(key, change(store.get(key)))
 
 
 def _variables() -> Any:
@@ -153,12 +169,15 @@ class TaskLedger:
 
     def record(self, payload: dict[str, Any]) -> None:
         """Write this try's entry (replacing an earlier try's)."""
+
         # Concurrent runs of one task share the Variable: one update at a time per host.
-        with host_lock("variable", self.key):
-            entries = dict(self.store.get(self.key) or {})
+        def with_entry(value: Any) -> dict[str, Any]:
+            entries = dict(value or {})
             entries.pop(self.entry, None)
             entries[self.entry] = payload
-            self.store.set(self.key, dict(list(entries.items())[-self.KEEP :]))
+            return dict(list(entries.items())[-self.KEEP :])
+
+        update(self.store, self.key, with_entry)
 
 
 class DeliveredMessageIds:
@@ -191,7 +210,7 @@ class DeliveredMessageIds:
 
     def start_checking(self, uidvalidity: int | None, uid_next: int) -> None:
         """The folder was recreated: check every message below ``uid_next`` from now on."""
-        with host_lock("variable", self.key):
+        with variable_lock(self.key):
             self._load(self.store.get(self.key) or {})
             if self.uidvalidity != uidvalidity:  # another hand-over may have noticed first
                 self.uidvalidity = uidvalidity
@@ -204,7 +223,7 @@ class DeliveredMessageIds:
 
     def remember(self, uidvalidity: int | None, message_ids: list[str]) -> None:
         """Record a completed hand-over (merged with what others recorded meanwhile)."""
-        with host_lock("variable", self.key):
+        with variable_lock(self.key):
             self._load(self.store.get(self.key) or {})
             known = set(self.message_ids)
             fresh = [message_id for message_id in message_ids if message_id not in known]
@@ -244,7 +263,7 @@ class AssetDeliveries:
 
     def take(self, ids: list[str], uidvalidity: int | None, run_id: str) -> list[str]:
         """Of ``ids`` (UIDs or UIDLs as text), the ones ``run_id`` may hand over; recorded."""
-        with host_lock("variable", self.key):
+        with variable_lock(self.key):
             value = self.store.get(self.key) or {}
             runs: dict[str, str] = dict(value.get("runs", {}))
             if value.get("uidvalidity") != uidvalidity:

@@ -8,7 +8,6 @@ from typing import Any
 
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
     login_rejected,
@@ -30,6 +29,8 @@ from airflow_provider_mail.storage import (
     VariableStore,
     pop3_pending_key,
     pop3_seen_key,
+    update,
+    variable_lock,
 )
 
 # poplib refuses lines over 2048 bytes, which real mail (long HTML lines) exceeds; RFC 5322
@@ -158,7 +159,7 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         """
         if not claim.uidls:
             return claim
-        with host_lock("variable", self.seen_key):
+        with variable_lock(self.seen_key):
             seen = self.seen()
             already = set(seen)
             owned = tuple(uidl for uidl in claim.uidls if uidl not in already)
@@ -176,11 +177,12 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         """Give the UIDLs back after a failed hand-over; whether that worked."""
         if claim.uidls:
             try:
-                with host_lock("variable", self.seen_key):
-                    taken = set(claim.uidls)
-                    self.state_store.set(
-                        self.seen_key, [uidl for uidl in self.seen() if uidl not in taken]
-                    )
+                taken = set(claim.uidls)
+                update(
+                    self.state_store,
+                    self.seen_key,
+                    lambda seen: [uidl for uidl in seen or [] if uidl not in taken],
+                )
             except Exception as err:
                 self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
                 return False
@@ -205,9 +207,9 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             self._update_pending(lambda uidls: uidls - set(claim.uidls))
 
     def _update_pending(self, change: Callable[[set[str]], set[str]]) -> None:
-        with host_lock("variable", self.pending_key):
-            pending = set(self.state_store.get(self.pending_key) or [])
-            self.state_store.set(self.pending_key, sorted(change(pending)))
+        update(
+            self.state_store, self.pending_key, lambda pending: sorted(change(set(pending or [])))
+        )
 
     def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
         """RETR the claimed messages, oldest first; messages gone from the server are skipped."""
@@ -225,8 +227,9 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
 
     def mark_seen(self, claim: Claim) -> None:
         """Add the claimed UIDLs to the seen set, pruned of ids no longer on the server."""
-        with host_lock("variable", self.seen_key):
-            self.state_store.set(self.seen_key, self._remember(self.seen(), claim.uidls))
+        update(
+            self.state_store, self.seen_key, lambda seen: self._remember(seen or [], claim.uidls)
+        )
 
     def _remember(self, seen: list[str], handed_over: tuple[str, ...]) -> list[str]:
         present = [uidl for _number, uidl in self.listing()]
