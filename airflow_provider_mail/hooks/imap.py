@@ -128,7 +128,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         changed, the claim's UIDs name other messages, so nothing is returned.
         """
         with self.translate_errors():
-            if self._select(claim.folder) != claim.uidvalidity:
+            if not self._still_valid(claim):
                 self.log.warning(
                     "UIDVALIDITY of %s changed since the poll; polling again.", claim.folder
                 )
@@ -192,7 +192,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
             return claim
         flags = [SEEN, PENDING] if pending else [SEEN]
         with self.translate_errors():
-            if self._select(claim.folder) != claim.uidvalidity:
+            if not self._still_valid(claim):
                 return Claim(claim.protocol, claim.folder, claim.uidvalidity)
             mailbox = mailbox_key(claim.folder)
             with host_lock("imap-claim", self.settings.account, mailbox), self._server_lock():
@@ -339,7 +339,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if not claim.uids:
             return
         with self.translate_errors():
-            if self._select(claim.folder) == claim.uidvalidity:
+            if self._still_valid(claim):
                 self.client.remove_flags(list(claim.uids), [PENDING], silent=True)
 
     def uid_next(self, folder: str) -> int:
@@ -352,7 +352,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         """Clear ``\\Seen`` again after a failed hand-over; whether that worked."""
         if claim.uids:
             try:
-                if self._select(claim.folder) != claim.uidvalidity:
+                if not self._still_valid(claim):
                     return False
                 self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
             except Exception as err:
@@ -382,7 +382,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if not claim.uids:
             return
         with self.translate_errors():
-            if self._select(claim.folder) == claim.uidvalidity:
+            if self._still_valid(claim):
                 self.client.add_flags(list(claim.uids), [SEEN], silent=True)
 
     def supports_idle(self) -> bool:
@@ -408,6 +408,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
             finally:
                 _text, more = client.idle_done()
         return news or _is_news(more)
+
+    def _still_valid(self, claim: Claim) -> bool:
+        """Select the claim's folder; whether its UIDs still name the claimed messages."""
+        return self._select(claim.folder) == claim.uidvalidity
 
     def _is_selected(self, folder: str) -> bool:
         return self._selected is not None and self._selected[0] == (id(self.client), folder)

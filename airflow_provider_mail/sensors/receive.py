@@ -25,7 +25,7 @@ from airflow_provider_mail.storage import (
 from airflow_provider_mail.triggers.receive import (
     ReceiveEmailTrigger,
     delay_seconds,
-    receive_hook_class,
+    receive_hook,
 )
 
 
@@ -267,12 +267,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
         )
 
     def _hook(self) -> ReceiveHook[Any]:
-        connection = BaseHook.get_connection(self.conn_id)
-        hook = receive_hook_class(self.conn_id, connection.conn_type)(
-            self.conn_id, connection=connection
-        )
-        hook.check_folder(self.folder)
-        return hook
+        return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)
 
     @staticmethod
     def _default_attachments_dir(context: Any) -> str:

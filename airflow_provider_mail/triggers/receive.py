@@ -32,15 +32,21 @@ MAX_BACKOFF_SECONDS = 300.0
 IDLE_RENEW_SECONDS = 120.0
 
 
-def receive_hook_class(conn_id: str, conn_type: str | None) -> type[ReceiveHook[Any]]:
-    """The hook for a receive connection; a clear error for any other connection type."""
+def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHook[Any]:
+    """The hook for a loaded receive connection, checked against ``folder``.
+
+    Any other connection type, or a folder the protocol cannot read, is a clear error.
+    """
     try:
-        return RECEIVE_HOOKS[conn_type or ""]
+        hook_class = RECEIVE_HOOKS[connection.conn_type or ""]
     except KeyError:
         raise MailConfigError(
-            f"Connection {conn_id!r} is of type {conn_type!r}; receiving email needs a "
+            f"Connection {conn_id!r} is of type {connection.conn_type!r}; receiving email needs a "
             "mail_imap or mail_pop3 connection."
         ) from None
+    hook = hook_class(conn_id, connection=connection)
+    hook.check_folder(folder)
+    return hook
 
 
 def delay_seconds(delay: Any) -> float:
@@ -142,10 +148,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self._deadline_epoch = None if self.timeout is None else time.time() + self.timeout
         try:
             connection = await BaseHook.aget_connection(self.conn_id)
-            hook = receive_hook_class(self.conn_id, connection.conn_type)(
-                self.conn_id, connection=connection
-            )
-            hook.check_folder(self.folder)
+            hook = receive_hook(self.conn_id, connection, self.folder)
         except MailError as err:
             yield self._failure(err)
             return
