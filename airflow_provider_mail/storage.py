@@ -197,15 +197,26 @@ class DeliveredMessageIds:
     def __init__(self, store: KeyValueStore, *, conn_id: str, account: str, folder: str) -> None:
         self.store = store
         self.key = f"{PREFIX}/imap_delivered/{conn_id}/{account}/{folder}"
-        self._load(store.get(self.key) or {})
+        # Read when first asked: remember() reads afresh under the lock anyway, so a
+        # hand-over that only records (not unseen_only) reads the Variable once.
+        self._loaded = False
+        self.uidvalidity: int | None = None
+        self.message_ids: list[str] = []
+        self.check_below_uid = 0
 
     def _load(self, value: dict[str, Any]) -> None:
-        self.uidvalidity: int | None = value.get("uidvalidity")
-        self.message_ids: list[str] = list(value.get("message_ids", []))
-        self.check_below_uid: int = int(value.get("check_below_uid", 0))
+        self._loaded = True
+        self.uidvalidity = value.get("uidvalidity")
+        self.message_ids = list(value.get("message_ids", []))
+        self.check_below_uid = int(value.get("check_below_uid", 0))
+
+    def _read(self) -> None:
+        if not self._loaded:
+            self._load(self.store.get(self.key) or {})
 
     def folder_was_recreated(self, uidvalidity: int | None) -> bool:
         """Whether ``uidvalidity`` differs from the one of the last hand-over."""
+        self._read()
         return self.uidvalidity is not None and self.uidvalidity != uidvalidity
 
     def start_checking(self, uidvalidity: int | None, uid_next: int) -> None:
@@ -219,6 +230,7 @@ class DeliveredMessageIds:
 
     def suspects(self, uids: tuple[int, ...]) -> list[int]:
         """The UIDs that may be messages handed over before the folder was recreated."""
+        self._read()
         return [uid for uid in uids if uid < self.check_below_uid]
 
     def remember(self, uidvalidity: int | None, message_ids: list[str]) -> None:
