@@ -464,7 +464,7 @@ def _addresses(message: Message, name: str) -> str:
     formatted = []
     for display_name, address in pairs:
         display_name = _one_line(_decode_words(display_name))
-        address = _one_line(_decode_words(address) if "=?" in address else address)
+        address = _one_line(_decode_words(address))
         if address or display_name:
             formatted.append(_format_address(display_name, address))
     if formatted:

@@ -95,16 +95,13 @@ def remember_seen(
 
 @dataclass(frozen=True)
 class Claim:
-    """The messages one poll hands over; ``bool(claim)`` is False when there are none."""
+    """The messages one poll hands over; ``bool(claim)`` (its length) is False when none."""
 
     protocol: str
     folder: str
     uidvalidity: int | None = None
     uids: tuple[int, ...] = field(default=())
     uidls: tuple[str, ...] = field(default=())
-
-    def __bool__(self) -> bool:
-        return bool(self.uids or self.uidls)
 
     def __len__(self) -> int:
         return len(self.uids) + len(self.uidls)

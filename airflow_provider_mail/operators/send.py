@@ -207,7 +207,7 @@ class SendEmailOperator(BaseOperator):
             # instance sends only what did not go out.
             for position, result in sorted(progress.items()):
                 earlier[str(todo[position][0])] = result
-                self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+                self._log_sent(result)
             ledger.record({"sent": earlier})
             raise
         if earlier:
@@ -216,5 +216,8 @@ class SendEmailOperator(BaseOperator):
         by_index = {**earlier, **{str(index): r for (index, _), r in zip(todo, fresh, strict=True)}}
         results = [by_index[str(index)] for index in range(len(emails))]
         for result in fresh:
-            self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+            self._log_sent(result)
         return results
+
+    def _log_sent(self, result: dict[str, Any]) -> None:
+        self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
