@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.servers.processes import stop_process_group
+
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags_examples"
 # Fixed so the demo's encrypted connection passwords stay readable by every process of
@@ -81,23 +83,6 @@ def run_airflow(args: list[str], env: dict[str, str], log_path: Path, timeout: f
             stop_process_group(process)
     if code != 0:
         raise RuntimeError(f"`airflow {' '.join(args)}` failed (exit {code}):\n{tail(log_path)}")
-
-
-def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
-    """Stop a process started with ``start_new_session=True`` and everything it started."""
-    import contextlib
-    import signal
-
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    # Children may outlive the leader (workers of a killed parent): end the whole group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
 
 
 def tail(path: Path, chars: int = 3000) -> str:

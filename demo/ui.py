@@ -24,13 +24,13 @@ from demo.airflow_env import (
     SIMPLE_AUTH_MANAGER,
     airflow_env,
     run_airflow,
-    stop_process_group,
     tail,
 )
 from demo.samples import sample_inquiries
 from demo.servers import MAIL_DOMAIN, USERS, MailServers
 from demo.session import DemoError, DemoSession, say, step
 from tests.servers.certs import free_port
+from tests.servers.processes import stop_process_group
 
 STEPS = 4
 DAG_ID = "obtain_info_emails_to_leads"

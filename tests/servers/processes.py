@@ -8,17 +8,20 @@ import signal
 import subprocess
 
 
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM the process's group, SIGKILL it after ``timeout`` seconds, then reap it.
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM the process's group, SIGKILL what is left after ``timeout`` seconds, reap it.
 
     The process must have been started with ``start_new_session=True``, so its group
-    holds exactly what it started (Dovecot's children, the api-server's workers).
+    holds exactly what it started (Dovecot's children, the api-server's workers). Members
+    can outlive the leader (workers of a killed parent), so the group is always killed at
+    the end, not only when the leader did not stop in time.
     """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
