@@ -7,7 +7,6 @@ before anything imports Airflow or the provider (the benchmarks import those laz
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import statistics
@@ -17,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.servers.connections import connection_variable
 
 
 def prepare_airflow_home() -> Path:
@@ -46,19 +47,11 @@ def define_connection(
     host: str = "localhost",
     **extra: Any,
 ) -> str:
-    """Define an Airflow connection through an ``AIRFLOW_CONN_*`` variable; returns its id.
-
-    ``localhost`` (not 127.0.0.1) because the throw-away certificate names ``localhost``.
-    """
-    payload = {
-        "conn_type": conn_type,
-        "host": host,
-        "port": port,
-        "login": login,
-        "password": password,
-        "extra": extra,
-    }
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(payload)
+    """Define an Airflow connection through an ``AIRFLOW_CONN_*`` variable; returns its id."""
+    name, value = connection_variable(
+        conn_id, conn_type, host=host, port=port, login=login, password=password, **extra
+    )
+    os.environ[name] = value
     return conn_id
 
 

@@ -6,7 +6,6 @@ before any test module imports Airflow or the provider.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -40,6 +39,7 @@ os.environ.update(
 import pytest  # noqa: E402
 
 from tests.servers.certs import Certificate, make_certificate  # noqa: E402
+from tests.servers.connections import connection_variable  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 
 pytest_plugins = ["tests.fixtures_smtp"]
@@ -100,15 +100,11 @@ def mail_connection(monkeypatch: pytest.MonkeyPatch) -> ConnFactory:
         password: str | None = None,
         **extra: Any,
     ) -> str:
-        payload = {
-            "conn_type": conn_type,
-            "host": host,
-            "port": port,
-            "login": login,
-            "password": password,
-            "extra": extra,
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload))
+        monkeypatch.setenv(
+            *connection_variable(
+                conn_id, conn_type, host=host, port=port, login=login, password=password, **extra
+            )
+        )
         return conn_id
 
     return define
