@@ -62,25 +62,33 @@ def connection_env(connections: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(c) for conn_id, c in connections.items()}
 
 
-def run_airflow(args: list[str], env: dict[str, str], log_path: Path, timeout: float = 300) -> None:
-    """Run one ``airflow`` CLI command, its output appended to ``log_path``."""
+def spawn_logged(module: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m <module...>`` from the repository, its output appended to ``log_path``.
+
+    In its own process group: Ctrl-C reaches the demo, which then stops the group (the
+    process and whatever it started, such as task processes) with stop_process_group.
+    """
     with open(log_path, "ab") as log:
-        log.write(f"\n$ airflow {' '.join(args)}\n".encode())
-        log.flush()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args],
+        return subprocess.Popen(
+            [sys.executable, "-m", *module],
             env=env,
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            # Its own process group: Ctrl-C reaches the demo, which then stops it.
             start_new_session=True,
         )
-        try:
-            code = process.wait(timeout=timeout)
-        finally:
-            stop_process_group(process)
+
+
+def run_airflow(args: list[str], env: dict[str, str], log_path: Path, timeout: float = 300) -> None:
+    """Run one ``airflow`` CLI command, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        log.write(f"\n$ airflow {' '.join(args)}\n".encode())
+    process = spawn_logged(["airflow", *args], env, log_path)
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        stop_process_group(process)
     if code != 0:
         raise RuntimeError(f"`airflow {' '.join(args)}` failed (exit {code}):\n{tail(log_path)}")
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from demo.airflow_env import (
-    REPO,
     airflow_env,
     connection_env,
     errors_in,
     run_airflow,
+    spawn_logged,
     tail,
 )
 from demo.samples import sample_inquiries
@@ -97,16 +96,7 @@ def run_dag(
 ) -> dict[str, Any]:
     """Run the DAG in a child process whose output goes to the log file; its JSON result."""
     result_path = session.root / "dag-result.json"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "demo.run_dag", str(result_path), json.dumps(run_conf)],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn_logged(["demo.run_dag", str(result_path), json.dumps(run_conf)], env, log_path)
     session.callback(stop_process_group, process)
     try:
         code = process.wait(timeout=DAG_TIMEOUT)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,10 +19,10 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 from demo.airflow_env import (
-    REPO,
     SIMPLE_AUTH_MANAGER,
     airflow_env,
     run_airflow,
+    spawn_logged,
     tail,
 )
 from demo.samples import sample_inquiries
@@ -141,17 +140,7 @@ def start_components(
     }
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for name, args in commands.items():
-        with open(logs / f"{name}.log", "ab") as log:
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env=env,
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Its own process group, so that stopping it stops the task processes too.
-                start_new_session=True,
-            )
+        processes[name] = spawn_logged(["airflow", *args], env, logs / f"{name}.log")
         session.callback(stop_process_group, processes[name], 30)
     return processes
 
