@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -18,6 +18,43 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 Addresses = str | Sequence[str] | None
+
+
+class SentRecord(MutableMapping[int, dict[str, Any]]):
+    """The ``progress`` of one send: each email is recorded in the ledger once accepted.
+
+    The hook sets ``record[position] = result`` right after the server accepted email
+    ``position`` of this try's batch; this writes the whole "sent" entry (the earlier
+    tries' emails plus this try's so far) to the task's ledger at once, one Variable write
+    per email. A worker killed outright therefore leaves a retry that resends at most the
+    one email whose acceptance was not yet written: the window is the time between the
+    server's reply to DATA and the end of that write.
+    """
+
+    def __init__(
+        self, ledger: TaskLedger, earlier: Mapping[str, dict[str, Any]], indexes: Sequence[int]
+    ) -> None:
+        self._ledger = ledger
+        self._sent = dict(earlier)
+        self._indexes = list(indexes)  # position in this try's batch -> index in ``data``
+        self._results: dict[int, dict[str, Any]] = {}
+
+    def __setitem__(self, position: int, result: dict[str, Any]) -> None:
+        self._results[position] = result
+        self._sent[str(self._indexes[position])] = result
+        self._ledger.record({"sent": self._sent})
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        return self._results[position]
+
+    def __delitem__(self, position: int) -> None:
+        raise TypeError("An email that went out stays recorded as sent.")
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
 
 
 class SendEmailOperator(BaseOperator):
@@ -46,10 +83,11 @@ class SendEmailOperator(BaseOperator):
 
     A failure part-way (for example, the server refuses a recipient of the third email)
     fails the task with a message saying which emails were sent already; sending stops
-    there. Which emails went out is recorded (Airflow Variable
-    ``mail_provider/sent/<dag_id>/<task_id>``), so the retry of the task sends only the
-    rest; this also holds for a task timeout mid-batch, but not for a worker killed
-    outright (its retry sends again what it had sent).
+    there. Each email is recorded as sent right after the server accepted it (Airflow
+    Variable ``mail_provider/sent/<dag_id>/<task_id>``, one write per email), so the retry
+    of the task sends only the rest, after a refusal, a task timeout or a worker killed
+    outright. The one window: a worker killed between the server's acceptance of an email
+    and the end of its write resends that one email.
 
     Fields that take addresses accept a comma-separated string
     (``"a@example.com, Bob <b@example.com>"``) or a list of strings. Every parameter but
@@ -195,7 +233,7 @@ class SendEmailOperator(BaseOperator):
             )
         todo = [(index, email) for index, email in enumerate(emails) if str(index) not in earlier]
         self.log.info("Composed %d email(s); sending through %r.", len(todo), self.conn_id)
-        progress: dict[int, dict[str, Any]] = {}
+        progress = SentRecord(ledger, earlier, [index for index, _email in todo])
         try:
             fresh = SmtpHook(self.conn_id).send(
                 [email for _index, email in todo],
@@ -203,16 +241,11 @@ class SendEmailOperator(BaseOperator):
                 progress=progress,
             )
         except BaseException:
-            # Refused, disconnected or timed out mid-batch: the retry of this task
-            # instance sends only what did not go out.
-            for position, result in sorted(progress.items()):
-                earlier[str(todo[position][0])] = result
+            for result in progress.values():
                 self._log_sent(result)
-            ledger.record({"sent": earlier})
             raise
-        if earlier:
-            # Done: clearing this task later sends the whole batch, like any operator.
-            ledger.record({"sent": {}})
+        # Done: clearing this task later sends the whole batch, like any operator.
+        ledger.record({"sent": {}})
         by_index = {**earlier, **{str(index): r for (index, _), r in zip(todo, fresh, strict=True)}}
         results = [by_index[str(index)] for index in range(len(emails))]
         for result in fresh:
