@@ -6,7 +6,7 @@ ever contains a password or a message body.
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_mail.compat import AirflowException
 
 
 class MailError(AirflowException):

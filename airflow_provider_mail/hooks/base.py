@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from airflow.sdk import BaseHook
-
+from airflow_provider_mail.compat import BaseHook
 from airflow_provider_mail.exceptions import MailError, MailStorageError
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 __all__ = ["LiftedBodies", "Run", "lift_large_bodies"]
 
-_RUN = re.compile(rb"(?<=\n)(?:[A-Za-z0-9+/=]++\r?\n)++")
+# Plain quantifiers (possessive ones need Python 3.11): the class has no line break, so a
+# failed match gives back at most one line, and matches start only at line starts.
+_RUN = re.compile(rb"(?<=\n)(?:[A-Za-z0-9+/=]+\r?\n)+")
 
 
 @dataclass(frozen=True)

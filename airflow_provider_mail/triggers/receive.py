@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from airflow_provider_mail.compat import aget_connection
 from airflow_provider_mail.exceptions import (
     MailAuthError,
     MailConfigError,
@@ -147,7 +147,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         # wall-clock deadline in the event lets its next trigger keep this one's timeout.
         self._deadline_epoch = None if self.timeout is None else time.time() + self.timeout
         try:
-            connection = await BaseHook.aget_connection(self.conn_id)
+            connection = await aget_connection(self.conn_id)
             hook = receive_hook(self.conn_id, connection, self.folder)
         except MailError as err:
             yield self._failure(err)
