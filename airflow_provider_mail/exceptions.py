@@ -39,3 +39,23 @@ class MailStorageError(MailError):
 
 class MailSendError(MailError):
     """An email could not be composed or sent (bad address, header injection, refused recipient)."""
+
+
+def error_from_event(name: object, message: str) -> MailError:
+    """The error a trigger reported, rebuilt as the same class for the task.
+
+    A trigger runs in the triggerer and can only send JSON to the task that resumes on a
+    worker: it sends the class name and the sentence, and this gives the task the same
+    :class:`MailError` subclass back (``MailError`` for a name it does not know), so code
+    that catches :class:`MailAuthError` catches it in deferrable mode too.
+    """
+    classes = {cls.__name__: cls for cls in _mail_errors(MailError)}
+    return classes.get(str(name), MailError)(message)
+
+
+def _mail_errors(cls: type[MailError]) -> list[type[MailError]]:
+    """``cls`` and its subclasses defined in this module (their constructors take one message)."""
+    found = [cls] if cls.__module__ == __name__ else []
+    for child in cls.__subclasses__():
+        found += _mail_errors(child)
+    return found

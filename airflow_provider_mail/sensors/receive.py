@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_mail.compat import AirflowSensorTimeout, AirflowSkipException, BaseHook
-from airflow_provider_mail.exceptions import MailConfigError, MailError
+from airflow_provider_mail.exceptions import MailConfigError, error_from_event
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
@@ -155,7 +155,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
         """Resume after the trigger fired: fetch the messages it named and hand them over."""
         status = event.get("status")
         if status == "error":
-            raise MailError(str(event.get("message")))
+            raise error_from_event(event.get("error"), str(event.get("message")))
         if status == "timeout":
             message = f"No email arrived in {self.conn_id} within {self.timeout} seconds."
             if self.soft_fail:

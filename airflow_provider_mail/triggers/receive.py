@@ -317,4 +317,12 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             # An AssetWatcher has no task to report to: fail the trigger itself.
             raise err
         message = str(err) if not after else f"{err} (gave up after {after} failed polls)"
-        return TriggerEvent({"status": "error", "conn_id": self.conn_id, "message": message})
+        # The class name travels too: the task raises the same MailError subclass.
+        return TriggerEvent(
+            {
+                "status": "error",
+                "conn_id": self.conn_id,
+                "error": type(err).__name__,
+                "message": message,
+            }
+        )
