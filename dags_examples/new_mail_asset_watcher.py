@@ -20,6 +20,24 @@ from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 
 IMAP_CONN_ID = "mail_imap_default"
 
+DOC = """
+### New Mail (AssetWatcher)
+
+The event-driven form of the reference integration: a trigger watches the **info@ inbox**
+and each batch of new mail (up to 20) starts one run, which reads exactly those messages,
+maps them and forwards them to `leads@example.com`. No run waits while the inbox is quiet.
+
+**Connections:** `mail_imap_default` (Receive Email, IMAP) for the inbox, fixed when the
+DAG is parsed (a trigger takes no params), and `mail_smtp_default` for sending.
+
+**How it runs:** unpause it, don't trigger it by hand (a run by hand has no mail event and
+forwards nothing). The watcher runs in the triggerer from the moment the DAG is unpaused
+and marks what it hands over as seen.
+
+**What to change:** `IMAP_CONN_ID`, the trigger's `max_emails` / `delay`, the mapping
+and the recipient at the bottom of the file.
+"""
+
 info_inbox = Asset(
     "mailbox://info/INBOX",
     watchers=[
@@ -32,6 +50,8 @@ info_inbox = Asset(
 
 with DAG(
     dag_id="new_mail_asset_watcher",
+    description="Event-driven: each batch of new info@ mail (IMAP) starts a run that forwards it.",
+    doc_md=DOC,
     schedule=[info_inbox],
     catchup=False,
     tags=["mail", "example"],
