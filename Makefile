@@ -1,6 +1,6 @@
 PYTHON ?= python
 
-.PHONY: demo demo-ui test lint bench
+.PHONY: demo demo-ui test test-deployment test-matrix lint bench bootstrap-test
 
 # The reference integration end to end on local, throw-away mail servers and Airflow.
 # Installs what is missing first (the package, aiosmtpd, Dovecot via apt as root).
@@ -13,9 +13,23 @@ demo-ui:
 	sh demo/bootstrap.sh $(PYTHON)
 	$(PYTHON) -m demo --ui
 
-# Lint, types, then every test (real Dovecot, aiosmtpd and Airflow started by the suite).
-test: lint
+# Installs what is missing (test extras; as root Dovecot, Chromium, PostgreSQL), then lint,
+# types and every test: real Dovecot, aiosmtpd and Airflow started by the suite, and the
+# deployment suite (PostgreSQL, scheduler, two triggerers, LocalExecutor; about 5 minutes).
+test: bootstrap-test lint
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+# Only the real deployment (tests/deployment), printing sent/received/duplicates/lost.
+test-deployment: bootstrap-test
+	$(PYTHON) -m pytest -q -p no:cacheprovider -s -m deployment tests/deployment
+
+# Every Airflow 3 minor in its own venv (.matrix/): unit, real-server and dag.test() tests.
+# MATRIX="3.0.6:3.10" limits it to some entries (Airflow version:Python version).
+test-matrix:
+	bash .ci/matrix.sh
+
+bootstrap-test:
+	sh tests/bootstrap.sh $(PYTHON)
 
 lint:
 	$(PYTHON) -m ruff check airflow_provider_mail tests dags_examples benchmarks demo

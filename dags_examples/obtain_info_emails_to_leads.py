@@ -79,6 +79,9 @@ with DAG(
         unseen_only=True,
         delay=5,
         max_emails=5,
+        # A worker killed mid-hand-over: the retry delivers what that try had taken.
+        retries=3,
+        retry_delay=timedelta(seconds=10),
     )
 
     map_to_leads = MapOperator(

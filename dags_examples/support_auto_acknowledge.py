@@ -69,6 +69,9 @@ with DAG(
         unseen_only=True,
         delay=30,
         max_emails=20,
+        # A worker killed mid-hand-over: the retry delivers what that try had taken.
+        retries=3,
+        retry_delay=timedelta(seconds=10),
     )
 
     @task

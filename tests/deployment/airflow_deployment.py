@@ -1,0 +1,147 @@
+"""A real Airflow deployment for the suite: PostgreSQL, api-server, scheduler, dag-processor,
+two triggerers and the LocalExecutor, each component its own process (group), as in
+production. Connections come from ``AIRFLOW_CONN_*`` variables given to every component.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.servers.api_server import SIMPLE_AUTH_MANAGER
+from tests.servers.certs import free_port
+from tests.servers.processes import stop_process_group
+
+INJECT = Path(__file__).resolve().parent / "inject"
+# No log servers: they listen on every interface (and two triggerers on one port); the
+# task logs stay on this machine's disk anyway.
+COMPONENTS = {
+    "api-server": ["api-server", "-H", "127.0.0.1", "-w", "1"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer-1": ["triggerer", "--skip-serve-logs"],
+    "triggerer-2": ["triggerer", "--skip-serve-logs"],
+}
+
+
+@dataclass
+class Deployment:
+    """``start()`` every component against ``database_url``; ``stop()`` them all."""
+
+    home: Path
+    database_url: str
+    connections: dict[str, str]
+    dags: list[Path]
+    executor: str = "LocalExecutor"
+    port: int = field(default_factory=free_port)
+    secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def pause_file(self) -> Path:
+        return self.home / "pause-hand-over"
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "MAIL_TESTS_"))
+        }
+        base_url = f"http://127.0.0.1:{self.port}"
+        env.update(self.connections)
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
+                "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__FERNET_KEY": "o7sZrV9bKJmXQ3tKcUcE3mG9yRj1z0tQ2pGq5v2mYxA=",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+                "AIRFLOW__API__BASE_URL": base_url,
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__SECRET_KEY": self.secret,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.secret,
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_PROVIDER_MAIL_LOCK_DIR": str(self.home / "locks"),
+                "MAIL_DEPLOYMENT_PAUSE_FILE": str(self.pause_file),
+                "PYTHONPATH": os.pathsep.join([str(INJECT), str(REPO)]),
+            }
+        )
+        return env
+
+    def start(self, timeout: float = 180) -> Deployment:
+        (self.home / "dags").mkdir(parents=True, exist_ok=True)
+        for dag in self.dags:
+            shutil.copy(dag, self.home / "dags" / dag.name)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=self.environment(),
+            cwd=self.home,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        # The API server first: tasks and triggers reach Airflow only through it.
+        self._spawn("api-server", [*COMPONENTS["api-server"], "-p", str(self.port)], "wb")
+        self._wait_for_api(timeout)
+        for name, args in COMPONENTS.items():
+            if name != "api-server":
+                self._spawn(name, args, "wb")
+        return self
+
+    def _spawn(self, name: str, args: list[str], mode: str) -> None:
+        env = self.environment()
+        if name.startswith("triggerer"):
+            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "deployment_hostname.hostname"
+            env["MAIL_DEPLOYMENT_COMPONENT"] = name
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env=env,
+            cwd=self.home,
+            stdout=(self.home / f"{name}.log").open(mode),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _wait_for_api(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                assert process.poll() is None, f"{name} exited:\n{self.log_tail(name)}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/version"):
+                    return
+            except OSError:
+                time.sleep(1)
+        raise AssertionError(f"api-server did not answer:\n{self.log_tail('api-server')}")
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")[-chars:]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component and everything it started, as an OOM kill or a lost node would."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def restart(self, name: str) -> None:
+        self._spawn(name, COMPONENTS[name], "ab")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            stop_process_group(process, timeout=10)

@@ -1,0 +1,236 @@
+"""The reference integration in a real deployment keeps running, through crashes.
+
+PostgreSQL, api-server, scheduler, dag-processor, two triggerers and the LocalExecutor
+(``tests/deployment/airflow_deployment.py``), with ``obtain_info_emails_to_leads``
+unpaused against the suite's Dovecot and aiosmtpd. Mail arrives in three waves over more
+than two minutes; between them a triggerer is killed (-9) while the sensor waits in it, and
+the task process is killed (-9) in the middle of a hand-over (messages taken and marked
+seen, not yet read). Every email must be forwarded exactly once, by run after run.
+
+Runs with the default ``pytest`` (and ``make test-deployment`` alone); skipped only where
+PostgreSQL's server is not installed (``make test`` installs it as root).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+from tests.deployment.airflow_deployment import Deployment
+from tests.deployment.postgres import Postgres, server_binaries
+from tests.servers.certs import Certificate
+from tests.servers.connections import connection_variable
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
+
+DAG_ID = "obtain_info_emails_to_leads"
+LEADS = "leads@example.com"
+WAVE_GAP = 60.0  # seconds between the starts of two waves: three waves span > 2 minutes
+
+pytestmark = [
+    pytest.mark.deployment,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(
+        server_binaries() is None,
+        reason="PostgreSQL's server is not installed (apt-get install postgresql; make test "
+        "does it as root).",
+    ),
+]
+
+
+def inquiry(wave: int, number: int) -> bytes:
+    return (
+        f"From: Lead {wave}-{number} <lead{wave}{number}@example.org>\r\n"
+        f"To: info@example.com\r\nSubject: Wave {wave} inquiry {number}\r\n"
+        f"Message-ID: <wave-{wave}-{number}@example.org>\r\n"
+        f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nPrice list, please.\r\n"
+    ).encode()
+
+
+class Mail:
+    """What went into the info@ inbox and what came out at the leads' SMTP server, when."""
+
+    def __init__(self, dovecot: Dovecot, smtp: SmtpServers) -> None:
+        self.dovecot = dovecot
+        self.smtp = smtp
+        self.arrived: dict[str, float] = {}
+        self.delivered: dict[str, float] = {}
+        self.received: list[str] = []
+
+    def deliver(self, wave: int, count: int) -> None:
+        messages = [inquiry(wave, number) for number in range(count)]
+        self.dovecot.deliver("info", messages)
+        now = time.time()
+        for number in range(count):
+            self.arrived[f"Wave {wave} inquiry {number}"] = now
+
+    def collect(self) -> None:
+        """Note newly received forwards and when they were first seen (checked every 0.5 s)."""
+        messages = self.smtp.starttls.messages
+        now = time.time()
+        for message in messages[len(self.received) :]:
+            assert message.rcpt_tos == (LEADS,)
+            subject = str(message.parsed()["Subject"]).removeprefix("New lead: ")
+            self.received.append(subject)
+            self.delivered.setdefault(subject, now)
+
+    def all_forwarded(self) -> bool:
+        self.collect()
+        return set(self.arrived) <= set(self.received)
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, mail: Mail) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mail.collect()
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting until {what}.")
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    bin_dir = server_binaries()
+    assert bin_dir is not None
+    server = Postgres(bin_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def deployment(
+    postgres: Postgres,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    smtp: SmtpServers,
+    tmp_path: Path,
+) -> Iterator[Deployment]:
+    dovecot.clear("info")
+    connections = dict(
+        [
+            connection_variable(
+                "mail_imap_default",
+                "mail_imap",
+                port=dovecot.imaps_port,
+                login="info",
+                password=dovecot.users["info"],
+                security="ssl",
+                server_certificate=certificate.pem,
+                timeout=10,
+            ),
+            connection_variable(
+                "mail_smtp_default",
+                "mail_smtp",
+                port=smtp.starttls.port,
+                login=SMTP_USER,
+                password=SMTP_PASSWORD,
+                security="starttls",
+                server_certificate=certificate.pem,
+                timeout=10,
+            ),
+        ]
+    )
+    home = tmp_path / "airflow"
+    home.mkdir()
+    home.chmod(0o755)
+    dags = [REPO / "dags_examples" / f"{DAG_ID}.py"]
+    running = Deployment(home, postgres.url, connections, dags).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        for name in running.processes:
+            print(f"\n--- {name} (tail)\n{running.log_tail(name, 1500)}")
+
+
+def query(postgres: Postgres, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    with psycopg2.connect(postgres.dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+
+def runs(postgres: Postgres, state: str) -> int:
+    rows = query(
+        postgres, f"select count(*) from dag_run where dag_id = '{DAG_ID}' and state = '{state}'"
+    )
+    return int(rows[0][0])
+
+
+def waiting_trigger(postgres: Postgres) -> bool:
+    rows = query(postgres, "select count(*) from trigger where triggerer_id is not null")
+    return int(rows[0][0]) > 0
+
+
+def triggerer_holding_the_trigger(postgres: Postgres) -> str:
+    """The triggerer running the waiting sensor's trigger (its job's host name)."""
+    rows = query(
+        postgres,
+        "select job.hostname from trigger join job on job.id = trigger.triggerer_id",
+    )
+    assert len(rows) == 1, rows
+    return str(rows[0][0])
+
+
+def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
+    postgres: Postgres, deployment: Deployment, dovecot: Dovecot, smtp: SmtpServers
+) -> None:
+    mail = Mail(dovecot, smtp)
+    wait_until("the first run waits in a triggerer", lambda: waiting_trigger(postgres), 240, mail)
+
+    # Wave 1: a plain hand-over.
+    wave_started = time.monotonic()
+    mail.deliver(1, 4)
+    wait_until("wave 1 is forwarded", mail.all_forwarded, 180, mail)
+
+    # Wave 2: the triggerer holding the waiting sensor's trigger is killed first; the
+    # other triggerer takes the trigger over once the dead one misses its heartbeats.
+    wait_until("the next run waits in a triggerer", lambda: waiting_trigger(postgres), 120, mail)
+    killed = triggerer_holding_the_trigger(postgres)
+    deployment.kill(killed)
+    time.sleep(max(0.0, WAVE_GAP - (time.monotonic() - wave_started)))
+    wave_started = time.monotonic()
+    mail.deliver(2, 4)
+    wait_until("wave 2 is forwarded", mail.all_forwarded, 240, mail)
+    deployment.restart(killed)
+
+    # Wave 3: the task process is killed mid-hand-over (after the messages were taken and
+    # marked seen, before they were read); the task's retry delivers them.
+    wait_until("the next run waits in a triggerer", lambda: waiting_trigger(postgres), 120, mail)
+    deployment.pause_file.touch()
+    time.sleep(max(0.0, WAVE_GAP - (time.monotonic() - wave_started)))
+    mail.deliver(3, 3)
+    pid_file = Path(f"{deployment.pause_file}.pid")
+    wait_until("a task process pauses mid-hand-over", pid_file.exists, 180, mail)
+    deployment.pause_file.unlink()
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    wait_until("wave 3 is forwarded", mail.all_forwarded, 240, mail)
+    time.sleep(5)  # a duplicate would arrive now
+    mail.collect()
+
+    received = Counter(mail.received)
+    duplicates = sum(received.values()) - len(received)
+    lost = sorted(set(mail.arrived) - set(received))
+    latencies = [mail.delivered[s] - mail.arrived[s] for s in mail.arrived if s in mail.delivered]
+    succeeded = runs(postgres, "success")
+    print(
+        f"\ndeployment (LocalExecutor, PostgreSQL, 2 triggerers; killed {killed} and a task "
+        f"mid-hand-over): sent {len(mail.arrived)}, received {sum(received.values())}, "
+        f"duplicates {duplicates}, lost {len(lost)}, successful runs {succeeded}; "
+        f"arrival-to-delivery latency median {statistics.median(latencies):.1f} s, "
+        f"max {max(latencies):.1f} s"
+    )
+    assert lost == []
+    assert duplicates == 0
+    assert succeeded >= 3  # run after run, not one run that stops
