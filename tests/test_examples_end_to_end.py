@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -34,6 +35,9 @@ HTML_ONLY = (
     b"Content-Type: text/html; charset=utf-8\r\n\r\n"
     b"<html><body><p>Can I see a <b>demo</b>?</p><script>x()</script></body></html>\r\n"
 )
+
+
+AIRFLOW_3_1 = importlib.metadata.version("apache-airflow").startswith("3.1.")
 
 
 def example(name: str) -> Any:
@@ -212,12 +216,25 @@ def test_asset_watcher_example_trigger_marks_what_it_emits_and_the_run_reads_it(
 
     fetch = module.dag.get_task("fetch_new_mail").python_callable
     event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
-    records = fetch(triggering_asset_events={module.info_inbox: [event]}, run_id="run-1")
+    # What Airflow passes, keyed by the asset (Assets are not hashable before Airflow 3.2).
+    events = _EventsOf(module.info_inbox, [event])
+    records = fetch(triggering_asset_events=events, run_id="run-1")
     assert [r["subject"] for r in records] == ["Preise für 2027", "Demo please"]
     # A repeated event starts a second run: it gets nothing; a retry of the first, all.
-    assert fetch(triggering_asset_events={module.info_inbox: [event]}, run_id="run-2") == []
-    again = fetch(triggering_asset_events={module.info_inbox: [event]}, run_id="run-1")
+    assert fetch(triggering_asset_events=events, run_id="run-2") == []
+    again = fetch(triggering_asset_events=events, run_id="run-1")
     assert [r["subject"] for r in again] == ["Preise für 2027", "Demo please"]
+
+
+class _EventsOf:
+    """``triggering_asset_events`` with the events of one asset."""
+
+    def __init__(self, asset: Any, events: list[Any]) -> None:
+        self.asset, self.events = asset, events
+
+    def __getitem__(self, asset: Any) -> list[Any]:
+        assert asset is self.asset
+        return self.events
 
 
 async def _poll_once_more(events: Any) -> None:
@@ -260,7 +277,9 @@ def test_every_example_dag_explains_itself() -> None:
         assert "What to change:" in (dag.doc_md or ""), dag.dag_id
         for name in dag.params:
             param = dag.params.get_param(name)
-            assert param.schema.get("title") and param.description, (dag.dag_id, name)
+            assert param.schema.get("title"), (dag.dag_id, name)
+            # Airflow 3.1's DagBag drops a Param's description (set: see the DAG files).
+            assert param.description or AIRFLOW_3_1, (dag.dag_id, name)
     for waiting in ("obtain_info_emails_to_leads", "support_auto_acknowledge"):
         dag = example_dags().dags[waiting]
         assert "don't trigger it by hand" in dag.doc_md

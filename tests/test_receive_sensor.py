@@ -223,7 +223,10 @@ def test_deferring_again_keeps_the_time_left_of_the_timeout(
     tmp_path: Path,
 ) -> None:
     """Messages gone before the hand-over: the sensor waits again, not for a new timeout."""
-    from airflow.sdk.exceptions import TaskDeferred
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0 and 3.1
+        from airflow.exceptions import TaskDeferred
 
     from airflow_provider_mail.hooks.imap import ImapHook
 

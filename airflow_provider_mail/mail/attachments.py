@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import unicodedata
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -121,6 +122,15 @@ class DirectorySink:
 
     def __init__(self, root: str | os.PathLike[str] | ObjectStoragePath) -> None:
         self._root: Path | ObjectStoragePath
+        # file:// is this machine's disk: written like a directory, named as a URL. (The
+        # ObjectStoragePath of Airflow 3.0/3.1 cannot create folders under file:// URLs.)
+        self._file_url = False
+        if isinstance(root, str) and root.startswith("file://"):
+            root = urllib.parse.urlparse(root).path
+            self._file_url = True
+        elif getattr(root, "protocol", None) in ("file", "local"):  # an ObjectStoragePath
+            root = str(getattr(root, "path"))  # noqa: B009 (a PathLike has no .path in mypy)
+            self._file_url = True
         if isinstance(root, str) and _URL_SCHEME.match(root):
             from airflow.sdk import ObjectStoragePath
 
@@ -134,14 +144,17 @@ class DirectorySink:
     @property
     def root(self) -> str:
         """The root directory or URL, as given (``str``)."""
-        return str(self._root)
+        return self._as_given(str(self._root))
+
+    def _as_given(self, path: str) -> str:
+        return f"file://{path}" if self._file_url else path
 
     def save(self, message_key: str, filename: str | None, content_type: str, data: bytes) -> str:
         """Write one attachment and return its path (local) or URL (object storage)."""
         folder = safe_filename(message_key, fallback="message")
         name = self._unique_name(folder, _name_for(filename, content_type))
         if isinstance(self._root, Path):
-            return _write_local(self._root, folder, name, data)
+            return self._as_given(_write_local(self._root, folder, name, data))
         directory = self._root / folder
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name

@@ -170,21 +170,22 @@ def test_a_planted_symlinked_message_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_object_storage_file_url_root(tmp_path: Path) -> None:
-    from airflow.sdk import ObjectStoragePath
-
     sink = DirectorySink(f"file://{tmp_path}/store")
     first = sink.save("INBOX-5-9", "../../x.pdf", "application/pdf", b"one")
     second = sink.save("INBOX-5-9", "x.pdf", "application/pdf", b"two")
     assert first == f"file://{tmp_path}/store/INBOX-5-9/x.pdf"
     assert second == f"file://{tmp_path}/store/INBOX-5-9/x-2.pdf"
-    assert ObjectStoragePath(first).read_bytes() == b"one"
+    assert (tmp_path / "store" / "INBOX-5-9" / "x.pdf").read_bytes() == b"one"
     assert (tmp_path / "store" / "INBOX-5-9" / "x-2.pdf").read_bytes() == b"two"
 
 
 def test_object_storage_path_root_is_used_as_given(tmp_path: Path) -> None:
     from airflow.sdk import ObjectStoragePath
 
-    root = ObjectStoragePath(f"file://{tmp_path}/osp")
+    try:
+        root = ObjectStoragePath(f"file://{tmp_path}/osp")
+    except TypeError:
+        pytest.skip("Airflow 3.0's ObjectStoragePath has no file:// (DirectorySink takes the URL)")
     path = DirectorySink(root).save("m", "/etc/passwd", "text/plain", b"data")
     assert path == f"file://{tmp_path}/osp/m/passwd"
     assert (tmp_path / "osp" / "m" / "passwd").read_bytes() == b"data"
