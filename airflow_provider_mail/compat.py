@@ -9,6 +9,8 @@ Airflow directly, so that each difference is decided once:
 - ``BaseHook``: ``airflow.sdk`` from 3.1, ``airflow.hooks.base`` on 3.0.
 - :func:`aget_connection`: ``BaseHook.aget_connection`` from 3.1; on 3.0 the blocking
   lookup runs in a worker thread, as Airflow 3.0's trigger guide does with ``sync_to_async``.
+- :func:`variable_key`: Airflow 3.0's Execution API cannot set a Variable whose key holds a
+  ``/`` (its route takes one path segment: 404), so on 3.0 the provider's keys use ``:``.
 
 Names that are the same on every supported version (``airflow.sdk.BaseOperator``,
 ``BaseSensorOperator``, ``PokeReturnValue``, ``Variable``, ``ObjectStoragePath``,
@@ -18,6 +20,7 @@ Names that are the same on every supported version (``airflow.sdk.BaseOperator``
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 from typing import Any
 
 try:
@@ -46,7 +49,15 @@ __all__ = [
     "AirflowSkipException",
     "BaseHook",
     "aget_connection",
+    "variable_key",
 ]
+
+_SLASHES_IN_VARIABLE_KEYS = not version("apache-airflow").startswith("3.0.")
+
+
+def variable_key(key: str) -> str:
+    """``key`` as the Variable's name: as given from Airflow 3.1, ``/`` -> ``:`` on 3.0."""
+    return key if _SLASHES_IN_VARIABLE_KEYS else key.replace("/", ":")
 
 
 async def aget_connection(conn_id: str) -> Any:

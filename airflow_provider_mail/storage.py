@@ -1,6 +1,7 @@
 """Durable state in Airflow's own storage (Variables), visible to every worker and triggerer.
 
-Four kinds of state live here, as JSON Variables whose keys start with ``mail_provider/``:
+Four kinds of state live here, as JSON Variables whose keys start with ``mail_provider/``
+(on Airflow 3.0 with ``:`` for every ``/``, see :func:`~airflow_provider_mail.compat.variable_key`):
 
 * ``mail_provider/pop3_seen/<conn_id>/<login>@<host>:<port>``: the POP3 unique ids
   (UIDL) already handed over from that account. Delete the Variable to receive every
@@ -22,6 +23,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from airflow_provider_mail.compat import variable_key
 from airflow_provider_mail.locks import host_lock
 
 PREFIX = "mail_provider"
@@ -43,14 +45,14 @@ class VariableStore:
     def get(self, key: str) -> Any:
         """The JSON value of the Variable ``key``, or ``None`` when it does not exist."""
         # The default is positional: the SDK calls it ``default``, the models ``default_var``.
-        raw = _variables().get(key, None)
+        raw = _variables().get(variable_key(key), None)
         if raw in (None, ""):
             return None
         return json.loads(raw)
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` as JSON in the Variable ``key``."""
-        _variables().set(key, json.dumps(value, sort_keys=True))
+        _variables().set(variable_key(key), json.dumps(value, sort_keys=True))
 
 
 class MemoryStore:
