@@ -235,7 +235,8 @@ def describe_token_error(
     """The sentence for an OAuth error answer (RFC 6749 5.2) of the token endpoint."""
     host = credentials.endpoint_host
     client = credentials.client_id
-    if error == "invalid_client":
+    # Microsoft answers an unknown client id with unauthorized_client (AADSTS700016).
+    if error in ("invalid_client", "unauthorized_client"):
         kind = classify_client_error(description)
         if kind == "unknown_client":
             return MailAuthError(
@@ -247,10 +248,11 @@ def describe_token_error(
                 f"The token endpoint {host} rejected the client secret of {client!r}; paste "
                 "the current secret value (not its id; secrets expire) into Client Secret."
             )
-        return MailAuthError(
-            f"The token endpoint {host} rejected the client id {client!r} or its secret; "
-            "check Client ID and Client Secret."
-        )
+        if error == "invalid_client":
+            return MailAuthError(
+                f"The token endpoint {host} rejected the client id {client!r} or its secret; "
+                "check Client ID and Client Secret."
+            )
     if error == "invalid_grant" and credentials.refresh_token:
         return MailAuthError(
             f"The token endpoint {host} says the refresh token has expired or was revoked; "

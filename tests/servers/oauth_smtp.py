@@ -29,8 +29,8 @@ class OAuthSmtpServer(SmtpServer):
         handler = self.recorder
 
         async def sign_in(server: SMTP, args: list[str], mechanism: str) -> AuthResult:
-            if len(args) > 2:
-                response: Any = base64.b64decode(args[2])
+            if len(args) > 1:  # ["XOAUTH2", initial response]
+                response: Any = base64.b64decode(args[1])
             else:
                 response = await server.challenge_auth("")
                 if response is MISSING:

@@ -115,9 +115,10 @@ class TokenEndpoint:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
-                if self.path == "/token":
+                path = self.path.split("?", 1)[0]
+                if path == "/token":
                     status, body = endpoint._token(form, self.headers.get("Authorization"))
-                elif self.path == "/introspect":
+                elif path == "/introspect":
                     status, body = 200, endpoint._introspect(form.get("token", ""))
                 else:
                     self._html()
