@@ -144,7 +144,9 @@ def test_both_ways_of_client_authentication_work_and_the_working_one_is_kept(
         "smtp", oauth2_client_id="basic-app", oauth2_client_secret="basic-Secret-4242"
     )
     form = oauth_connection(
-        "imap", oauth2_client_id="form-app", oauth2_client_secret="form-Secret-4343",
+        "imap",
+        oauth2_client_id="form-app",
+        oauth2_client_secret="form-Secret-4343",
         oauth2_token_url=oauth.token_url + "?tenant=2",  # another URL: learnt on its own
     )
     assert SmtpHook(basic).test_connection()[0]

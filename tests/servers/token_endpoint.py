@@ -82,7 +82,11 @@ class TokenEndpoint:
         return self.requests["issued"]
 
     def add_client(
-        self, client_id: str, secret: str, mailbox: str, auth_methods: tuple[str, ...] = (POST, BASIC)
+        self,
+        client_id: str,
+        secret: str,
+        mailbox: str,
+        auth_methods: tuple[str, ...] = (POST, BASIC),
     ) -> Client:
         client = Client(client_id, secret, mailbox, auth_methods)
         self.clients[client_id] = client
@@ -169,8 +173,9 @@ class TokenEndpoint:
             )
         if method not in client.auth_methods:
             return 401, _error(
-                "invalid_client", "AADSTS7000218: The request body must contain the parameter "
-                "'client_assertion' or 'client_secret'."
+                "invalid_client",
+                "AADSTS7000218: The request body must contain the parameter "
+                "'client_assertion' or 'client_secret'.",
             )
         if secret != client.secret:
             return 401, _error("invalid_client", "AADSTS7000215: Invalid client secret provided.")
@@ -223,9 +228,7 @@ class TokenEndpoint:
         return self.introspect(token)
 
 
-def _client_credentials(
-    form: dict[str, str], authorization: str | None
-) -> tuple[str, str, str]:
+def _client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str, str]:
     """(client id, secret, how they came: basic or post) of a token request."""
     if authorization and authorization.lower().startswith("basic "):
         decoded = base64.b64decode(authorization[6:]).decode()
