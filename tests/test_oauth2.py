@@ -4,9 +4,11 @@ passdb (IMAP, POP3) and aiosmtpd with an ``auth_XOAUTH2`` handler (SMTP)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.hooks.smtp import SmtpHook
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.airflow_runs import run_dag, task_result
+from tests.airflow_runs import run_dag, task_result, task_states
 from tests.dags import receive_dags
 from tests.oauth_fixtures import CLIENT_SECRET, MAILBOX, OAuthConnFactory
 from tests.servers.certs import free_port
@@ -313,3 +315,43 @@ def test_deferred_sensor_keeps_polling_across_token_renewals(
     assert "Poll 1 of" not in logs
     for secret in secrets_of(oauth):
         assert secret not in logs
+
+
+def test_reference_integration_runs_with_imap_and_smtp_on_oauth2(
+    airflow_db: Path,
+    oauth_connection: OAuthConnFactory,
+    oauth: TokenEndpoint,
+    oauth_dovecot: Dovecot,
+    oauth_smtp_server: OAuthSmtpServer,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """"Obtain Info Emails" (IMAP, refresh-token grant) -> map -> "Send Emails to Leads"
+    (SMTP, client-credentials grant); no secret in the logs, XCom or trigger kwargs."""
+    from tests.test_examples_end_to_end import HTML_ONLY, INQUIRY, example
+
+    conf = {
+        "imap_conn_id": oauth_connection("imap", "refresh_token"),
+        "smtp_conn_id": oauth_connection("smtp", "client_credentials"),
+        "leads_email": "sales-team@example.com",
+    }
+    oauth_dovecot.deliver(MAILBOX, [INQUIRY, HTML_ONLY])
+    run = example("obtain_info_emails_to_leads").test(run_conf=conf)
+
+    assert set(task_states(run).values()) == {"success"}
+    sent = [m.parsed()["Subject"] for m in oauth_smtp_server.messages]
+    assert sent == ["New lead: Preise für 2027", "New lead: Demo please"]
+    assert oauth_smtp_server.recorder.logins == ["XOAUTH2:info"]
+    # One token per credentials: the IMAP one served the trigger and the resumed task.
+    assert oauth.requests["token:refresh_token"] == 1
+    assert oauth.requests["token:client_credentials"] == 1
+
+    shown = "".join(capfd.readouterr())
+    for path in (airflow_db / "logs").rglob("*"):
+        if path.is_file():
+            shown += path.read_text(errors="replace")
+    for task_id in task_states(run):
+        shown += json.dumps(task_result(run, task_id))
+    secrets = secrets_of(oauth)
+    assert len(secrets) == 4  # the client secret, the refresh token, two access tokens
+    for secret in secrets:
+        assert secret not in shown

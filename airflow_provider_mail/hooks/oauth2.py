@@ -176,6 +176,8 @@ class TokenCache:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._entries[key] = _Entry(credentials.refresh_token)
+                for secret in credentials.secrets():
+                    _mask(secret)  # also when the connection did not come from Airflow's API
             return entry
 
     def get(self, credentials: OAuth2Credentials, account: str, timeout: float) -> AccessToken:
