@@ -325,7 +325,7 @@ def test_reference_integration_runs_with_imap_and_smtp_on_oauth2(
     oauth_smtp_server: OAuthSmtpServer,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """"Obtain Info Emails" (IMAP, refresh-token grant) -> map -> "Send Emails to Leads"
+    """ "Obtain Info Emails" (IMAP, refresh-token grant) -> map -> "Send Emails to Leads"
     (SMTP, client-credentials grant); no secret in the logs, XCom or trigger kwargs."""
     from tests.test_examples_end_to_end import HTML_ONLY, INQUIRY, example
 
@@ -355,3 +355,32 @@ def test_reference_integration_runs_with_imap_and_smtp_on_oauth2(
     assert len(secrets) == 4  # the client secret, the refresh token, two access tokens
     for secret in secrets:
         assert secret not in shown
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+def test_oauthbearer_signs_in_and_is_refused_cleanly(
+    airflow_db: Path,
+    oauth_connection: OAuthConnFactory,
+    oauth: TokenEndpoint,
+    oauth_dovecot: Dovecot,
+    oauth_smtp_server: OAuthSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+) -> None:
+    """RFC 7628 on the wire: the servers offer both, the client is made to prefer OAUTHBEARER
+    (as it does when that is all a server offers)."""
+    from airflow_provider_mail.hooks import oauth2
+
+    monkeypatch.setattr(
+        oauth2,
+        "choose_mechanism",
+        lambda offered: "OAUTHBEARER" if "OAUTHBEARER" in offered else None,
+    )
+    ok, said = HOOKS[protocol](oauth_connection(protocol)).test_connection()
+    assert ok, said
+    refused = failure(oauth_connection(protocol, login="support", conn_id="wrong"), protocol)
+    assert "refused the OAuth token for 'support'" in refused
+    if protocol == "smtp":
+        assert oauth_smtp_server.recorder.logins == ["OAUTHBEARER:info"]
+    else:
+        assert "method=OAUTHBEARER" in oauth_dovecot.log_path.read_text()
