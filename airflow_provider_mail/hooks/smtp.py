@@ -245,6 +245,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
         ]
         if not composed:
             return []
+        self.renew_if_due()  # a session kept open across calls may outlive its token
         batch = _Batch(composed, progress)
         sessions = min(max_connections, len(composed))
         if sessions == 1:
