@@ -349,6 +349,7 @@ def test_reference_integration_runs_with_imap_and_smtp_on_oauth2(
     for path in (airflow_db / "logs").rglob("*"):
         if path.is_file():
             shown += path.read_text(errors="replace")
+    assert "Sent 2 email(s)" in shown  # the task logs were captured
     for task_id in task_states(run):
         shown += json.dumps(task_result(run, task_id))
     secrets = secrets_of(oauth)
