@@ -93,10 +93,10 @@ def request_token(credentials: OAuth2Credentials, timeout: float) -> Mapping[str
             if status >= 500:
                 raise endpoint_failed(credentials, status) from None
             raise not_an_oauth_endpoint(credentials, status) from None
-        except ValueError:  # the answer was not a JSON object
-            raise not_an_oauth_endpoint(credentials, 200) from None
         except requests.RequestException as err:
             raise endpoint_unreachable(credentials, _reason(err)) from None
+        except ValueError:  # Authlib: the answer was not a JSON object
+            raise not_an_oauth_endpoint(credentials, 200) from None
         if "access_token" not in response:
             raise not_an_oauth_endpoint(credentials, 200)
         if method != "none":
@@ -133,16 +133,18 @@ def _request(credentials: OAuth2Credentials, timeout: float, method: str) -> Map
 
 
 def _reason(err: Exception) -> str:
-    """A short cause of a failed HTTP request (requests' own text names the URL)."""
-    text = str(err).lower()
-    if "timed out" in text or "timeout" in text:
+    """A short cause of a failed HTTP request (requests' own text holds the whole URL)."""
+    import requests
+
+    if isinstance(err, requests.Timeout):
         return "timed out"
+    if isinstance(err, requests.exceptions.SSLError):
+        return "its TLS certificate is not trusted"
+    text = str(err).lower()
     if "refused" in text:
         return "connection refused"
     if "name or service not known" in text or "nodename nor servname" in text:
         return "unknown host name"
-    if "certificate" in text or "ssl" in text:
-        return "TLS certificate not trusted"
     return type(err).__name__
 
 
