@@ -21,7 +21,12 @@ from airflow_provider_mail.mail.errors import describe_network_error
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim, check_max_emails
-from airflow_provider_mail.storage import AssetDeliveries, VariableStore
+from airflow_provider_mail.storage import (
+    AssetDeliveries,
+    KeyValueStore,
+    OwedGiveBacks,
+    VariableStore,
+)
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")
@@ -192,6 +197,8 @@ class ReceiveHook(MailHook[ClientT]):
         """
         check_max_emails(max_emails)
         with self._session():  # find_new checks the folder before any I/O
+            self.check_folder(folder)
+            self.settle_give_backs()
             claim = self.find_new(folder, unseen_only, max_emails)
             if unseen_only:
                 claim = self.claim(claim)
@@ -201,7 +208,7 @@ class ReceiveHook(MailHook[ClientT]):
                 records = self.fetch(claim, _sink(attachments_dir))
             except BaseException:
                 # Nothing was handed over: what this poll took must be there for the next.
-                self.unclaim(claim)
+                self.give_back(claim)
                 raise
             if not unseen_only:
                 self.mark_seen(claim)  # with unseen_only, taking them marked them already
@@ -278,8 +285,78 @@ class ReceiveHook(MailHook[ClientT]):
             ) from err
 
     def unclaim(self, claim: Claim) -> bool:
-        """Give a claim back after its hand-over failed; whether that worked (best effort)."""
+        """Give a claim back after its hand-over failed; whether that worked (best effort).
+
+        A claim whose UIDs name nothing any more (the folder was recreated) counts as given
+        back: there is nothing left to give.
+        """
         raise NotImplementedError
+
+    #: Where owed give-backs are written; ``None``: Airflow Variables.
+    owed_store: KeyValueStore | None = None
+
+    def _owed(self) -> OwedGiveBacks:
+        return OwedGiveBacks(
+            self.owed_store or VariableStore(),
+            conn_id=self.conn_id,
+            account=self.settings.account,
+        )
+
+    def give_back(self, claim: Claim) -> bool:
+        """Give back what a failed hand-over took, so that the next poll returns it.
+
+        The read that failed has often broken the session (the server stalled or dropped
+        inside the FETCH), so a failed give-back is tried again over a fresh session; when
+        that fails too, the claim is written to Airflow's storage and the next hand-over
+        of this connection gives it back before polling (:meth:`settle_give_backs`).
+        Returns whether the messages are back now. Never raises: the caller is already
+        failing with the error that matters.
+        """
+        if not claim:
+            return True
+        if self.unclaim(claim):
+            return True
+        self.close()  # the session may be dead; the next call opens a fresh one
+        if self.unclaim(claim):
+            return True
+        try:
+            self._owed().add(claim.to_payload())
+        except Exception as err:
+            self.log.error(
+                "%d message(s) taken from %s could not be given back nor recorded (%s); "
+                "clear their Seen flag by hand so that unseen_only polls return them.",
+                len(claim),
+                claim.folder,
+                type(err).__name__,
+            )
+            return False
+        self.log.warning(
+            "%d message(s) taken from %s could not be given back now; the next poll of %s "
+            "gives them back first.",
+            len(claim),
+            claim.folder,
+            self.conn_id,
+        )
+        return False
+
+    def settle_give_backs(self) -> None:
+        """Give back what earlier failed hand-overs of this connection still owe."""
+        owed = self._owed()
+        try:
+            payloads = [p for p in owed.claims() if p.get("protocol") == self.protocol]
+        except Exception as err:
+            # Outside Airflow (a script without a metadata database) nothing can be owed.
+            self.log.debug("Owed give-backs could not be read (%s).", type(err).__name__)
+            return
+        if not payloads:
+            return
+        done = [p for p in payloads if self.unclaim(Claim.from_payload(p))]
+        if done:
+            owed.settled(done)
+            self.log.info(
+                "Gave back %d message(s) that an earlier failed hand-over had taken.",
+                sum(len(Claim.from_payload(p)) for p in done),
+            )
 
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""

@@ -353,7 +353,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if claim.uids:
             try:
                 if not self._still_valid(claim):
-                    return False
+                    return True  # the folder was recreated: its UIDs name nothing to give back
                 self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
             except Exception as err:
                 self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)

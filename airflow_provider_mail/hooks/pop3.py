@@ -70,6 +70,7 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     ) -> None:
         super().__init__(conn_id, connection=connection)
         self.state_store: KeyValueStore = state_store or VariableStore()
+        self.owed_store = self.state_store
         self._listing: list[tuple[int, str]] | None = None
         self._seen_before_listing: list[str] = []
 

@@ -102,7 +102,11 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
-        self._hook()
+        hook = self._hook()
+        try:
+            hook.settle_give_backs()  # what an earlier failed read took is found again
+        finally:
+            hook.close()
         records = self.deliver_unfinished(context)
         if records:
             return records
@@ -210,9 +214,13 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 records = session.fetch(claim, sink)
             except BaseException:
                 # Give the messages back, so that a later run gets them even without a
-                # retry; a retry then takes them again like any poller.
-                if self.unseen_only and session.unclaim(claim):
-                    ledger.record(claim.to_payload())
+                # retry; a retry then takes them again like any poller. A give-back that
+                # failed is owed in Airflow's storage and done before the next poll, so the
+                # entry is no longer reserved either way.
+                if self.unseen_only:
+                    session.give_back(claim)
+                    with contextlib.suppress(Exception):  # the read's error is the one to see
+                        ledger.record(claim.to_payload())
                 raise
             if not self.unseen_only:
                 session.mark_seen(claim)  # taking them (unseen_only) marked them already
