@@ -7,7 +7,8 @@ be written to Airflow's storage before any message is marked seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,34 @@ def mailbox_key(folder: str | None) -> str:
 def is_inbox(folder: str | None) -> bool:
     """Whether ``folder`` names the inbox (IMAP's INBOX is case-insensitive)."""
     return folder_name(folder).upper() == INBOX
+
+
+def distinct_uidls(
+    listing: Sequence[tuple[int, str]], digest: Callable[[int], str]
+) -> list[tuple[int, str]]:
+    """A POP3 UIDL listing in which every id names one message.
+
+    RFC 1939 wants UIDLs unique, but a broken or hostile server may report one id for two
+    messages (or an empty one). Taken as it is, one of them would be delivered twice and
+    the other never. An id that is not unique is therefore extended with ``digest(number)``
+    (a digest of that message's content) and, for identical content, a running count:
+    ``dup~3f2a...``, ``dup~3f2a...~2``. Unique ids are kept exactly as the server sent them.
+    """
+    counts = Counter(uidl for _number, uidl in listing)
+    taken = set(counts)
+    result = []
+    for number, uidl in listing:
+        if uidl and counts[uidl] == 1:
+            result.append((number, uidl))
+            continue
+        base = f"{uidl}~{digest(number)}"
+        ident, count = base, 1
+        while ident in taken:
+            count += 1
+            ident = f"{base}~{count}"
+        taken.add(ident)
+        result.append((number, ident))
+    return result
 
 
 def new_pop3_messages(
