@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from airflow.sdk import BaseHook
 
 from airflow_provider_mail.exceptions import MailError, MailStorageError
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
     DirectorySink,
@@ -20,7 +21,7 @@ from airflow_provider_mail.mail.attachments import (
 from airflow_provider_mail.mail.errors import describe_network_error
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
-from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.storage import (
     AssetDeliveries,
     KeyValueStore,
@@ -195,7 +196,10 @@ class ReceiveHook(MailHook[ClientT]):
                 for record in hook.receive(unseen_only=True, max_emails=10):
                     print(record["subject"], record["from"])
         """
-        check_max_emails(max_emails)
+        params.check_folder(folder)
+        params.check_bool(unseen_only, "unseen_only")
+        params.check_max_emails(max_emails)
+        params.check_attachments_dir(attachments_dir)
         with self._session():  # find_new checks the folder before any I/O
             self.check_folder(folder)
             self.settle_give_backs()

@@ -12,35 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_mail.exceptions import MailConfigError
+# Re-exported for code that imports them from here; their home is mail/params.py.
+from airflow_provider_mail.mail.params import (
+    check_max_connections as check_max_connections,
+)
+from airflow_provider_mail.mail.params import check_max_emails as check_max_emails
 
 INBOX = "INBOX"
-
-
-def check_max_emails(max_emails: int) -> int:
-    """``max_emails`` must be a positive count or ``-1`` (all)."""
-    if isinstance(max_emails, bool) or not isinstance(max_emails, int):
-        raise MailConfigError(
-            f"max_emails must be a whole number (a positive count, or -1 for all), "
-            f"not {max_emails!r}."
-        )
-    if max_emails == 0 or max_emails < -1:
-        raise MailConfigError(
-            f"max_emails is {max_emails}; use a positive number of messages per poll, "
-            "or -1 for all."
-        )
-    return max_emails
-
-
-def check_max_connections(max_connections: int) -> int:
-    """``max_connections`` must be a whole number of SMTP sessions, 1 or more."""
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise MailConfigError(
-            f"max_connections {max_connections!r} is not a whole number; give 1 or more."
-        )
-    if max_connections < 1:
-        raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
-    return max_connections
 
 
 def oldest_first(ids: Iterable[int], max_emails: int) -> list[int]:

@@ -11,6 +11,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.addresses import address_filter, addresses_filter, name_filter
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ class MapOperator(BaseOperator):
     def __init__(self, *, source: Any, mapping: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         compile_mapping(mapping)
-        self.source = source
+        self.source = params.check_records(source, "source", optional=False)
         self.mapping = dict(mapping)
 
     def execute(self, context: Context) -> dict[str, str] | list[dict[str, str]]:

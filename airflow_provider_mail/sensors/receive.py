@@ -14,8 +14,9 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_mail.exceptions import MailConfigError, MailError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
-from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.storage import (
     RESERVED,
     DeliveredMessageIds,
@@ -24,7 +25,6 @@ from airflow_provider_mail.storage import (
 )
 from airflow_provider_mail.triggers.receive import (
     ReceiveEmailTrigger,
-    delay_seconds,
     receive_hook,
 )
 
@@ -90,15 +90,15 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 "ReceiveEmailSensor takes delay as its poke interval; pass delay, "
                 "not poke_interval."
             )
-        self.delay = delay_seconds(delay)
+        self.delay = params.check_delay(delay)
         super().__init__(poke_interval=self.delay, **kwargs)
-        self.conn_id = conn_id
-        self.folder = folder
-        self.unseen_only = unseen_only
-        self.max_emails = check_max_emails(max_emails)
-        self.deferrable = deferrable
-        self.attachments_dir = attachments_dir
-        self.use_idle = use_idle
+        self.conn_id = params.check_conn_id(conn_id)
+        self.folder = params.check_folder(folder)
+        self.unseen_only = params.check_bool(unseen_only, "unseen_only")
+        self.max_emails = params.check_max_emails(max_emails)
+        self.deferrable = params.check_bool(deferrable, "deferrable")
+        self.attachments_dir = params.check_attachments_dir(attachments_dir)
+        self.use_idle = params.check_bool(use_idle, "use_idle")
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
