@@ -16,6 +16,7 @@ from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
     DirectorySink,
+    UnsafeDirectoryError,
     default_attachments_dir,
 )
 from airflow_provider_mail.mail.errors import describe_network_error
@@ -281,6 +282,8 @@ class ReceiveHook(MailHook[ClientT]):
         """One message record; a failed attachment write is one clear MailStorageError."""
         try:
             return build_record(raw, folder=claim.folder, attachments=attachments, **ids)
+        except UnsafeDirectoryError as err:
+            raise MailStorageError(str(err)) from err
         except Exception as err:
             reason = getattr(err, "strerror", None) or type(err).__name__
             raise MailStorageError(

@@ -64,7 +64,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         worker slot.
     :param attachments_dir: where attachments are written: a directory or an Airflow
         object-storage URL (``s3://bucket/mail``) that downstream tasks on other workers
-        can read. Default: ``<temp dir>/airflow-provider-mail/<dag>/<run>/<task>``.
+        can read. Default: ``<temp dir>/airflow-provider-mail-<uid>/<dag>/<run>/<task>``, private
+        to the worker's user.
     :param use_idle: deferrable mode on IMAP: between polls, wait with IMAP IDLE so that
         new mail is noticed within a second rather than after up to ``delay`` seconds
         (default ``False``; see :class:`ReceiveEmailTrigger`).
