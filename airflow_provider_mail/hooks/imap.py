@@ -37,6 +37,10 @@ LOCK_FOLDER = "AirflowMailClaimLock"
 #: stale lock is removed after one).
 STALE_LOCKS_TOLERATED = 4
 
+#: Servers and folders already warned about in this process: the warning about a missing
+#: CONDSTORE is worth reading once, not once per claim (hundreds of lines a day).
+_WARNED_NO_CONDSTORE: set[tuple[str, str]] = set()
+
 #: Lock folder name per account (its namespace does not change while a process runs).
 _LOCK_FOLDERS: dict[str, str] = {}
 
@@ -209,7 +213,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         client = self.client
         condstore = bool(client.has_capability("CONDSTORE"))
         if not condstore:
-            if self.settings.claim_lock != SERVER_LOCK:
+            if self.settings.claim_lock != SERVER_LOCK and _first_time(
+                _WARNED_NO_CONDSTORE, (self.settings.address, claim.folder)
+            ):
                 self.log.warning(
                     "%s has no CONDSTORE: pollers of %s on other hosts could take the same "
                     "message; set the connection's Claim Lock to server if there are any.",
@@ -446,6 +452,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+def _first_time(seen: set[tuple[str, str]], key: tuple[str, str]) -> bool:
+    """Whether ``key`` is new to ``seen`` (and remember it)."""
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def _uid_set(text: bytes | str) -> list[int]:
