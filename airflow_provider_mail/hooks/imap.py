@@ -53,6 +53,11 @@ FETCH_SLICE = 16 * 1024 * 1024
 # for a poll of thousands.
 FETCH_CHUNK = 200
 
+#: Most bytes a server may announce for one literal: a FETCH asks for at most
+#: :data:`FETCH_SLICE` bytes of a message, so anything much larger is a broken or hostile
+#: server, and the client library would reserve the announced size before reading it.
+MAX_LITERAL = FETCH_SLICE + 1024 * 1024
+
 
 class ImapHook(ReceiveHook[IMAPClient]):
     """Receive email over IMAP (connection type ``mail_imap``).
@@ -78,6 +83,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
             ssl_context=context,
             timeout=settings.timeout,
         )
+        _bound_literals(client, settings, max(MAX_LITERAL, self.fetch_slice + 1024 * 1024))
         try:
             # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
             # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
@@ -452,6 +458,30 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) -> None:
+    """Refuse a literal larger than ``limit`` before imaplib reserves memory for it.
+
+    imaplib reads a literal ``{n}`` with one ``read(n)``, which allocates ``n`` bytes at
+    once: a server announcing 10 GB would exhaust the worker. The session is shut down,
+    since the rest of its stream is that literal.
+    """
+    imap = client._imap
+    read = imap.read
+
+    def bounded_read(size: int) -> bytes:
+        if size > limit:
+            with contextlib.suppress(Exception):
+                imap.shutdown()
+            raise MailProtocolError(
+                f"{settings.address} announced {size} bytes in one answer, more than the "
+                f"{limit} this provider reads at once, so the session was closed; check the "
+                "server (a message is read in slices, so no real message needs this)."
+            )
+        return bytes(read(size))
+
+    imap.read = bounded_read
 
 
 def _first_time(seen: set[tuple[str, str]], key: tuple[str, str]) -> bool:

@@ -5,6 +5,8 @@ Everything is forwarded byte for byte until the client sends a command containin
 the server, lets ``leak`` bytes of the answer through, and then:
 
 * ``"drop"``: closes the client's connection (a server crash, a reset link);
+* ``"lie"``: passes the first chunk of the answer through ``rewrite`` (for example to
+  announce a 1 GB literal), then stalls;
 * ``"stall"``: forwards nothing more, either way, and keeps the connection open (a hung
   server, which does not run later commands either), so the client waits until its own
   timeout.
@@ -18,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
-Action = Literal["drop", "stall"]
+Action = Literal["drop", "stall", "lie"]
 
 
 class HostileProxy:
@@ -36,10 +38,12 @@ class HostileProxy:
         action: Action = "drop",
         leak: int = 16,
         refuse_after: bool = False,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.upstream_port = upstream_port
         self.when, self.after, self.action, self.leak = when, after, action, leak
         self.refuse_after = refuse_after
+        self.rewrite = rewrite
         self.attacked = threading.Event()
         self.healed = False
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -84,7 +88,7 @@ class HostileProxy:
         threading.Thread(target=self._answers, args=(upstream, client, armed), daemon=True).start()
         seen_after = not self.after
         for chunk in _chunks(client):
-            if armed.is_set() and self.action == "stall":
+            if armed.is_set() and self.action in ("stall", "lie"):
                 continue  # a hung server runs nothing more
             seen_after = seen_after or self.after in chunk
             if seen_after and self.when in chunk and not self.attacked.is_set() and not self.healed:
@@ -100,6 +104,10 @@ class HostileProxy:
     ) -> None:
         leaked = 0
         for chunk in _chunks(upstream):
+            if armed.is_set() and self.action == "lie" and self.rewrite is not None:
+                with contextlib.suppress(OSError):
+                    client.sendall(self.rewrite(chunk))
+                return  # then nothing more: the client must not wait for a gigabyte
             if armed.is_set():
                 piece = chunk[: max(self.leak - leaked, 0)]
                 leaked += len(piece)
