@@ -25,6 +25,7 @@ from airflow_provider_mail.mail.settings import ServerSettings, settings_from_co
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.storage import (
     AssetDeliveries,
+    DeliveredMessageIds,
     KeyValueStore,
     OwedGiveBacks,
     VariableStore,
@@ -205,8 +206,9 @@ class ReceiveHook(MailHook[ClientT]):
             self.check_folder(folder)
             self.settle_give_backs()
             claim = self.find_new(folder, unseen_only, max_emails)
+            delivered = self._readable_delivered_ids(claim)
             if unseen_only:
-                claim = self.claim(claim)
+                claim = self.without_repeats(self.claim(claim), delivered)
             if not claim:
                 return []
             try:
@@ -217,7 +219,31 @@ class ReceiveHook(MailHook[ClientT]):
                 raise
             if not unseen_only:
                 self.mark_seen(claim)  # with unseen_only, taking them marked them already
+            if delivered is not None:
+                delivered.remember(
+                    claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
+                )
             return records
+
+    def _readable_delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
+        """:meth:`delivered_ids`, or ``None`` outside Airflow (no storage to read)."""
+        delivered = self.delivered_ids(claim)
+        if delivered is None:
+            return None
+        try:
+            delivered.folder_was_recreated(claim.uidvalidity)  # reads the Variable
+        except Exception as err:
+            self.log.debug("Delivered Message-IDs could not be read (%s).", type(err).__name__)
+            return None
+        return delivered
+
+    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
+        """The Message-IDs handed over from the claim's folder (IMAP; ``None`` for POP3)."""
+        return None
+
+    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
+        """The claim without messages handed over before their folder was recreated."""
+        return claim
 
     def fetch_claimed(
         self,

@@ -26,6 +26,7 @@ from airflow_provider_mail.mail.errors import (
 from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
+from airflow_provider_mail.storage import DeliveredMessageIds, VariableStore
 
 #: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
@@ -388,6 +389,46 @@ class ImapHook(ReceiveHook[IMAPClient]):
             if value.strip():
                 found[uid] = " ".join(value.split())
         return found
+
+    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds:
+        """The Message-IDs recently handed over from the claim's folder (a Variable)."""
+        return DeliveredMessageIds(
+            VariableStore(),
+            conn_id=self.conn_id,
+            account=self.settings.account,
+            folder=claim.folder,
+        )
+
+    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
+        """After a folder was recreated, drop (and keep seen) what was handed over before.
+
+        A recreated folder (new UIDVALIDITY) gives its messages new UIDs and often loses
+        their ``\\Seen`` flags; the Message-ID tells which were handed over already. Every
+        hand-over path (the sensor, the hook's :meth:`receive`) checks the same way.
+        """
+        if delivered is None or not claim:
+            return claim
+        if delivered.folder_was_recreated(claim.uidvalidity):
+            delivered.start_checking(claim.uidvalidity, self.uid_next(claim.folder))
+        suspects = delivered.suspects(claim.uids)
+        if not suspects:
+            return claim
+        known = set(delivered.message_ids)
+        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
+        repeats = {uid for uid, mid in self.message_ids(suspect_claim).items() if mid in known}
+        if repeats:
+            self.log.warning(
+                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
+                "and are not delivered again.",
+                claim.folder,
+                len(repeats),
+            )
+        return Claim(
+            claim.protocol,
+            claim.folder,
+            claim.uidvalidity,
+            uids=tuple(uid for uid in claim.uids if uid not in repeats),
+        )
 
     def mark_seen(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""

@@ -13,15 +13,12 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_mail.exceptions import MailConfigError, MailError
 from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.storage import (
     RESERVED,
-    DeliveredMessageIds,
     TaskLedger,
-    VariableStore,
 )
 from airflow_provider_mail.triggers.receive import (
     ReceiveEmailTrigger,
@@ -202,12 +199,12 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
         with contextlib.nullcontext(hook) if hook else self._hook() as session:
-            delivered = self._delivered_ids(session, claim)
+            delivered = session.delivered_ids(claim)
             if self.unseen_only and reserved:
                 session.claim(claim)  # what the crash left unseen; all of it is this task's
             elif self.unseen_only:
                 owned = session.claim(claim, before_take=reserve)
-                owned = self._without_repeats(session, owned, delivered)
+                owned = session.without_repeats(owned, delivered)
                 if owned != claim:
                     reserve(owned)
                 claim = owned
@@ -236,44 +233,6 @@ class ReceiveEmailSensor(BaseSensorOperator):
             time.monotonic() - started,
         )
         return records
-
-    def _delivered_ids(self, session: ReceiveHook[Any], claim: Claim) -> DeliveredMessageIds | None:
-        if not isinstance(session, ImapHook):
-            return None
-        return DeliveredMessageIds(
-            VariableStore(),
-            conn_id=self.conn_id,
-            account=session.settings.account,
-            folder=claim.folder,
-        )
-
-    def _without_repeats(
-        self, session: ReceiveHook[Any], claim: Claim, delivered: DeliveredMessageIds | None
-    ) -> Claim:
-        """After a folder was recreated, drop (and keep seen) what was handed over before."""
-        if delivered is None or not isinstance(session, ImapHook) or not claim:
-            return claim
-        if delivered.folder_was_recreated(claim.uidvalidity):
-            delivered.start_checking(claim.uidvalidity, session.uid_next(claim.folder))
-        suspects = delivered.suspects(claim.uids)
-        if not suspects:
-            return claim
-        known = set(delivered.message_ids)
-        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
-        repeats = {uid for uid, mid in session.message_ids(suspect_claim).items() if mid in known}
-        if repeats:
-            self.log.warning(
-                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
-                "and are not delivered again.",
-                claim.folder,
-                len(repeats),
-            )
-        return Claim(
-            claim.protocol,
-            claim.folder,
-            claim.uidvalidity,
-            uids=tuple(uid for uid in claim.uids if uid not in repeats),
-        )
 
     def _hook(self) -> ReceiveHook[Any]:
         return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)
