@@ -220,9 +220,13 @@ class ReceiveHook(MailHook[ClientT]):
             if not unseen_only:
                 self.mark_seen(claim)  # with unseen_only, taking them marked them already
             if delivered is not None:
-                delivered.remember(
-                    claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
-                )
+                try:
+                    delivered.remember(
+                        claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
+                    )
+                except Exception as err:
+                    # Outside Airflow (no metadata database) there is nothing to remember in.
+                    self.log.debug("Delivered Message-IDs not recorded (%s).", type(err).__name__)
             return records
 
     def _readable_delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:

@@ -7,6 +7,7 @@ import imaplib
 import random
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +42,10 @@ STALE_LOCKS_TOLERATED = 4
 #: Servers and folders already warned about in this process: the warning about a missing
 #: CONDSTORE is worth reading once, not once per claim (hundreds of lines a day).
 _WARNED_NO_CONDSTORE: set[tuple[str, str]] = set()
+
+#: How often a claim tries ``CREATE`` of the lock folder when it fails although no folder
+#: is there (its holder released it in between) before that counts as a refusal.
+CREATE_ATTEMPTS = 5
 
 #: Lock folder name per account (its namespace does not change while a process runs).
 _LOCK_FOLDERS: dict[str, str] = {}
@@ -258,7 +263,6 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if self.settings.claim_lock != SERVER_LOCK:
             yield
             return
-        client = self.client
         name = self._lock_folder_name()
         started = time.monotonic()
         seen_generation: tuple[int | None, float] = (None, started)
@@ -275,15 +279,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 seen_generation = (generation, now)
             elif now - seen_generation[1] > self.settings.timeout:
                 self.log.warning("Removing the stale claim lock %s of a poller that died.", name)
-                with contextlib.suppress(IMAPClientError):
-                    client.delete_folder(name)
+                self._remove_lock_folder(name)
                 seen_generation = (None, now)
             time.sleep(random.uniform(0.005, 0.05))
         try:
             yield
         finally:
             with contextlib.suppress(IMAPClientError, OSError):
-                client.delete_folder(name)
+                self._remove_lock_folder(name)
 
     def _lock_folder_name(self) -> str:
         """``AirflowMailClaimLock`` inside the account's personal namespace."""
@@ -297,18 +300,44 @@ class ImapHook(ReceiveHook[IMAPClient]):
         return _LOCK_FOLDERS[account]
 
     def _create_lock_folder(self, name: str) -> bool:
-        """Whether this session created the lock folder (and so holds the lock)."""
+        """Whether this session created the lock folder (and so holds the lock).
+
+        ``CREATE`` fails when the folder exists; a holder may release it between that
+        answer and the check, so a failure with no folder in place is tried again before
+        it counts as a refusal (an account that may not create folders fails every time).
+        """
+        refusal: IMAPClientError | None = None
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                self.client.create_folder(name)
+            except IMAPClientError as err:
+                if self.client.folder_exists(name):
+                    return False
+                refusal = err
+                continue
+            return True
+        reason = _reason(refusal) if refusal else "no reason given"
+        raise MailProtocolError(
+            f"{self.settings.address} refused to create the claim lock folder {name!r} "
+            f"({reason}); allow the account to create folders or set the connection's Claim "
+            "Lock to host."
+        ) from refusal
+
+    def _remove_lock_folder(self, name: str) -> None:
+        """Release the lock: rename the folder to a unique name, then delete that.
+
+        The rename frees the lock's name at once on every server. Deleting the lock's own
+        name would not: Cyrus (``delete_mode: delayed``) renames a deleted folder to
+        ``DELETED.<name>.<seconds>``, so a second delete of one name within a second fails
+        and left the lock in place until it counted as stale. Unique names never collide.
+        """
+        released = f"{name}-released-{uuid.uuid4().hex[:12]}"
         try:
-            self.client.create_folder(name)
-        except IMAPClientError as err:
-            if self.client.folder_exists(name):
-                return False
-            raise MailProtocolError(
-                f"{self.settings.address} refused to create the claim lock folder {name!r} "
-                f"({_reason(err)}); allow the account to create folders or set the "
-                "connection's Claim Lock to host."
-            ) from err
-        return True
+            self.client.rename_folder(name, released)
+        except IMAPClientError:
+            released = name  # a server that cannot rename: delete the name itself
+        with contextlib.suppress(IMAPClientError):
+            self.client.delete_folder(released)
 
     def _lock_generation(self, name: str) -> int | None:
         """The lock folder's UIDVALIDITY, or ``None`` when it vanished meanwhile."""

@@ -5,6 +5,8 @@ Everything is forwarded byte for byte until the client sends a command containin
 the server, lets ``leak`` bytes of the answer through, and then:
 
 * ``"drop"``: closes the client's connection (a server crash, a reset link);
+* ``"call"``: calls ``callback`` before it forwards the answer, then carries on faithfully
+  (another client acting between the server's answer and the client reading it);
 * ``"lie"``: passes the first chunk of the answer through ``rewrite`` (for example to
   announce a 1 GB literal), then stalls;
 * ``"stall"``: forwards nothing more, either way, and keeps the connection open (a hung
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-Action = Literal["drop", "stall", "lie"]
+Action = Literal["drop", "stall", "lie", "call"]
 
 
 class HostileProxy:
@@ -39,11 +41,13 @@ class HostileProxy:
         leak: int = 16,
         refuse_after: bool = False,
         rewrite: Callable[[bytes], bytes] | None = None,
+        callback: Callable[[], None] | None = None,
     ) -> None:
         self.upstream_port = upstream_port
         self.when, self.after, self.action, self.leak = when, after, action, leak
         self.refuse_after = refuse_after
         self.rewrite = rewrite
+        self.callback = callback
         self.attacked = threading.Event()
         self.healed = False
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -104,6 +108,9 @@ class HostileProxy:
     ) -> None:
         leaked = 0
         for chunk in _chunks(upstream):
+            if armed.is_set() and self.action == "call" and self.callback is not None:
+                armed.clear()
+                self.callback()
             if armed.is_set() and self.action == "lie" and self.rewrite is not None:
                 with contextlib.suppress(OSError):
                     client.sendall(self.rewrite(chunk))
