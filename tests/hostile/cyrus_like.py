@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 
+from tests.hostile.proxy import chunks
+
 _DELETE = re.compile(rb'^(\S+) DELETE "?([^"\r\n]+)"?\r\n$', re.IGNORECASE)
 
 
@@ -55,7 +57,7 @@ class CyrusLikeProxy:
             ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, send_lock: threading.Lock) -> None:
-        while chunk := _recv(source):
+        for chunk in chunks(source):
             with send_lock, contextlib.suppress(OSError):
                 sink.sendall(chunk)
         with contextlib.suppress(OSError):
@@ -65,7 +67,7 @@ class CyrusLikeProxy:
         self, client: socket.socket, upstream: socket.socket, send_lock: threading.Lock
     ) -> None:
         buffer = b""
-        while chunk := _recv(client):
+        for chunk in chunks(client):
             buffer += chunk
             while b"\r\n" in buffer:
                 line, buffer = buffer.split(b"\r\n", 1)
@@ -90,10 +92,3 @@ class CyrusLikeProxy:
                 return True
             self._deleted[folder] = second
             return False
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""

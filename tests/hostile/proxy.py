@@ -91,7 +91,7 @@ class HostileProxy:
         armed = threading.Event()  # the next answer bytes are the attacked command's
         threading.Thread(target=self._answers, args=(upstream, client, armed), daemon=True).start()
         seen_after = not self.after
-        for chunk in _chunks(client):
+        for chunk in chunks(client):
             if armed.is_set() and self.action in ("stall", "lie"):
                 continue  # a hung server runs nothing more
             seen_after = seen_after or self.after in chunk
@@ -107,7 +107,7 @@ class HostileProxy:
         self, upstream: socket.socket, client: socket.socket, armed: threading.Event
     ) -> None:
         leaked = 0
-        for chunk in _chunks(upstream):
+        for chunk in chunks(upstream):
             if armed.is_set() and self.action == "call" and self.callback is not None:
                 armed.clear()
                 self.callback()
@@ -133,7 +133,7 @@ class HostileProxy:
             client.close()
 
 
-def _chunks(sock: socket.socket) -> Iterator[bytes]:
+def chunks(sock: socket.socket) -> Iterator[bytes]:
     while True:
         try:
             chunk = sock.recv(65536)

@@ -5,34 +5,21 @@ Real Dovecot with CONDSTORE left out of its capabilities (like many hosted serve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_mail.hooks import imap
 from airflow_provider_mail.hooks.imap import ImapHook
-from tests.conftest import USERS, ConnFactory, receive_connection
-from tests.faults.test_concurrent_pollers import WITHOUT_CONDSTORE
+from tests.conftest import ConnFactory, receive_connection
+from tests.faults.test_concurrent_pollers import dovecot_without_condstore  # noqa: F401
 from tests.servers.certs import Certificate
 from tests.servers.dovecot import Dovecot
 from tests.test_receive_sensor import numbered
 
 
-@pytest.fixture(scope="module")
-def dovecot_without_condstore(workdir: Path, certificate: Certificate) -> Iterator[Dovecot]:
-    server = Dovecot(
-        workdir / "dovecot-hostile-no-condstore",
-        certificate,
-        users=dict(USERS),
-        extra_config=WITHOUT_CONDSTORE,
-    ).start()
-    yield server
-    server.stop()
-
-
 def test_no_condstore_is_said_once_per_process(
-    dovecot_without_condstore: Dovecot,
+    dovecot_without_condstore: Dovecot,  # noqa: F811  (the fixture imported above)
     mail_connection: ConnFactory,
     certificate: Certificate,
     capfd: pytest.CaptureFixture[str],

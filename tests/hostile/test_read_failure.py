@@ -77,6 +77,16 @@ def _sensor_and_context(conn_id: str, tmp_path: Path) -> tuple[ReceiveEmailSenso
     return sensor, {"ti": ti}
 
 
+def _sensor_hand_over_fails(conn_id: str, tmp_path: Path) -> dict[str, Any]:
+    """A sensor's hand-over of every unseen message, failing inside the read; its context."""
+    sensor, context = _sensor_and_context(conn_id, tmp_path)
+    with ImapHook(conn_id) as hook:
+        found = hook.find_new(None, unseen_only=True, max_emails=-1)
+    with pytest.raises(MailError):
+        sensor._hand_over(context, found)
+    return context
+
+
 @pytest.mark.parametrize("action", ["drop", "stall"])
 def test_sensor_gives_back_over_a_fresh_session(
     action: Action,
@@ -89,12 +99,7 @@ def test_sensor_gives_back_over_a_fresh_session(
     proxy = HostileProxy(inbox.imap_port, after=b"STORE", when=FETCH_BODIES, action=action)
     proxies.append(proxy)
     conn_id = _connection(mail_connection, inbox, proxy, "imap")
-    sensor, context = _sensor_and_context(conn_id, tmp_path)
-    with ImapHook(conn_id) as hook:
-        found = hook.find_new(None, unseen_only=True, max_emails=-1)
-
-    with pytest.raises(MailError):
-        sensor._hand_over(context, found)
+    _sensor_hand_over_fails(conn_id, tmp_path)
 
     assert proxy.attacked.is_set()
     assert _unseen(inbox) == 3, "the taken messages must be unseen again"
@@ -125,12 +130,7 @@ def test_server_gone_after_the_take_the_next_poll_gives_back_first(
     proxy = HostileProxy(inbox.imap_port, after=b"STORE", when=FETCH_BODIES, refuse_after=True)
     proxies.append(proxy)
     conn_id = _connection(mail_connection, inbox, proxy, "imap")
-    sensor, context = _sensor_and_context(conn_id, tmp_path)
-    with ImapHook(conn_id) as hook:
-        found = hook.find_new(None, unseen_only=True, max_emails=-1)
-
-    with pytest.raises(MailError):
-        sensor._hand_over(context, found)
+    context = _sensor_hand_over_fails(conn_id, tmp_path)
 
     assert _unseen(inbox) == 0, "the server was unreachable: nothing could be given back yet"
     assert [len(Claim.from_payload(p)) for p in ImapHook(conn_id)._owed().claims()] == [3]
