@@ -85,6 +85,26 @@ def update(store: KeyValueStore, key: str, change: Callable[[Any], Any]) -> None
         store.set(key, change(store.get(key)))
 
 
+def variables_reachable() -> bool:
+    """Whether Airflow Variables can be used here: inside a task or the triggerer, or with
+    a metadata database that has its tables (a script next to a deployment).
+
+    Hooks used outside Airflow skip what needs Variables instead of logging an error per
+    poll. Only a positive answer could be cached safely, so none is.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        return True
+    try:
+        from airflow import settings
+        from sqlalchemy import inspect
+
+        return bool(settings.engine is not None and inspect(settings.engine).has_table("variable"))
+    except Exception:
+        return False
+
+
 def _variables() -> Any:
     """The Variable API that works where this code runs.
 

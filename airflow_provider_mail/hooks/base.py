@@ -29,6 +29,7 @@ from airflow_provider_mail.storage import (
     KeyValueStore,
     OwedGiveBacks,
     VariableStore,
+    variables_reachable,
 )
 
 ClientT = TypeVar("ClientT")
@@ -230,16 +231,8 @@ class ReceiveHook(MailHook[ClientT]):
             return records
 
     def _readable_delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
-        """:meth:`delivered_ids`, or ``None`` outside Airflow (no storage to read)."""
-        delivered = self.delivered_ids(claim)
-        if delivered is None:
-            return None
-        try:
-            delivered.folder_was_recreated(claim.uidvalidity)  # reads the Variable
-        except Exception as err:
-            self.log.debug("Delivered Message-IDs could not be read (%s).", type(err).__name__)
-            return None
-        return delivered
+        """:meth:`delivered_ids`, or ``None`` outside Airflow (no Variables to read)."""
+        return self.delivered_ids(claim) if variables_reachable() else None
 
     def delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
         """The Message-IDs handed over from the claim's folder (IMAP; ``None`` for POP3)."""
@@ -379,12 +372,9 @@ class ReceiveHook(MailHook[ClientT]):
     def settle_give_backs(self) -> None:
         """Give back what earlier failed hand-overs of this connection still owe."""
         owed = self._owed()
-        try:
-            payloads = [p for p in owed.claims() if p.get("protocol") == self.protocol]
-        except Exception as err:
-            # Outside Airflow (a script without a metadata database) nothing can be owed.
-            self.log.debug("Owed give-backs could not be read (%s).", type(err).__name__)
-            return
+        if isinstance(owed.store, VariableStore) and not variables_reachable():
+            return  # outside Airflow nothing can have been owed
+        payloads = [p for p in owed.claims() if p.get("protocol") == self.protocol]
         if not payloads:
             return
         done = [p for p in payloads if self.unclaim(Claim.from_payload(p))]

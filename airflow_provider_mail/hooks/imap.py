@@ -324,18 +324,22 @@ class ImapHook(ReceiveHook[IMAPClient]):
         ) from refusal
 
     def _remove_lock_folder(self, name: str) -> None:
-        """Release the lock: rename the folder to a unique name, then delete that.
+        """Release the lock: delete the folder, or rename it away when the delete fails.
 
-        The rename frees the lock's name at once on every server. Deleting the lock's own
-        name would not: Cyrus (``delete_mode: delayed``) renames a deleted folder to
-        ``DELETED.<name>.<seconds>``, so a second delete of one name within a second fails
-        and left the lock in place until it counted as stale. Unique names never collide.
+        Cyrus (``delete_mode: delayed``, its default) renames a deleted folder to
+        ``DELETED.<name>.<seconds>``, so a second delete of one name within a second fails;
+        the lock then stayed in place until it counted as stale. Renaming it to a unique
+        name frees the lock's name at once, and that unique name deletes without collision.
         """
-        released = f"{name}-released-{uuid.uuid4().hex[:12]}"
+        try:
+            self.client.delete_folder(name)
+            return
+        except IMAPClientError:
+            released = f"{name}-released-{uuid.uuid4().hex[:12]}"
         try:
             self.client.rename_folder(name, released)
         except IMAPClientError:
-            released = name  # a server that cannot rename: delete the name itself
+            return  # gone already (a stale-lock sweep by another poller) or not ours to move
         with contextlib.suppress(IMAPClientError):
             self.client.delete_folder(released)
 

@@ -53,18 +53,18 @@ def test_back_to_back_claims_on_a_cyrus_like_server(
     tmp_path: Path,
 ) -> None:
     dovecot.clear("info")
-    dovecot.deliver("info", numbered(4, "Cyrus"))
+    dovecot.deliver("info", numbered(6, "Cyrus"))
     conn_id = _server_lock_connection(mail_connection, dovecot, cyrus_like.port)
     capfd.readouterr()
     subjects = []
-    with ImapHook(conn_id) as hook:  # four claims within a second or two
-        for _ in range(4):
+    with ImapHook(conn_id) as hook:  # six claims, several within one second
+        for _ in range(6):
             records = hook.receive(unseen_only=True, max_emails=1, attachments_dir=str(tmp_path))
             subjects += [record["subject"] for record in records]
     out, err = capfd.readouterr()
-    assert subjects == [f"Cyrus {i}" for i in range(4)]
+    assert subjects == [f"Cyrus {i}" for i in range(6)]
     assert "stale claim lock" not in out + err
-    assert cyrus_like.refused_deletes == 0
+    assert cyrus_like.refused_deletes >= 1, "the claims never met Cyrus's delete behaviour"
     with dovecot.client("info") as client:
         assert not [f for *_, f in client.list_folders() if LOCK_FOLDER in f], "nothing left over"
 
