@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import poplib
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
     INBOX,
     Claim,
+    distinct_uidls,
     folder_name,
     is_inbox,
     new_pop3_messages,
@@ -72,6 +74,7 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     ) -> None:
         super().__init__(conn_id, connection=connection)
         self.state_store: KeyValueStore = state_store or VariableStore()
+        self.owed_store = self.state_store
         self._listing: list[tuple[int, str]] | None = None
         self._seen_before_listing: list[str] = []
 
@@ -252,8 +255,21 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             for line in lines:
                 number, _, uidl = line.decode("ascii", "replace").partition(" ")
                 listing.append((int(number), uidl.strip()))
-            self._listing = listing
+            distinct = distinct_uidls(listing, self._content_digest)
+            if distinct != listing:
+                self.log.warning(
+                    "%s reported a unique id (UIDL) that is not unique; those messages are "
+                    "told apart by a digest of their content.",
+                    self.settings.address,
+                )
+            self._listing = distinct
         return self._listing
+
+    def _content_digest(self, number: int) -> str:
+        """A digest of message ``number`` (only for messages whose UIDL is not unique)."""
+        with self.translate_errors():
+            _response, lines, _octets = self.client.retr(number)
+        return hashlib.sha256(b"\r\n".join(lines)).hexdigest()[:16]
 
 
 def _exchange(client: poplib.POP3) -> Callable[[str, str], None]:

@@ -26,8 +26,8 @@ from airflow_provider_mail.mail.errors import (
     starttls_not_offered,
 )
 from airflow_provider_mail.mail.oauth2 import error_reply
+from airflow_provider_mail.mail.params import check_emails, check_max_connections
 from airflow_provider_mail.mail.settings import ServerSettings
-from airflow_provider_mail.mail.state import check_max_connections
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
 
@@ -239,6 +239,7 @@ class SmtpHook(MailHook[smtplib.SMTP]):
             exception's ``sent`` holds their results. Sending stops at the first failure.
         """
         check_max_connections(max_connections)
+        emails = check_emails(emails, (Message, ComposedEmail))
         composed = [
             email if isinstance(email, ComposedEmail) else envelope_of(email, index=index)
             for index, email in enumerate(emails)
