@@ -53,6 +53,32 @@ class _RawHeaders(Compat32):
 
 
 _POLICY = _RawHeaders(linesep="\r\n", max_line_length=None)
+
+
+class _FlattenHeaders(_RawHeaders):
+    """How a forwarded message is written back to bytes, with a short cut for plain headers.
+
+    ``compat32`` folds every header through an ``email.header.Header``, the slowest step of
+    writing a message. Without a line length limit, that gives back a one-line ASCII value
+    unchanged (checked against ``Header`` on 200,000 random values), so such a value is
+    written as it is; anything else goes the usual way.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if (
+            isinstance(value, str)
+            and len(value) < _PLAIN_HEADER_LIMIT
+            and value.isascii()
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}\r\n".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+# Far below Header's "no limit" of 1,000,000 characters, where it would start to wrap.
+_PLAIN_HEADER_LIMIT = 50_000
+_FLATTEN_POLICY = _FlattenHeaders(linesep="\r\n", max_line_length=None)
 # Fed in slices, the parser never holds the whole message as one string and as a list of
 # lines at once: a 50 MB message peaks near 140 MB instead of 400 MB.
 _FEED_SLICE = 64 * 1024
@@ -147,12 +173,12 @@ def build_record(
     record.update(_header_fields(message, key))
     texts: list[str] = []
     htmls: list[str] = []
-    for part in _leaves(message):
+    for leaf in _leaves(message):
         try:
-            role, filename, content_type = _classify(part)
-            run = lifted.get(part)
-            data = _payload_bytes(part) if run is None else _decode_run(raw, run)
-            body = _part_text(part, data) if role != "attachment" else ""
+            role, filename, content_type = _classify(leaf)
+            run = lifted.get(leaf.part)
+            data = _payload_bytes(leaf) if run is None else _decode_run(raw, run)
+            body = _part_text(leaf, data) if role != "attachment" else ""
         except Exception as err:
             log.warning("Skipped an unreadable part of message %s (%s).", key, type(err).__name__)
             continue
@@ -222,8 +248,8 @@ def _feed(parser: BytesFeedParser, view: memoryview, start: int, end: int) -> No
 
 def _lifted_leaves(message: Message, lifted: LiftedBodies) -> dict[Message, Run] | None:
     leaves: dict[Message, Run] = {}
-    for part in _leaves(message):
-        text = _base64_text(part)
+    for leaf in _leaves(message):
+        text = _base64_text(leaf)
         if text is None:
             continue
         tokens = lifted.token.findall(text)
@@ -232,7 +258,7 @@ def _lifted_leaves(message: Message, lifted: LiftedBodies) -> dict[Message, Run]
         rest = lifted.token.sub("", text)
         if len(tokens) > 1 or not rest.isascii() or _BASE64_CHARACTER.search(rest):
             return None
-        leaves[part] = lifted.runs[int(tokens[0])]
+        leaves[leaf.part] = lifted.runs[int(tokens[0])]
     # Every token must be accounted for; one elsewhere means the text of some part changed.
     if len(set(leaves.values())) != len(lifted.runs):
         return None
@@ -404,15 +430,22 @@ def _one_line(text: str) -> str:
     return _CONTROL.sub(" ", _FOLDING.sub("", text)).strip()
 
 
-def _header_values(message: Message, name: str) -> list[str]:
-    return [str(value) for value in message.get_all(name) or ()]
+def _record_headers(message: Message) -> dict[str, list[str]]:
+    """The values of the headers a record reads, by lower-case name, in one pass."""
+    headers: dict[str, list[str]] = {}
+    for name, value in message.items():
+        key = name.lower()
+        if key in _RECORD_HEADERS:
+            headers.setdefault(key, []).append(str(value))
+    return headers
 
 
 def _header_fields(message: Message, key: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
+    headers = _record_headers(message)
     for field, reader in _HEADER_READERS.items():
         try:
-            value = reader(message)
+            value = reader(headers)
         except Exception as err:
             log.warning(
                 "Header %s of message %s could not be decoded (%s).",
@@ -426,20 +459,20 @@ def _header_fields(message: Message, key: str) -> dict[str, Any]:
     return fields
 
 
-def _message_id(message: Message) -> str | None:
-    values = _header_values(message, "message-id")
+def _message_id(headers: dict[str, list[str]]) -> str | None:
+    values = headers.get("message-id")
     if not values:
         return None
     return decode_header_value(values[0]) or None
 
 
-def _subject(message: Message) -> str:
-    values = _header_values(message, "subject")
+def _subject(headers: dict[str, list[str]]) -> str:
+    values = headers.get("subject")
     return decode_header_value(values[0]) if values else ""
 
 
-def _date(message: Message) -> str | None:
-    values = _header_values(message, "date")
+def _date(headers: dict[str, list[str]]) -> str | None:
+    values = headers.get("date")
     if not values:
         return None
     try:
@@ -452,13 +485,13 @@ def _date(message: Message) -> str | None:
     return moment.isoformat()
 
 
-def _addresses(message: Message, name: str) -> str:
-    texts = [_header_text(value) for value in _header_values(message, name)]
+def _addresses(headers: dict[str, list[str]], name: str) -> str:
+    texts = [_header_text(value) for value in headers.get(name, ())]
     if not texts:
         return ""
     try:
         # Split before decoding: a decoded name may hold the commas that separate addresses.
-        pairs = getaddresses(texts)
+        pairs = _split_addresses(texts)
     except Exception:
         pairs = []
     formatted = []
@@ -472,6 +505,43 @@ def _addresses(message: Message, name: str) -> str:
     return _one_line(_decode_words(" ".join(texts)))
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ADDRESS = (
+    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})"
+    rf"|(?:(?P<phrase>{_ATOM}(?: {_ATOM})*)|\"(?P<quoted>[^\"\\\r\n]+)\")?"
+    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>)"
+    r"[ \t]*"
+)
+_PLAIN_ADDRESS_ENTRY = re.compile(rf"{_PLAIN_ADDRESS}(?P<end>,|$)")
+
+
+def _split_addresses(texts: list[str]) -> list[tuple[str, str]]:
+    """``email.utils.getaddresses(texts)``, without its parser for the usual case.
+
+    ``getaddresses`` reads a header character by character, which makes it the most
+    expensive step of a record. A list of plain entries (``a@b.org``, ``Jane Doe <a@b.org>``,
+    ``"Doe, Jane" <a@b.org>``, ``<a@b.org>``) is split by a regular expression, giving
+    exactly what ``getaddresses`` gives (``tests/unit/test_parse_addresses.py`` compares the
+    two on random lists); anything else goes to ``getaddresses``.
+    """
+    joined = ", ".join(texts)
+    if not joined.isascii():
+        return getaddresses(texts)
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < len(joined) or not pairs:
+        match = _PLAIN_ADDRESS_ENTRY.match(joined, position)
+        if match is None:
+            return getaddresses(texts)
+        bare, phrase, quoted, angle, end = match.group("bare", "phrase", "quoted", "angle", "end")
+        pairs.append(("", bare) if bare is not None else (phrase or quoted or "", angle))
+        position = match.end()
+        if end and position == len(joined):  # a trailing comma: leave it to getaddresses
+            return getaddresses(texts)
+    return pairs
+
+
 def _format_address(display_name: str, address: str) -> str:
     if not display_name:
         return address
@@ -481,7 +551,7 @@ def _format_address(display_name: str, address: str) -> str:
     return f"{display_name} <{address}>" if address else display_name
 
 
-_HEADER_READERS: dict[str, Callable[[Message], str | None]] = {
+_HEADER_READERS: dict[str, Callable[[dict[str, list[str]]], str | None]] = {
     "message_id": _message_id,
     "from": functools.partial(_addresses, name="from"),
     "to": functools.partial(_addresses, name="to"),
@@ -491,28 +561,98 @@ _HEADER_READERS: dict[str, Callable[[Message], str | None]] = {
     "subject": _subject,
     "date": _date,
 }
+_RECORD_HEADERS = frozenset(
+    {"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"}
+)
 
 
-def _leaves(message: Message) -> Iterator[Message]:
+class _Leaf:
+    """One part that holds content, with the MIME headers a record reads, each read once.
+
+    The values are exactly what ``Message.get_content_type()`` and friends return; asking
+    the part each time would scan all its headers again for every question.
+    """
+
+    __slots__ = ("_mime_headers", "_params", "content_type", "maintype", "part")
+
+    def __init__(self, part: Message, mime_headers: dict[str, str], content_type: str) -> None:
+        self.part = part
+        self.content_type = content_type
+        self.maintype = content_type.split("/")[0]
+        self._mime_headers = mime_headers
+        self._params: dict[str, list[tuple[str, Any]]] = {}
+
+    def header(self, name: str) -> str | None:
+        """The first value of a ``content-*`` header (lower-case name), or ``None``."""
+        return self._mime_headers.get(name)
+
+    def param(self, name: str, header: str) -> Any:
+        """``part.get_param(name, None, header)``, the header's parameters parsed once."""
+        if header not in self._mime_headers:
+            return None
+        params = self._params.get(header)
+        if params is None:
+            params = self._params[header] = self.part.get_params([], header)
+        for key, value in params:
+            if key.lower() == name:
+                return value
+        return None
+
+    def charset(self) -> str | None:
+        """``part.get_content_charset()``."""
+        charset = self.param("charset", "content-type")
+        if charset is None:
+            return None
+        if isinstance(charset, tuple):
+            # RFC 2231 encoded, as the email library decodes it.
+            try:
+                charset = str(charset[2].encode("raw-unicode-escape"), charset[0] or "us-ascii")
+            except (LookupError, UnicodeError):
+                charset = charset[2]
+        if not charset.isascii():
+            return None
+        return str(charset.lower())
+
+
+_MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+
+
+def _leaves(message: Message) -> Iterator[_Leaf]:
     """Every part that holds content, in order; a forwarded message counts as one part."""
     stack = [message]
     while stack:
         part = stack.pop()
-        if part.is_multipart() and part.get_content_maintype() != "message":
+        mime_headers: dict[str, str] = {}
+        for name, value in part.items():
+            key = name.lower()
+            if key in _MIME_HEADERS and key not in mime_headers:
+                mime_headers[key] = value
+        content_type = _content_type(part, mime_headers.get("content-type"))
+        if part.is_multipart() and not content_type.startswith("message/"):
             payload = part.get_payload()
             stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
         else:
-            yield part
+            yield _Leaf(part, mime_headers, content_type)
 
 
-def _classify(part: Message) -> tuple[str, str | None, str]:
+def _content_type(part: Message, value: str | None) -> str:
+    """``part.get_content_type()``, given its first Content-Type value."""
+    if value is None:
+        return part.get_default_type()
+    content_type = str(value).partition(";")[0].strip().lower()
+    return content_type if content_type.count("/") == 1 else "text/plain"
+
+
+def _classify(leaf: _Leaf) -> tuple[str, str | None, str]:
     """``("text" | "html" | "attachment", filename, content type)`` of one leaf part."""
-    content_type = _one_line(_header_text(part.get_content_type()))
-    if part.get_content_maintype() == "multipart":
+    content_type = _one_line(_header_text(leaf.content_type))
+    if leaf.maintype == "multipart":
         # A multipart whose boundary never appears: its body is all that is left.
         content_type = "text/plain"
-    filename = _filename(part)
-    disposition = part.get_content_disposition()
+    filename = _filename(leaf)
+    disposition = leaf.header("content-disposition")
+    if disposition is not None:
+        disposition = str(disposition).partition(";")[0].strip().lower()
     if disposition != "attachment" and filename is None:
         if content_type == "text/plain":
             return "text", None, content_type
@@ -521,10 +661,10 @@ def _classify(part: Message) -> tuple[str, str | None, str]:
     return "attachment", filename, content_type
 
 
-def _filename(part: Message) -> str | None:
+def _filename(leaf: _Leaf) -> str | None:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
-            value = part.get_param(param, None, header)
+            value = leaf.param(param, header)
         except Exception:
             continue
         if value is None:
@@ -541,16 +681,17 @@ def _filename(part: Message) -> str | None:
     return None
 
 
-def _payload_bytes(part: Message) -> bytes:
+def _payload_bytes(leaf: _Leaf) -> bytes:
     """The decoded bytes of one leaf part, decoding it once and copying it as little as we can."""
-    if part.get_content_maintype() == "message" and part.is_multipart():
+    part = leaf.part
+    if leaf.maintype == "message" and part.is_multipart():
         buffer = io.BytesIO()
-        generator = BytesGenerator(buffer, mangle_from_=False, policy=_POLICY)
+        generator = BytesGenerator(buffer, mangle_from_=False, policy=_FLATTEN_POLICY)
         for inner in part.get_payload():
             if isinstance(inner, Message):
                 generator.flatten(inner)
         return buffer.getvalue()
-    text = _base64_text(part)
+    text = _base64_text(leaf)
     if text is not None:
         # Large attachments are base64: decode the parser's text directly, no extra copy.
         return _decode_base64(text)
@@ -558,22 +699,22 @@ def _payload_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _base64_text(part: Message) -> str | None:
+def _base64_text(leaf: _Leaf) -> str | None:
     """The undecoded text of a leaf whose bytes are its base64 text decoded, else ``None``."""
-    if part.get_content_maintype() == "message" and part.is_multipart():
+    if leaf.maintype == "message" and leaf.part.is_multipart():
         return None
-    encoding = _header_text(str(part.get("content-transfer-encoding", ""))).strip().lower()
-    if not encoding.startswith("base64"):
+    encoding = leaf.header("content-transfer-encoding")
+    if encoding is None or not _header_text(str(encoding)).strip().lower().startswith("base64"):
         return None
     try:
-        text = part.get_payload()
+        text = leaf.part.get_payload()
     except (LookupError, ValueError):  # a charset parameter it could not look up
         return None
     return text if isinstance(text, str) else None
 
 
-def _part_text(part: Message, data: bytes) -> str:
-    text = decode_bytes(data, part.get_content_charset())
+def _part_text(leaf: _Leaf, data: bytes) -> str:
+    text = decode_bytes(data, leaf.charset())
     return text.replace("\r\n", "\n")
 
 

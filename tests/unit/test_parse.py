@@ -20,7 +20,6 @@ from airflow_provider_mail.mail.parse import (
     html_to_text,
     message_key,
 )
-
 from tests.unit.record_digests import CORPUS, corpus_files, mutations
 
 RECORD_KEYS = [
@@ -443,10 +442,10 @@ def test_an_unreadable_part_is_skipped_and_the_rest_kept(
 ) -> None:
     real_payload_bytes = parse._payload_bytes
 
-    def payload_bytes(part: Any) -> bytes:
-        if part.get_filename() == "report.pdf":
+    def payload_bytes(leaf: Any) -> bytes:
+        if leaf.part.get_filename() == "report.pdf":
             raise ValueError("simulated parser bug")
-        return real_payload_bytes(part)
+        return real_payload_bytes(leaf)
 
     monkeypatch.setattr(parse, "_payload_bytes", payload_bytes)
     record = record_of("attachments.eml", tmp_path)
