@@ -26,7 +26,7 @@ from email.message import Message
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
@@ -88,6 +88,19 @@ _FEED_SLICE = 64 * 1024
 _LARGE_MESSAGE = 8 * 2**20
 _LARGE_BODY = 256 * 1024
 _BASE64_CHARACTER = re.compile(r"[A-Za-z0-9+/=]")
+
+# Limits that keep a record small enough for XCom whatever a stranger sends; what a limit
+# leaves out is counted in the record's ``truncated`` field (docs/records.md).
+#: MIME levels parsed; a part deeper than this is read as text.
+MAX_DEPTH = 64
+#: Attachments saved per message; the others are counted, not saved.
+MAX_ATTACHMENTS = 500
+#: Characters kept of ``text`` and of ``html``.
+MAX_BODY_CHARS = 1_000_000
+#: Characters kept of each header field of the record (``subject``, ``to``...).
+MAX_HEADER_CHARS = 65_536
+#: Characters kept of an attachment's ``filename`` in the record.
+MAX_FILENAME_CHARS = 1_000
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _FOLDING = re.compile(r"\r?\n(?=[ \t])")
@@ -159,6 +172,7 @@ def build_record(
         "uidvalidity": uidvalidity,
         "uidl": uidl,
         "size": len(raw),
+        "truncated": {},
     }
     key = message_key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
     try:
@@ -170,12 +184,22 @@ def build_record(
             type(err).__name__,
         )
         return record
-    record.update(_header_fields(message, key))
+    truncated: dict[str, int] = record["truncated"]
+    leaves = list(_leaves(message))
+    charsets = _declared_charsets(message, leaves)
+    record.update(_header_fields(message, key, charsets))
+    for field in _CAPPED_HEADERS:
+        record[field] = _cap(record[field], MAX_HEADER_CHARS, field, truncated)
     texts: list[str] = []
     htmls: list[str] = []
-    for leaf in _leaves(message):
+    for leaf in leaves:
+        if getattr(leaf.part, "flattened", False):
+            truncated["depth"] = MAX_DEPTH
         try:
-            role, filename, content_type = _classify(leaf)
+            role, filename, content_type = _classify(leaf, charsets)
+            if role == "attachment" and len(record["attachments"]) >= MAX_ATTACHMENTS:
+                truncated["attachments"] = truncated.get("attachments", 0) + 1
+                continue
             run = lifted.get(leaf.part)
             data = _payload_bytes(leaf) if run is None else _decode_run(raw, run)
             body = _part_text(leaf, data) if role != "attachment" else ""
@@ -190,7 +214,7 @@ def build_record(
             path = attachments.save(key, filename, content_type, data)
             record["attachments"].append(
                 {
-                    "filename": filename,
+                    "filename": _cap(filename, MAX_FILENAME_CHARS, "filename", truncated),
                     "content_type": content_type,
                     "size": len(data),
                     "path": path,
@@ -203,9 +227,21 @@ def build_record(
     text = "\n".join(texts)
     if not text.strip() and html:
         text = html_to_text(html)
-    record["text"] = text
-    record["html"] = html
+    record["text"] = _cap(text, MAX_BODY_CHARS, "text", truncated)
+    record["html"] = _cap(html, MAX_BODY_CHARS, "html", truncated)
     return record
+
+
+_CAPPED_HEADERS = ("message_id", "from", "to", "cc", "bcc", "reply_to", "subject")
+_T = TypeVar("_T", str, "str | None")
+
+
+def _cap(value: _T, limit: int, field: str, truncated: dict[str, int]) -> _T:
+    """``value`` cut to ``limit`` characters; what was cut is added to ``truncated[field]``."""
+    if value is None or len(value) <= limit:
+        return value
+    truncated[field] = truncated.get(field, 0) + len(value) - limit
+    return value[:limit]
 
 
 def _parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
@@ -229,8 +265,33 @@ def _parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
     return _parse(raw), {}
 
 
+class _Part(Message):
+    """A message part that the parser may be told to read as text (:class:`_CappedParser`)."""
+
+    flattened = False
+
+    def get_content_type(self) -> str:
+        return "text/plain" if self.flattened else super().get_content_type()
+
+
+class _CappedParser(BytesFeedParser):
+    """The ``compat32`` parser, reading a part below :data:`MAX_DEPTH` levels as text.
+
+    The library parses nested parts recursively: thousands of levels exhaust the stack
+    and the whole message would be lost, headers included.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(_Part, policy=_POLICY)
+
+    def _new_message(self) -> None:
+        super()._new_message()  # type: ignore[misc]
+        if len(self._msgstack) > MAX_DEPTH:  # type: ignore[attr-defined]
+            self._cur.flattened = True  # type: ignore[attr-defined]
+
+
 def _parse(raw: bytes, lifted: tuple[Run, ...] = ()) -> Message:
-    parser = BytesFeedParser(policy=_POLICY)
+    parser = _CappedParser()
     position = 0
     with memoryview(raw) as view:
         for run in lifted:
@@ -347,20 +408,84 @@ def _codec(charset: str | None) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
-def decode_header_value(value: str) -> str:
+def decode_header_value(value: str, charsets: tuple[str, ...] = ()) -> str:
     """Decode one raw header value to a single line of text.
 
     Decodes RFC 2047 encoded words (``=?utf-8?q?Caf=C3=A9?=`` -> ``Café``) and raw 8-bit
     bytes, unfolds the header and replaces control characters (CR, LF, NUL...) by spaces.
     """
-    return _one_line(_decode_words(_header_text(value)))
+    return _one_line(_decode_words(_header_text(value, charsets)))
 
 
-def _header_text(value: str) -> str:
-    # The parser keeps 8-bit header bytes as surrogate escapes; undo that and decode them.
+def _header_text(value: str, charsets: tuple[str, ...] = ()) -> str:
+    """A raw header value with its 8-bit bytes decoded, word by word.
+
+    The parser keeps 8-bit header bytes as surrogate escapes. Each word (run of
+    non-space characters) holding such bytes is decoded as UTF-8, else in the first of
+    ``charsets`` (the message's declared charsets) that decodes it, else as UTF-8
+    characters where they are valid and windows-1252 for the other bytes; only a byte
+    that none of these can read becomes U+FFFD. One stray byte thus spoils one word at
+    most, and a windows-1251 subject in a windows-1251 message reads as Cyrillic.
+    """
     if value.isascii():
         return value
-    return decode_bytes(value.encode("utf-8", "surrogateescape"))
+    data = value.encode("utf-8", "surrogateescape")
+    pieces = []
+    position = 0
+    for match in _EIGHT_BIT_WORD.finditer(data):
+        pieces.append(data[position : match.start()].decode("ascii"))
+        pieces.append(_decode_8bit_word(match.group(), charsets))
+        position = match.end()
+    pieces.append(data[position:].decode("ascii"))
+    return "".join(pieces)
+
+
+_EIGHT_BIT_WORD = re.compile(rb"[^\s\x80-\xff]*[\x80-\xff][^\s]*")
+_UTF8_CHARACTER = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+def _decode_8bit_word(word: bytes, charsets: tuple[str, ...]) -> str:
+    for charset in ("utf-8", *charsets):
+        try:
+            return word.decode(charset)
+        except (LookupError, ValueError):
+            continue
+    pieces = []
+    position = 0
+    for match in _UTF8_CHARACTER.finditer(word):
+        pieces.append(word[position : match.start()].decode("cp1252", "replace"))
+        pieces.append(match.group().decode("utf-8"))
+        position = match.end()
+    pieces.append(word[position:].decode("cp1252", "replace"))
+    return "".join(pieces)
+
+
+def _declared_charsets(message: Message, leaves: list[_Leaf]) -> tuple[str, ...]:
+    """The charsets the message declares (its own, then its parts'), for 8-bit headers.
+
+    Only charsets that keep ASCII as ASCII: a header is decoded word by word.
+    """
+    found: list[str] = []
+    for label in [message.get_param("charset")] + [leaf.charset() for leaf in leaves]:
+        if not isinstance(label, str):
+            continue
+        codec = _codec(label)
+        if codec is not None and codec not in found and _keeps_ascii(codec):
+            found.append(codec)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=64)
+def _keeps_ascii(codec: str) -> bool:
+    sample = "Subject: Re: a-z 0-9 <a@b.example> =?."
+    try:
+        return sample.encode(codec) == sample.encode("ascii")
+    except (LookupError, ValueError):
+        return False
 
 
 def _decode_words(value: str) -> str:
@@ -440,12 +565,12 @@ def _record_headers(message: Message) -> dict[str, list[str]]:
     return headers
 
 
-def _header_fields(message: Message, key: str) -> dict[str, Any]:
+def _header_fields(message: Message, key: str, charsets: tuple[str, ...]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     headers = _record_headers(message)
     for field, reader in _HEADER_READERS.items():
         try:
-            value = reader(headers)
+            value = reader(headers, charsets)
         except Exception as err:
             log.warning(
                 "Header %s of message %s could not be decoded (%s).",
@@ -459,24 +584,24 @@ def _header_fields(message: Message, key: str) -> dict[str, Any]:
     return fields
 
 
-def _message_id(headers: dict[str, list[str]]) -> str | None:
+def _message_id(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str | None:
     values = headers.get("message-id")
     if not values:
         return None
-    return decode_header_value(values[0]) or None
+    return decode_header_value(values[0], charsets) or None
 
 
-def _subject(headers: dict[str, list[str]]) -> str:
+def _subject(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str:
     values = headers.get("subject")
-    return decode_header_value(values[0]) if values else ""
+    return decode_header_value(values[0], charsets) if values else ""
 
 
-def _date(headers: dict[str, list[str]]) -> str | None:
+def _date(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str | None:
     values = headers.get("date")
     if not values:
         return None
     try:
-        moment = parsedate_to_datetime(_one_line(_header_text(values[0])))
+        moment = parsedate_to_datetime(_one_line(_header_text(values[0], charsets)))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
@@ -485,8 +610,8 @@ def _date(headers: dict[str, list[str]]) -> str | None:
     return moment.isoformat()
 
 
-def _addresses(headers: dict[str, list[str]], name: str) -> str:
-    texts = [_header_text(value) for value in headers.get(name, ())]
+def _addresses(headers: dict[str, list[str]], charsets: tuple[str, ...], name: str) -> str:
+    texts = [_header_text(value, charsets) for value in headers.get(name, ())]
     if not texts:
         return ""
     try:
@@ -551,7 +676,7 @@ def _format_address(display_name: str, address: str) -> str:
     return f"{display_name} <{address}>" if address else display_name
 
 
-_HEADER_READERS: dict[str, Callable[[dict[str, list[str]]], str | None]] = {
+_HEADER_READERS: dict[str, Callable[[dict[str, list[str]], tuple[str, ...]], str | None]] = {
     "message_id": _message_id,
     "from": functools.partial(_addresses, name="from"),
     "to": functools.partial(_addresses, name="to"),
@@ -643,13 +768,13 @@ def _content_type(part: Message, value: str | None) -> str:
     return content_type if content_type.count("/") == 1 else "text/plain"
 
 
-def _classify(leaf: _Leaf) -> tuple[str, str | None, str]:
+def _classify(leaf: _Leaf, charsets: tuple[str, ...] = ()) -> tuple[str, str | None, str]:
     """``("text" | "html" | "attachment", filename, content type)`` of one leaf part."""
     content_type = _one_line(_header_text(leaf.content_type))
     if leaf.maintype == "multipart":
         # A multipart whose boundary never appears: its body is all that is left.
         content_type = "text/plain"
-    filename = _filename(leaf)
+    filename = _filename(leaf, charsets)
     disposition = leaf.header("content-disposition")
     if disposition is not None:
         disposition = str(disposition).partition(";")[0].strip().lower()
@@ -661,7 +786,7 @@ def _classify(leaf: _Leaf) -> tuple[str, str | None, str]:
     return "attachment", filename, content_type
 
 
-def _filename(leaf: _Leaf) -> str | None:
+def _filename(leaf: _Leaf, charsets: tuple[str, ...]) -> str | None:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
             value = leaf.param(param, header)
@@ -674,7 +799,7 @@ def _filename(leaf: _Leaf) -> str | None:
             charset, _language, text = value
             name = decode_bytes(str(text).encode("latin-1", "replace"), charset or None)
         else:
-            name = _decode_words(_header_text(str(value)))
+            name = _decode_words(_header_text(str(value), charsets))
         name = _one_line(name)
         if name:
             return name

@@ -93,6 +93,9 @@ def digest(raw: bytes) -> str:
     for ids in ({"uid": 42, "uidvalidity": 7}, {"uidl": "u-1"}, {}):
         sink = RecordingSink()
         record = build_record(raw, folder="INBOX", attachments=sink, **ids)
+        # Added after the digests were pinned: compared only when something was cut.
+        if record.get("truncated") == {}:
+            del record["truncated"]
         results.append([record, sink.saves])
     text = json.dumps(results, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -39,6 +39,7 @@ RECORD_KEYS = [
     "uidvalidity",
     "uidl",
     "size",
+    "truncated",
 ]
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 
