@@ -127,3 +127,11 @@ class Claim:
             uids=tuple(int(uid) for uid in payload.get("uids", ())),
             uidls=tuple(str(uidl) for uidl in payload.get("uidls", ())),
         )
+
+
+def delay_seconds(delay: Any) -> float:
+    """``delay`` as seconds: a number or a ``timedelta``; negative is an error."""
+    seconds = float(delay.total_seconds()) if hasattr(delay, "total_seconds") else float(delay)
+    if seconds < 0:
+        raise MailConfigError(f"delay is {seconds:g} seconds; use 0 or more seconds between polls.")
+    return seconds

@@ -6,27 +6,20 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_mail.exceptions import MailConfigError, MailError
-from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
-from airflow_provider_mail.mail.state import Claim, check_max_emails
-from airflow_provider_mail.storage import (
-    RESERVED,
-    DeliveredMessageIds,
-    TaskLedger,
-    VariableStore,
-)
-from airflow_provider_mail.triggers.receive import (
-    ReceiveEmailTrigger,
-    delay_seconds,
-    receive_hook,
-)
+from airflow_provider_mail.mail.state import Claim, check_max_emails, delay_seconds
+
+# Hooks, storage and the trigger are imported where a task runs, not when a DAG file is
+# parsed: every DAG-processor process imports this module (benchmarks/imports.py).
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.storage import DeliveredMessageIds
 
 
 class ReceiveEmailSensor(BaseSensorOperator):
@@ -113,6 +106,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
+        from airflow_provider_mail.storage import RESERVED, TaskLedger
+
         pending = TaskLedger.for_task("handover", context).pending()
         claim = Claim.from_payload(pending) if pending is not None else None
         if not claim:
@@ -124,6 +119,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def _defer(self, deadline: float | None = None) -> None:
         """Wait in the triggerer; ``deadline`` (Unix time) keeps an earlier wait's timeout."""
+        from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+
         timeout = float(self.timeout) if self.timeout is not None else None
         if deadline is not None:
             timeout = max(deadline - time.time(), 0.0)
@@ -187,6 +184,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         reserved never took anything, so it takes again and delivers what it gets; a
         retry of a ``reserved`` entry delivers all of it, taking what is still unseen.
         """
+        from airflow_provider_mail.storage import RESERVED, TaskLedger
+
         started = time.monotonic()
         ledger = TaskLedger.for_task("handover", context)
         if not retry:
@@ -229,6 +228,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
         return records
 
     def _delivered_ids(self, session: ReceiveHook[Any], claim: Claim) -> DeliveredMessageIds | None:
+        from airflow_provider_mail.hooks.imap import ImapHook
+        from airflow_provider_mail.storage import DeliveredMessageIds, VariableStore
+
         if not isinstance(session, ImapHook):
             return None
         return DeliveredMessageIds(
@@ -242,6 +244,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         self, session: ReceiveHook[Any], claim: Claim, delivered: DeliveredMessageIds | None
     ) -> Claim:
         """After a folder was recreated, drop (and keep seen) what was handed over before."""
+        from airflow_provider_mail.hooks.imap import ImapHook
+
         if delivered is None or not isinstance(session, ImapHook) or not claim:
             return claim
         if delivered.folder_was_recreated(claim.uidvalidity):
@@ -267,6 +271,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         )
 
     def _hook(self) -> ReceiveHook[Any]:
+        from airflow_provider_mail.triggers.receive import receive_hook
+
         return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)
 
     @staticmethod

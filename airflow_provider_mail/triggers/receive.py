@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -16,17 +16,16 @@ from airflow_provider_mail.exceptions import (
     MailConfigError,
     MailError,
 )
-from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
-from airflow_provider_mail.hooks.pop3 import Pop3Hook
-from airflow_provider_mail.mail.errors import describe_network_error
-from airflow_provider_mail.mail.state import Claim, check_max_emails, mailbox_key
-from airflow_provider_mail.triggers.shared_poll import SharedPoll, shared_poll
+from airflow_provider_mail.mail.state import Claim, check_max_emails, delay_seconds, mailbox_key
 
-RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
-    ImapHook.conn_type: ImapHook,
-    Pop3Hook.conn_type: Pop3Hook,
-}
+# The hooks are imported where a trigger runs, not when a DAG file that uses it (an
+# AssetWatcher) is parsed: every DAG-processor process imports this module.
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.triggers.shared_poll import SharedPoll
+
+#: The hook class per connection type, completed on first use.
+RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {}
 MAX_BACKOFF_SECONDS = 300.0
 #: How long one IMAP IDLE lasts before it is renewed (servers drop IDLE after 29 minutes).
 IDLE_RENEW_SECONDS = 120.0
@@ -37,6 +36,11 @@ def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHo
 
     Any other connection type, or a folder the protocol cannot read, is a clear error.
     """
+    from airflow_provider_mail.hooks.imap import ImapHook
+    from airflow_provider_mail.hooks.pop3 import Pop3Hook
+
+    for known in (ImapHook, Pop3Hook):
+        RECEIVE_HOOKS.setdefault(known.conn_type, known)
     try:
         hook_class = RECEIVE_HOOKS[connection.conn_type or ""]
     except KeyError:
@@ -47,14 +51,6 @@ def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHo
     hook = hook_class(conn_id, connection=connection)
     hook.check_folder(folder)
     return hook
-
-
-def delay_seconds(delay: Any) -> float:
-    """``delay`` as seconds: a number or a ``timedelta``; negative is an error."""
-    seconds = float(delay.total_seconds()) if hasattr(delay, "total_seconds") else float(delay)
-    if seconds < 0:
-        raise MailConfigError(f"delay is {seconds:g} seconds; use 0 or more seconds between polls.")
-    return seconds
 
 
 class ReceiveEmailTrigger(BaseEventTrigger):
@@ -153,6 +149,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             yield self._failure(err)
             return
         if self._shares_polls():
+            from airflow_provider_mail.triggers.shared_poll import shared_poll
+
             async with shared_poll(self._share_key(), hook) as shared:
                 async for event in self._poll_until_found(hook, deadline, shared):
                     yield event
@@ -206,6 +204,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield self._failure(err)
                 return
             except Exception as err:
+                from airflow_provider_mail.mail.errors import describe_network_error
+
                 failure = describe_network_error(err, hook.settings)  # MailErrors as they are
                 if shared is None:
                     await asyncio.to_thread(hook.close)
