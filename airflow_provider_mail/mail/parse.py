@@ -552,6 +552,8 @@ def _decode_base64(text: str) -> bytes:
 
 
 def _one_line(text: str) -> str:
+    if text.isprintable():  # no control character, so nothing to unfold or replace
+        return text.strip()
     return _CONTROL.sub(" ", _FOLDING.sub("", text)).strip()
 
 
