@@ -186,7 +186,7 @@ def build_record(
         return record
     truncated: dict[str, int] = record["truncated"]
     leaves = list(_leaves(message))
-    charsets = _declared_charsets(message, leaves)
+    charsets = _DeclaredCharsets(message, leaves)
     record.update(_header_fields(message, key, charsets))
     for field in _CAPPED_HEADERS:
         record[field] = _cap(record[field], MAX_HEADER_CHARS, field, truncated)
@@ -408,7 +408,7 @@ def _codec(charset: str | None) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
-def decode_header_value(value: str, charsets: tuple[str, ...] = ()) -> str:
+def decode_header_value(value: str, charsets: Charsets = ()) -> str:
     """Decode one raw header value to a single line of text.
 
     Decodes RFC 2047 encoded words (``=?utf-8?q?Caf=C3=A9?=`` -> ``Café``) and raw 8-bit
@@ -417,7 +417,7 @@ def decode_header_value(value: str, charsets: tuple[str, ...] = ()) -> str:
     return _one_line(_decode_words(_header_text(value, charsets)))
 
 
-def _header_text(value: str, charsets: tuple[str, ...] = ()) -> str:
+def _header_text(value: str, charsets: Charsets = ()) -> str:
     """A raw header value with its 8-bit bytes decoded, word by word.
 
     The parser keeps 8-bit header bytes as surrogate escapes. Each word (run of
@@ -429,6 +429,8 @@ def _header_text(value: str, charsets: tuple[str, ...] = ()) -> str:
     """
     if value.isascii():
         return value
+    if isinstance(charsets, _DeclaredCharsets):
+        charsets = charsets.get()
     data = value.encode("utf-8", "surrogateescape")
     pieces = []
     position = 0
@@ -462,6 +464,25 @@ def _decode_8bit_word(word: bytes, charsets: tuple[str, ...]) -> str:
         position = match.end()
     pieces.append(word[position:].decode("cp1252", "replace"))
     return "".join(pieces)
+
+
+class _DeclaredCharsets:
+    """The message's declared charsets, looked up only once a header holds 8-bit bytes."""
+
+    __slots__ = ("_found", "_leaves", "_message")
+
+    def __init__(self, message: Message, leaves: list[_Leaf]) -> None:
+        self._message = message
+        self._leaves = leaves
+        self._found: tuple[str, ...] | None = None
+
+    def get(self) -> tuple[str, ...]:
+        if self._found is None:
+            self._found = _declared_charsets(self._message, self._leaves)
+        return self._found
+
+
+Charsets = tuple[str, ...] | _DeclaredCharsets
 
 
 def _declared_charsets(message: Message, leaves: list[_Leaf]) -> tuple[str, ...]:
@@ -567,7 +588,7 @@ def _record_headers(message: Message) -> dict[str, list[str]]:
     return headers
 
 
-def _header_fields(message: Message, key: str, charsets: tuple[str, ...]) -> dict[str, Any]:
+def _header_fields(message: Message, key: str, charsets: Charsets) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     headers = _record_headers(message)
     for field, reader in _HEADER_READERS.items():
@@ -586,19 +607,19 @@ def _header_fields(message: Message, key: str, charsets: tuple[str, ...]) -> dic
     return fields
 
 
-def _message_id(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str | None:
+def _message_id(headers: dict[str, list[str]], charsets: Charsets) -> str | None:
     values = headers.get("message-id")
     if not values:
         return None
     return decode_header_value(values[0], charsets) or None
 
 
-def _subject(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str:
+def _subject(headers: dict[str, list[str]], charsets: Charsets) -> str:
     values = headers.get("subject")
     return decode_header_value(values[0], charsets) if values else ""
 
 
-def _date(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str | None:
+def _date(headers: dict[str, list[str]], charsets: Charsets) -> str | None:
     values = headers.get("date")
     if not values:
         return None
@@ -612,7 +633,7 @@ def _date(headers: dict[str, list[str]], charsets: tuple[str, ...]) -> str | Non
     return moment.isoformat()
 
 
-def _addresses(headers: dict[str, list[str]], charsets: tuple[str, ...], name: str) -> str:
+def _addresses(headers: dict[str, list[str]], charsets: Charsets, name: str) -> str:
     texts = [_header_text(value, charsets) for value in headers.get(name, ())]
     if not texts:
         return ""
@@ -678,7 +699,7 @@ def _format_address(display_name: str, address: str) -> str:
     return f"{display_name} <{address}>" if address else display_name
 
 
-_HEADER_READERS: dict[str, Callable[[dict[str, list[str]], tuple[str, ...]], str | None]] = {
+_HEADER_READERS: dict[str, Callable[[dict[str, list[str]], Charsets], str | None]] = {
     "message_id": _message_id,
     "from": functools.partial(_addresses, name="from"),
     "to": functools.partial(_addresses, name="to"),
@@ -770,7 +791,7 @@ def _content_type(part: Message, value: str | None) -> str:
     return content_type if content_type.count("/") == 1 else "text/plain"
 
 
-def _classify(leaf: _Leaf, charsets: tuple[str, ...] = ()) -> tuple[str, str | None, str]:
+def _classify(leaf: _Leaf, charsets: Charsets = ()) -> tuple[str, str | None, str]:
     """``("text" | "html" | "attachment", filename, content type)`` of one leaf part."""
     content_type = _one_line(_header_text(leaf.content_type))
     if leaf.maintype == "multipart":
@@ -788,7 +809,7 @@ def _classify(leaf: _Leaf, charsets: tuple[str, ...] = ()) -> tuple[str, str | N
     return "attachment", filename, content_type
 
 
-def _filename(leaf: _Leaf, charsets: tuple[str, ...]) -> str | None:
+def _filename(leaf: _Leaf, charsets: Charsets) -> str | None:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
             value = leaf.param(param, header)
