@@ -193,7 +193,7 @@ def build_record(
     texts: list[str] = []
     htmls: list[str] = []
     for leaf in leaves:
-        if getattr(leaf.part, "flattened", False):
+        if isinstance(leaf.part, _FlatPart):
             truncated["depth"] = MAX_DEPTH
         try:
             role, filename, content_type = _classify(leaf, charsets)
@@ -265,13 +265,11 @@ def _parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
     return _parse(raw), {}
 
 
-class _Part(Message):
-    """A message part that the parser may be told to read as text (:class:`_CappedParser`)."""
-
-    flattened = False
+class _FlatPart(Message):
+    """A part below :data:`MAX_DEPTH` levels, which the parser reads as text."""
 
     def get_content_type(self) -> str:
-        return "text/plain" if self.flattened else super().get_content_type()
+        return "text/plain"
 
 
 class _CappedParser(BytesFeedParser):
@@ -282,12 +280,13 @@ class _CappedParser(BytesFeedParser):
     """
 
     def __init__(self) -> None:
-        super().__init__(_Part, policy=_POLICY)
+        super().__init__(policy=_POLICY)
 
     def _new_message(self) -> None:
         super()._new_message()  # type: ignore[misc]
         if len(self._msgstack) > MAX_DEPTH:  # type: ignore[attr-defined]
-            self._cur.flattened = True  # type: ignore[attr-defined]
+            # Only these few parts change class: the others keep the library's own methods.
+            self._cur.__class__ = _FlatPart  # type: ignore[attr-defined]
 
 
 def _parse(raw: bytes, lifted: tuple[Run, ...] = ()) -> Message:
