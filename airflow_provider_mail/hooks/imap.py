@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import random
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -161,12 +162,12 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if len(uids) <= FETCH_CHUNK:
             return [uids] if uids else []
         with self.translate_errors():
-            sizes = self._uid_fetch(uids, [b"RFC822.SIZE"])
+            sizes = self._uid_sizes(uids)
         chunks: list[tuple[int, ...]] = []
         chunk: list[int] = []
         total = 0
         for uid in uids:
-            size = min(int(sizes.get(uid, {}).get(b"RFC822.SIZE") or 0), self.fetch_slice)
+            size = min(sizes.get(uid, 0), self.fetch_slice)
             if chunk and (total + size > FETCH_CHUNK_BYTES or len(chunk) >= FETCH_CHUNK_MAX):
                 chunks.append(tuple(chunk))
                 chunk, total = [], 0
@@ -175,6 +176,25 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if chunk:
             chunks.append(tuple(chunk))
         return chunks
+
+    def _uid_sizes(self, uids: tuple[int, ...]) -> dict[int, int]:
+        """``RFC822.SIZE`` per UID, read from the lines themselves.
+
+        imapclient's parser takes as long for these few numbers as for the messages; a
+        line it would read differently (a literal, another item) goes to that parser.
+        """
+        typ, data = self.client._imap.uid("FETCH", _sequence_set(uids), "(RFC822.SIZE)")
+        if typ != "OK":
+            return {}
+        sizes: dict[int, int] = {}
+        for line in data:
+            uid = _UID_ITEM.search(line) if isinstance(line, bytes) else None
+            size = _SIZE_ITEM.search(line) if isinstance(line, bytes) else None
+            if uid is None or size is None or b"{" in line:
+                parsed = parse_fetch_response(data, self.client.normalise_times, True)
+                return {key: int(value.get(b"RFC822.SIZE") or 0) for key, value in parsed.items()}
+            sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
 
     def _uid_fetch(self, uids: tuple[int, ...], items: list[bytes]) -> dict[int, Any]:
         """``UID FETCH`` of ``uids`` as one compact sequence set (``1:2000``).
@@ -489,6 +509,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+_UID_ITEM = re.compile(rb"\bUID (\d+)")
+_SIZE_ITEM = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
 def _sequence_set(uids: tuple[int, ...]) -> str:
