@@ -35,7 +35,7 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.response_parser import parse_fetch_response
 
-from benchmarks.harness import define_connection, machine_note, prepare_airflow_home
+from benchmarks.harness import define_imap_connection, machine_note, prepare_airflow_home
 from benchmarks.latency_proxy import ProxyProcess
 from benchmarks.memory import bulk_load, first_select
 from benchmarks.servers import bench_workdir, dovecot_server
@@ -128,14 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         bulk_load(dovecot.maildir(USER), args.messages)
         first_select(dovecot, USER)
         with ProxyProcess(dovecot.imaps_port, delay=args.delay) as proxy:
-            define_connection(
+            define_imap_connection(
                 CONN_ID,
-                "mail_imap",
                 port=proxy.port,
                 login=USER,
                 password=PASSWORD,
-                security="ssl",
-                server_certificate=certificate.pem,
+                certificate_pem=certificate.pem,
                 timeout=300,
             )
             cafile = str(certificate.cert_path)

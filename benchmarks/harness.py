@@ -55,6 +55,22 @@ def define_connection(
     return conn_id
 
 
+def define_imap_connection(
+    conn_id: str, *, port: int, login: str, password: str, certificate_pem: str, timeout: int
+) -> str:
+    """A ``mail_imap`` connection with implicit TLS trusting the benchmark's certificate."""
+    return define_connection(
+        conn_id,
+        "mail_imap",
+        port=port,
+        login=login,
+        password=password,
+        security="ssl",
+        server_certificate=certificate_pem,
+        timeout=timeout,
+    )
+
+
 @dataclass
 class Contender:
     """One way of doing the job on a network; ``run`` does it once, setup included.
