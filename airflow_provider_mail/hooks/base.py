@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -12,12 +12,16 @@ from typing import Any, Generic, TypeVar
 from airflow.sdk import BaseHook
 
 from airflow_provider_mail.exceptions import MailError, MailStorageError
+from airflow_provider_mail.hooks.oauth2 import due as token_due
+from airflow_provider_mail.hooks.oauth2 import seconds_left as token_seconds_left
+from airflow_provider_mail.hooks.oauth2 import sign_in
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
     DirectorySink,
     default_attachments_dir,
 )
 from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim, check_max_emails
@@ -54,6 +58,8 @@ class MailHook(BaseHook, Generic[ClientT]):
         self._connection = connection
         self._settings: ServerSettings | None = None
         self._client: ClientT | None = None
+        #: The OAuth access token the open session signed in with (``None``: password).
+        self._session_token: AccessToken | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -104,9 +110,31 @@ class MailHook(BaseHook, Generic[ClientT]):
         except Exception as err:
             raise describe_network_error(err, self.settings) from err
 
+    def sign_in_with_token(
+        self, settings: ServerSettings, offered: Iterable[str], exchange: Callable[[str, str], None]
+    ) -> None:
+        """OAuth 2.0 sign-in of a new session (see :func:`.oauth2.sign_in`)."""
+        self._session_token = sign_in(settings, offered, exchange)
+
+    def renew_if_due(self) -> None:
+        """Between polls: close a session whose OAuth token is due, so the next call opens
+        one with a fresh token before the server could drop it (Microsoft 365 ends IMAP
+        sessions whose token expired); a password session is kept."""
+        if self._client is not None and token_due(self._session_token):
+            self.log.info(
+                "Signing in to %s again: the session's access token expires soon.",
+                self.settings.address,
+            )
+            self.close()
+
+    def session_seconds_left(self) -> float | None:
+        """Seconds until the open session's OAuth token is due; ``None``: no limit."""
+        return token_seconds_left(self._session_token)
+
     def close(self) -> None:
         """End the session politely; errors while closing are not worth failing a task."""
         client, self._client = self._client, None
+        self._session_token = None
         if client is not None:
             self._abandon(client)
 
@@ -140,6 +168,8 @@ class MailHook(BaseHook, Generic[ClientT]):
             return False, str(err)
         settings = self.settings
         who = f"as {settings.login!r}" if settings.login else "without logging in"
+        if settings.oauth2 is not None:
+            who += f" (OAuth 2.0, {settings.oauth2.grant} grant)"
         return True, (
             f"Connected to {settings.address} ({settings.security.value}) {who} and "
             f"{self.probe_description}."

@@ -18,6 +18,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from airflow_provider_mail.exceptions import MailError, MailProtocolError, MailStorageError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
@@ -25,6 +26,7 @@ from airflow_provider_mail.mail.errors import (
     password_not_ascii,
     starttls_not_offered,
 )
+from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
@@ -88,7 +90,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 if not client.has_capability("STARTTLS"):
                     raise starttls_not_offered(settings)
                 client.starttls(context)
-            if settings.login:
+            if settings.oauth2 is not None:
+                self.sign_in_with_token(settings, _sasl_mechanisms(client), _exchange(client))
+                client.capabilities()
+            elif settings.login:
                 try:
                     client.login(settings.login, settings.password)
                 except LoginError as err:
@@ -116,6 +121,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
     def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
         """Search only (no message is read or changed): the oldest messages a poll takes."""
         name = folder_name(folder)
+        self.renew_if_due()
         with self.translate_errors():
             already_selected = self._is_selected(name)
             uidvalidity = self._select(name)
@@ -459,6 +465,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
         Call after :meth:`find_new` (IDLE needs a selected folder). Returns whether the
         server said anything (new mail, flags changed, expunges): a reason to poll now.
         """
+        left = self.session_seconds_left()
+        if left is not None:
+            # Wake up when the access token is due: the next poll signs in afresh.
+            timeout = min(timeout, left)
         client = self.client
         deadline = time.monotonic() + timeout
         news = False
@@ -528,6 +538,33 @@ def _sequence_set(uids: tuple[int, ...]) -> str:
     if ordered:
         ranges.append(f"{start}:{previous}" if previous != start else str(start))
     return ",".join(ranges)
+
+
+def _sasl_mechanisms(client: IMAPClient) -> list[str]:
+    """The SASL mechanisms the server offers (``AUTH=...`` capabilities)."""
+    names = [c.decode("ascii", "replace") for c in client.capabilities()]
+    return [name[5:] for name in names if name.upper().startswith("AUTH=")]
+
+
+def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
+    """``AUTHENTICATE mechanism`` with ``initial`` as the first response."""
+
+    def exchange(mechanism: str, initial: str) -> None:
+        replies = iter([initial])
+
+        def respond(_challenge: bytes) -> str:
+            # The first challenge asks for the credentials; a second one is the server's
+            # error report, which the client acknowledges before the server says NO.
+            return next(replies, error_reply(mechanism))
+
+        try:
+            client._imap.authenticate(mechanism, respond)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as err:
+            raise TokenRefused(mechanism) from err
+
+    return exchange
 
 
 def _uid_set(text: bytes | str) -> list[int]:
