@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import random
+import re
 import socket
 import time
 import uuid
@@ -14,6 +15,7 @@ from typing import Any
 from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids
+from imapclient.response_parser import parse_fetch_response
 
 from airflow_provider_mail.exceptions import MailError, MailProtocolError, MailStorageError
 from airflow_provider_mail.hooks.base import ReceiveHook
@@ -57,9 +59,13 @@ _LOCK_FOLDERS: dict[str, str] = {}
 #: than one slice of it at a time.
 FETCH_SLICE = 16 * 1024 * 1024
 
-# Messages per UID FETCH: one round trip for a normal poll, bounded command and memory
-# for a poll of thousands.
+# Messages per UID FETCH: one round trip for a normal poll. A larger claim first asks
+# the sizes (one round trip) and fetches in chunks of about FETCH_CHUNK_BYTES, so memory
+# stays bounded while a backlog of thousands of small messages takes a few round trips,
+# not one per FETCH_CHUNK messages.
 FETCH_CHUNK = 200
+FETCH_CHUNK_BYTES = 8 * 2**20
+FETCH_CHUNK_MAX = 5000
 
 #: Most bytes a server may announce for one literal: a FETCH asks for at most
 #: :data:`FETCH_SLICE` bytes of a message, so anything much larger is a broken or hostile
@@ -156,11 +162,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 )
                 return []
         records = []
-        for start in range(0, len(claim.uids), FETCH_CHUNK):
-            chunk = claim.uids[start : start + FETCH_CHUNK]
+        for chunk in self._fetch_chunks(claim.uids):
             items = [b"RFC822.SIZE", b"BODY.PEEK[]<0.%d>" % self.fetch_slice]
             with self.translate_errors():
-                response = self.client.fetch(chunk, items)
+                response = self._uid_fetch(chunk, items)
             for uid in chunk:
                 # Popped, so each raw message can be freed once its record is built.
                 data = response.pop(uid, {})
@@ -173,6 +178,64 @@ class ImapHook(ReceiveHook[IMAPClient]):
                     self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
                 )
         return records
+
+    def _fetch_chunks(self, uids: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """``uids`` in FETCH chunks: up to :data:`FETCH_CHUNK` messages at once, else by size."""
+        if len(uids) <= FETCH_CHUNK:
+            return [uids] if uids else []
+        with self.translate_errors():
+            sizes = self._uid_sizes(uids)
+        chunks: list[tuple[int, ...]] = []
+        chunk: list[int] = []
+        total = 0
+        for uid in uids:
+            size = min(sizes.get(uid, 0), self.fetch_slice)
+            if chunk and (total + size > FETCH_CHUNK_BYTES or len(chunk) >= FETCH_CHUNK_MAX):
+                chunks.append(tuple(chunk))
+                chunk, total = [], 0
+            chunk.append(uid)
+            total += size
+        if chunk:
+            chunks.append(tuple(chunk))
+        return chunks
+
+    def _uid_sizes(self, uids: tuple[int, ...]) -> dict[int, int]:
+        """``RFC822.SIZE`` per UID, read from the lines themselves.
+
+        imapclient's parser takes as long for these few numbers as for the messages; a
+        line it would read differently (a literal, another item) goes to that parser.
+        """
+        typ, data = self.client._imap.uid("FETCH", _sequence_set(uids), "(RFC822.SIZE)")
+        if typ != "OK":
+            return {}
+        sizes: dict[int, int] = {}
+        for line in data:
+            uid = _UID_ITEM.search(line) if isinstance(line, bytes) else None
+            size = _SIZE_ITEM.search(line) if isinstance(line, bytes) else None
+            if uid is None or size is None or b"{" in line:
+                parsed = parse_fetch_response(data, self.client.normalise_times, True)
+                return {key: int(value.get(b"RFC822.SIZE") or 0) for key, value in parsed.items()}
+            sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
+
+    def _uid_fetch(self, uids: tuple[int, ...], items: list[bytes]) -> dict[int, Any]:
+        """``UID FETCH`` of ``uids`` as one compact sequence set (``1:2000``).
+
+        imapclient's ``fetch()`` lists every UID, and a backlog's command would outgrow the
+        server's line limit (Dovecot: 64 KiB); so the command goes through its imaplib
+        connection and the answer is parsed the way ``fetch()`` parses it
+        (``tests/test_imap_fetch_chunks.py`` fails if imapclient changes this).
+        """
+        typ, data = self.client._imap.uid(
+            "FETCH", _sequence_set(uids), "(" + " ".join(item.decode() for item in items) + ")"
+        )
+        if typ != "OK":
+            raise MailProtocolError(
+                f"{self.settings.address} refused to send messages of {len(uids)} UID(s) "
+                f"({_reason(MailError(str(data)))}); check the server's log."
+            )
+        response: dict[int, Any] = parse_fetch_response(data, self.client.normalise_times, True)
+        return response
 
     def _read_rest(self, uid: int, first: bytes, size: int) -> bytes:
         """A message larger than :data:`FETCH_SLICE`, read slice after slice."""
@@ -542,6 +605,25 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+_UID_ITEM = re.compile(rb"\bUID (\d+)")
+_SIZE_ITEM = re.compile(rb"\bRFC822\.SIZE (\d+)")
+
+
+def _sequence_set(uids: tuple[int, ...]) -> str:
+    """UIDs as a compact IMAP sequence set (``1:500,502``), so commands stay short."""
+    ordered = sorted(set(uids))
+    ranges: list[str] = []
+    start = previous = ordered[0] if ordered else 0
+    for uid in ordered[1:]:
+        if uid != previous + 1:
+            ranges.append(f"{start}:{previous}" if previous != start else str(start))
+            start = uid
+        previous = uid
+    if ordered:
+        ranges.append(f"{start}:{previous}" if previous != start else str(start))
+    return ",".join(ranges)
 
 
 def _sasl_mechanisms(client: IMAPClient) -> list[str]:

@@ -154,6 +154,10 @@ class DirectorySink:
             self._root = root
         self._taken: dict[str, set[str]] = {}
         self._root_checked = False
+        # Per message key: its folder name, and whether this sink has made sure of the
+        # local folder (a message's attachments then cost one open, write and close each).
+        self._folders: dict[str, str] = {}
+        self._checked: set[str] = set()
 
     @property
     def root(self) -> str:
@@ -162,13 +166,18 @@ class DirectorySink:
 
     def save(self, message_key: str, filename: str | None, content_type: str, data: bytes) -> str:
         """Write one attachment and return its path (local) or URL (object storage)."""
-        folder = safe_filename(message_key, fallback="message")
+        folder = self._folders.get(message_key)
+        if folder is None:
+            folder = self._folders[message_key] = safe_filename(message_key, fallback="message")
         name = self._unique_name(folder, _name_for(filename, content_type))
         if isinstance(self._root, Path):
             if not self._root_checked:
                 check_local_root(self._root)
                 self._root_checked = True
-            return _write_local(self._root, folder, name, data)
+            if folder not in self._checked:
+                _make_private_folder(self._root, folder)
+                self._checked.add(folder)
+            return _write_local(self._root / folder, name, data)
         directory = self._root / folder
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name
@@ -238,9 +247,17 @@ def _ensure_private(directory: Path) -> None:
         )
 
 
-def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
+def _make_private_folder(root: Path, folder: str) -> None:
+    """Create ``root/folder`` (mode 700), or check that the existing one is no symlink."""
     directory = root / folder
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.mkdir(directory, 0o700)
+        return  # made just now: a real directory of ours
+    except FileNotFoundError:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:
+        pass
     # ``folder`` is one safe name (no separator, no ".."), so only a symlink planted in a
     # shared temp dir could lead elsewhere; lstat is enough to catch it, and far cheaper
     # than resolving the whole path for every attachment.
@@ -249,13 +266,28 @@ def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
             f"{directory} is a symbolic link or leads outside {root}; remove it or choose "
             "another attachments_dir."
         )
-    target = directory / name
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_BINARY", 0)
-    descriptor = os.open(target, flags, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    return str(target)
+
+
+_WRITE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_TRUNC
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _write_local(directory: Path, name: str, data: bytes) -> str:
+    target = f"{directory}{os.sep}{name}"
+    descriptor = os.open(target, _WRITE_FLAGS, 0o600)
+    try:
+        with memoryview(data) as view:
+            written = 0
+            while written < len(view):
+                written += os.write(descriptor, view[written:])
+    finally:
+        os.close(descriptor)
+    return target
 
 
 def _name_for(filename: str | None, content_type: str) -> str:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 __all__ = ["LiftedBodies", "Run", "lift_large_bodies"]
 
-_RUN = re.compile(rb"(?<=\n)(?:[A-Za-z0-9+/=]++\r?\n)++")
+# No possessive quantifiers (Python 3.11+): the class excludes CR and LF, so a line
+# cannot backtrack into the next one anyway.
+_RUN = re.compile(rb"(?<=\n)(?:[A-Za-z0-9+/=]+\r?\n)+")
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,4 @@ class Claim:
             uids=tuple(int(uid) for uid in payload.get("uids", ())),
             uidls=tuple(str(uidl) for uidl in payload.get("uidls", ())),
         )
+

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_mail.exceptions import MailConfigError
-from airflow_provider_mail.hooks.smtp import SmtpHook
 from airflow_provider_mail.mail import params
-from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
-from airflow_provider_mail.storage import TaskLedger
 
+# The hook, compose and storage are imported where the task runs, not when a DAG file is
+# parsed: every DAG-processor process imports this module (benchmarks/imports.py).
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_mail.mail.compose import ComposedEmail
 
 Addresses = str | Sequence[str] | None
 
@@ -102,7 +103,7 @@ class SendEmailOperator(BaseOperator):
         self,
         *,
         from_email: str,
-        conn_id: str = SmtpHook.default_conn_name,
+        conn_id: str = "mail_smtp_default",
         to: Addresses = None,
         cc: Addresses = None,
         bcc: Addresses = None,
@@ -166,6 +167,8 @@ class SendEmailOperator(BaseOperator):
 
     def compose(self) -> list[ComposedEmail]:
         """Build and check every email, before anything is sent."""
+        from airflow_provider_mail.mail.compose import compose_email
+
         priority = ParameterPriority.parse(self.parameter_priority)
         input_values = self._input_values()
         emails = []
@@ -186,6 +189,9 @@ class SendEmailOperator(BaseOperator):
         if not emails:
             self.log.info("data is an empty list, so no email was sent.")
             return []
+        from airflow_provider_mail.hooks.smtp import SmtpHook
+        from airflow_provider_mail.storage import TaskLedger
+
         ledger = TaskLedger.for_task("sent", context)
         earlier: dict[str, dict[str, Any]] = dict((ledger.pending() or {}).get("sent", {}))
         if earlier:

@@ -6,24 +6,20 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_mail.exceptions import MailConfigError, MailError
-from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
 from airflow_provider_mail.mail.state import Claim
-from airflow_provider_mail.storage import (
-    RESERVED,
-    TaskLedger,
-)
-from airflow_provider_mail.triggers.receive import (
-    ReceiveEmailTrigger,
-    receive_hook,
-)
+
+# Hooks, storage and the trigger are imported where a task runs, not when a DAG file is
+# parsed: every DAG-processor process imports this module (benchmarks/imports.py).
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
 
 
 class ReceiveEmailSensor(BaseSensorOperator):
@@ -115,6 +111,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
+        from airflow_provider_mail.storage import RESERVED, TaskLedger
+
         pending = TaskLedger.for_task("handover", context).pending()
         claim = Claim.from_payload(pending) if pending is not None else None
         if not claim:
@@ -126,6 +124,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def _defer(self, deadline: float | None = None) -> None:
         """Wait in the triggerer; ``deadline`` (Unix time) keeps an earlier wait's timeout."""
+        from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+
         timeout = float(self.timeout) if self.timeout is not None else None
         if deadline is not None:
             timeout = max(deadline - time.time(), 0.0)
@@ -189,6 +189,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         reserved never took anything, so it takes again and delivers what it gets; a
         retry of a ``reserved`` entry delivers all of it, taking what is still unseen.
         """
+        from airflow_provider_mail.storage import RESERVED, TaskLedger
+
         started = time.monotonic()
         ledger = TaskLedger.for_task("handover", context)
         if not retry:
@@ -235,6 +237,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         return records
 
     def _hook(self) -> ReceiveHook[Any]:
+        from airflow_provider_mail.triggers.receive import receive_hook
+
         return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)
 
     @staticmethod

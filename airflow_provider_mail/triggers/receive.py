@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -16,18 +16,17 @@ from airflow_provider_mail.exceptions import (
     MailConfigError,
     MailError,
 )
-from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
-from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.mail import params
-from airflow_provider_mail.mail.errors import describe_network_error
 from airflow_provider_mail.mail.state import Claim, mailbox_key
-from airflow_provider_mail.triggers.shared_poll import SharedPoll, shared_poll
 
-RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
-    ImapHook.conn_type: ImapHook,
-    Pop3Hook.conn_type: Pop3Hook,
-}
+# The hooks are imported where a trigger runs, not when a DAG file that uses it (an
+# AssetWatcher) is parsed: every DAG-processor process imports this module.
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.triggers.shared_poll import SharedPoll
+
+#: The hook class per connection type, completed on first use.
+RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {}
 MAX_BACKOFF_SECONDS = 300.0
 #: How long one IMAP IDLE lasts before it is renewed (servers drop IDLE after 29 minutes).
 IDLE_RENEW_SECONDS = 120.0
@@ -38,6 +37,11 @@ def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHo
 
     Any other connection type, or a folder the protocol cannot read, is a clear error.
     """
+    from airflow_provider_mail.hooks.imap import ImapHook
+    from airflow_provider_mail.hooks.pop3 import Pop3Hook
+
+    for known in (ImapHook, Pop3Hook):
+        RECEIVE_HOOKS.setdefault(known.conn_type, known)
     try:
         hook_class = RECEIVE_HOOKS[connection.conn_type or ""]
     except KeyError:
@@ -147,6 +151,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             yield self._failure(err)
             return
         if self._shares_polls():
+            from airflow_provider_mail.triggers.shared_poll import shared_poll
+
             async with shared_poll(self._share_key(), hook) as shared:
                 async for event in self._poll_until_found(hook, deadline, shared):
                     yield event
@@ -200,6 +206,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield self._failure(err)
                 return
             except Exception as err:
+                from airflow_provider_mail.mail.errors import describe_network_error
+
                 failure = describe_network_error(err, hook.settings)  # MailErrors as they are
                 if shared is None:
                     await asyncio.to_thread(hook.close)
