@@ -117,3 +117,14 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+def _quiet_short_choices() -> None:
+    # Airflow imports this module in every process that loads providers (api-server,
+    # scheduler, triggerer); hooks/base.py does the same for tasks. See masking.py.
+    from airflow_provider_mail.masking import register_short_choices
+
+    register_short_choices()
+
+
+_quiet_short_choices()

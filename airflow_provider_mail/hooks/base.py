@@ -21,7 +21,10 @@ from airflow_provider_mail.mail.errors import describe_network_error
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.masking import register_short_choices
 from airflow_provider_mail.storage import AssetDeliveries, VariableStore
+
+register_short_choices()  # tasks and triggers read connections: see masking.py
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")

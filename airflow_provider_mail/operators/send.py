@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.smtp import SmtpHook
 from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
+from airflow_provider_mail.mail.describe import sent_line
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
 from airflow_provider_mail.mail.state import check_max_connections
 from airflow_provider_mail.storage import TaskLedger
@@ -220,4 +221,4 @@ class SendEmailOperator(BaseOperator):
         return results
 
     def _log_sent(self, result: dict[str, Any]) -> None:
-        self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+        self.log.info("%s", sent_line(result))

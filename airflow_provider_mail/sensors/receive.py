@@ -15,6 +15,7 @@ from airflow_provider_mail.exceptions import MailConfigError, MailError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
+from airflow_provider_mail.mail.describe import received_line, waiting_line
 from airflow_provider_mail.mail.state import Claim, check_max_emails
 from airflow_provider_mail.storage import (
     RESERVED,
@@ -102,10 +103,22 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
-        self._hook()
+        hook = self._hook()
         records = self.deliver_unfinished(context)
         if records:
             return records
+        self.log.info(
+            "%s",
+            waiting_line(
+                self.conn_id,
+                hook.settings,
+                self.folder or "INBOX",
+                unseen_only=self.unseen_only,
+                delay=self.delay,
+                max_emails=self.max_emails,
+                use_idle=self.use_idle and self.deferrable,
+            ),
+        )
         if not self.deferrable:
             return super().execute(context)
         self._defer()
@@ -220,6 +233,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 delivered.remember(
                     claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
                 )
+        for record in records:
+            self.log.info("%s", received_line(record))
         self.log.info(
             "Handed over %d message(s) from %s in %.2f s.",
             len(records),
