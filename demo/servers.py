@@ -142,7 +142,7 @@ class MailServers:
                 "port": self.dovecot.imaps_port,
                 "login": "info",
                 "password": USERS["info"],
-                "extra": {"security": "ssl", **tls},
+                "extra": {"security": "ssl", "claim_lock": "host", **tls},
             },
             smtp_id: {
                 "conn_type": "mail_smtp",
