@@ -70,6 +70,9 @@ def run_ui(session: DemoSession, port: int) -> None:
         # Airflow warns "Connection schemes (type: mail_imap) shall not contain '_'" on
         # every connection lookup; the types are the provider's contract (docs/logs.md).
         AIRFLOW__LOGGING__NAMESPACE_LEVELS="airflow.models.connection.Connection=ERROR",
+        # One api-server worker on SQLite answers the UI and every task: on a busy laptop
+        # a task's first call can take longer than the default 5 s, which fails the task.
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
     )
     run_airflow(["db", "migrate"], env, log_path)
     connections = servers.connections(
