@@ -107,6 +107,8 @@ class DeliveringSmtpServer:
     def start(self) -> DeliveringSmtpServer:
         # aiosmtpd logs every SMTP command at INFO; the demo prints what matters itself.
         logging.getLogger("mail.log").setLevel(logging.ERROR)
+        # Each delivery logs out of Dovecot; imapclient reports a harmless unclean close.
+        logging.getLogger("imapclient").setLevel(logging.WARNING)
         self.controller.start()
         return self
 

@@ -140,7 +140,8 @@ def _python() -> str:
 def _announce(rcpt: str, raw: bytes) -> None:
     """Called by the SMTP server for each delivered email: show it on the console."""
     message = message_from_bytes(raw, policy=default_policy)
-    say(f"  -> delivered to {rcpt}: {message['Subject']}  (Reply-To: {message['Reply-To']})")
+    reply_to = f"  (Reply-To: {message['Reply-To']})" if message["Reply-To"] else ""
+    say(f"  -> delivered to {rcpt}: {message['Subject']}{reply_to}")
 
 
 def _port_free(port: int) -> bool:
