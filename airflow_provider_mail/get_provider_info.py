@@ -59,6 +59,48 @@ IMAP_CONN_FIELDS: dict[str, Any] = {
     },
 }
 
+#: Every type: how to sign in. The two secrets are ``format: password`` (a masked input in
+#: the form) and have names Airflow's secrets masker hides in logs and the REST API
+#: (``secret``, ``token``).
+AUTH_CONN_FIELDS: dict[str, Any] = {
+    "auth_type": {
+        "label": "Authentication",
+        "description": "password: User Name and Password. oauth2: OAuth 2.0 (SASL XOAUTH2) "
+        "with an access token from the Token URL, for Microsoft 365 and Gmail; User Name is "
+        "the mailbox address and Password stays empty.",
+        "schema": {"type": "string", "enum": ["password", "oauth2"], "default": "password"},
+    },
+    "oauth2_token_url": {
+        "label": "Token URL",
+        "description": "oauth2: the token endpoint, e.g. "
+        "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token or "
+        "https://oauth2.googleapis.com/token.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "oauth2_client_id": {
+        "label": "Client ID",
+        "description": "oauth2: the application (client) id of your app registration.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "oauth2_client_secret": {
+        "label": "Client Secret",
+        "description": "oauth2: the client secret's value (masked like a password).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "oauth2_refresh_token": {
+        "label": "Refresh Token",
+        "description": "oauth2: a user's refresh token (refresh_token grant, e.g. Gmail). Empty: "
+        "the client_credentials grant (Microsoft 365 app-only access).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "oauth2_scope": {
+        "label": "Scope",
+        "description": "oauth2: space-separated scopes, e.g. "
+        "https://outlook.office365.com/.default or https://mail.google.com/.",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+
 _CONNECTION_TYPES = [
     ("mail_imap", "airflow_provider_mail.hooks.imap.ImapHook", "Receive Email (IMAP)"),
     ("mail_pop3", "airflow_provider_mail.hooks.pop3.Pop3Hook", "Receive Email (POP3)"),
@@ -79,7 +121,10 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": conn_type,
                 "hook-class-name": hook_class,
                 "hook-name": hook_name,
-                "conn-fields": IMAP_CONN_FIELDS if conn_type == "mail_imap" else CONN_FIELDS,
+                "conn-fields": {
+                    **(IMAP_CONN_FIELDS if conn_type == "mail_imap" else CONN_FIELDS),
+                    **AUTH_CONN_FIELDS,
+                },
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
             for conn_type, hook_class, hook_name in _CONNECTION_TYPES

@@ -7,6 +7,7 @@ import imaplib
 import random
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from imapclient.imapclient import join_message_ids
 
 from airflow_provider_mail.exceptions import MailError, MailProtocolError, MailStorageError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
@@ -23,9 +25,11 @@ from airflow_provider_mail.mail.errors import (
     password_not_ascii,
     starttls_not_offered,
 )
+from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
+from airflow_provider_mail.storage import DeliveredMessageIds, VariableStore
 
 #: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
@@ -36,6 +40,14 @@ LOCK_FOLDER = "AirflowMailClaimLock"
 #: How many connection timeouts a claim waits for the server lock before it gives up (a
 #: stale lock is removed after one).
 STALE_LOCKS_TOLERATED = 4
+
+#: Servers and folders already warned about in this process: the warning about a missing
+#: CONDSTORE is worth reading once, not once per claim (hundreds of lines a day).
+_WARNED_NO_CONDSTORE: set[tuple[str, str]] = set()
+
+#: How often a claim tries ``CREATE`` of the lock folder when it fails although no folder
+#: is there (its holder released it in between) before that counts as a refusal.
+CREATE_ATTEMPTS = 5
 
 #: Lock folder name per account (its namespace does not change while a process runs).
 _LOCK_FOLDERS: dict[str, str] = {}
@@ -48,6 +60,11 @@ FETCH_SLICE = 16 * 1024 * 1024
 # Messages per UID FETCH: one round trip for a normal poll, bounded command and memory
 # for a poll of thousands.
 FETCH_CHUNK = 200
+
+#: Most bytes a server may announce for one literal: a FETCH asks for at most
+#: :data:`FETCH_SLICE` bytes of a message, so anything much larger is a broken or hostile
+#: server, and the client library would reserve the announced size before reading it.
+MAX_LITERAL = FETCH_SLICE + 1024 * 1024
 
 
 class ImapHook(ReceiveHook[IMAPClient]):
@@ -74,6 +91,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
             ssl_context=context,
             timeout=settings.timeout,
         )
+        _bound_literals(client, settings, max(MAX_LITERAL, self.fetch_slice + 1024 * 1024))
         try:
             # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
             # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
@@ -82,7 +100,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 if not client.has_capability("STARTTLS"):
                     raise starttls_not_offered(settings)
                 client.starttls(context)
-            if settings.login:
+            if settings.oauth2 is not None:
+                self.sign_in_with_token(settings, _sasl_mechanisms(client), _exchange(client))
+                client.capabilities()
+            elif settings.login:
                 try:
                     client.login(settings.login, settings.password)
                 except LoginError as err:
@@ -110,6 +131,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
     def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
         """Search only (no message is read or changed): the oldest messages a poll takes."""
         name = folder_name(folder)
+        self.renew_if_due()
         with self.translate_errors():
             already_selected = self._is_selected(name)
             uidvalidity = self._select(name)
@@ -209,7 +231,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         client = self.client
         condstore = bool(client.has_capability("CONDSTORE"))
         if not condstore:
-            if self.settings.claim_lock != SERVER_LOCK:
+            if self.settings.claim_lock != SERVER_LOCK and _first_time(
+                _WARNED_NO_CONDSTORE, (self.settings.address, claim.folder)
+            ):
                 self.log.warning(
                     "%s has no CONDSTORE: pollers of %s on other hosts could take the same "
                     "message; set the connection's Claim Lock to server if there are any.",
@@ -245,7 +269,6 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if self.settings.claim_lock != SERVER_LOCK:
             yield
             return
-        client = self.client
         name = self._lock_folder_name()
         started = time.monotonic()
         seen_generation: tuple[int | None, float] = (None, started)
@@ -262,15 +285,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 seen_generation = (generation, now)
             elif now - seen_generation[1] > self.settings.timeout:
                 self.log.warning("Removing the stale claim lock %s of a poller that died.", name)
-                with contextlib.suppress(IMAPClientError):
-                    client.delete_folder(name)
+                self._remove_lock_folder(name)
                 seen_generation = (None, now)
             time.sleep(random.uniform(0.005, 0.05))
         try:
             yield
         finally:
             with contextlib.suppress(IMAPClientError, OSError):
-                client.delete_folder(name)
+                self._remove_lock_folder(name)
 
     def _lock_folder_name(self) -> str:
         """``AirflowMailClaimLock`` inside the account's personal namespace."""
@@ -284,18 +306,48 @@ class ImapHook(ReceiveHook[IMAPClient]):
         return _LOCK_FOLDERS[account]
 
     def _create_lock_folder(self, name: str) -> bool:
-        """Whether this session created the lock folder (and so holds the lock)."""
+        """Whether this session created the lock folder (and so holds the lock).
+
+        ``CREATE`` fails when the folder exists; a holder may release it between that
+        answer and the check, so a failure with no folder in place is tried again before
+        it counts as a refusal (an account that may not create folders fails every time).
+        """
+        refusal: IMAPClientError | None = None
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                self.client.create_folder(name)
+            except IMAPClientError as err:
+                if self.client.folder_exists(name):
+                    return False
+                refusal = err
+                continue
+            return True
+        reason = _reason(refusal) if refusal else "no reason given"
+        raise MailProtocolError(
+            f"{self.settings.address} refused to create the claim lock folder {name!r} "
+            f"({reason}); allow the account to create folders or set the connection's Claim "
+            "Lock to host."
+        ) from refusal
+
+    def _remove_lock_folder(self, name: str) -> None:
+        """Release the lock: delete the folder, or rename it away when the delete fails.
+
+        Cyrus (``delete_mode: delayed``, its default) renames a deleted folder to
+        ``DELETED.<name>.<seconds>``, so a second delete of one name within a second fails;
+        the lock then stayed in place until it counted as stale. Renaming it to a unique
+        name frees the lock's name at once, and that unique name deletes without collision.
+        """
         try:
-            self.client.create_folder(name)
-        except IMAPClientError as err:
-            if self.client.folder_exists(name):
-                return False
-            raise MailProtocolError(
-                f"{self.settings.address} refused to create the claim lock folder {name!r} "
-                f"({_reason(err)}); allow the account to create folders or set the "
-                "connection's Claim Lock to host."
-            ) from err
-        return True
+            self.client.delete_folder(name)
+            return
+        except IMAPClientError:
+            released = f"{name}-released-{uuid.uuid4().hex[:12]}"
+        try:
+            self.client.rename_folder(name, released)
+        except IMAPClientError:
+            return  # gone already (a stale-lock sweep by another poller) or not ours to move
+        with contextlib.suppress(IMAPClientError):
+            self.client.delete_folder(released)
 
     def _lock_generation(self, name: str) -> int | None:
         """The lock folder's UIDVALIDITY, or ``None`` when it vanished meanwhile."""
@@ -353,7 +405,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if claim.uids:
             try:
                 if not self._still_valid(claim):
-                    return False
+                    return True  # the folder was recreated: its UIDs name nothing to give back
                 self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
             except Exception as err:
                 self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
@@ -377,6 +429,46 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 found[uid] = " ".join(value.split())
         return found
 
+    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds:
+        """The Message-IDs recently handed over from the claim's folder (a Variable)."""
+        return DeliveredMessageIds(
+            VariableStore(),
+            conn_id=self.conn_id,
+            account=self.settings.account,
+            folder=claim.folder,
+        )
+
+    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
+        """After a folder was recreated, drop (and keep seen) what was handed over before.
+
+        A recreated folder (new UIDVALIDITY) gives its messages new UIDs and often loses
+        their ``\\Seen`` flags; the Message-ID tells which were handed over already. Every
+        hand-over path (the sensor, the hook's :meth:`receive`) checks the same way.
+        """
+        if delivered is None or not claim:
+            return claim
+        if delivered.folder_was_recreated(claim.uidvalidity):
+            delivered.start_checking(claim.uidvalidity, self.uid_next(claim.folder))
+        suspects = delivered.suspects(claim.uids)
+        if not suspects:
+            return claim
+        known = set(delivered.message_ids)
+        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
+        repeats = {uid for uid, mid in self.message_ids(suspect_claim).items() if mid in known}
+        if repeats:
+            self.log.warning(
+                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
+                "and are not delivered again.",
+                claim.folder,
+                len(repeats),
+            )
+        return Claim(
+            claim.protocol,
+            claim.folder,
+            claim.uidvalidity,
+            uids=tuple(uid for uid in claim.uids if uid not in repeats),
+        )
+
     def mark_seen(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""
         if not claim.uids:
@@ -396,6 +488,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
         Call after :meth:`find_new` (IDLE needs a selected folder). Returns whether the
         server said anything (new mail, flags changed, expunges): a reason to poll now.
         """
+        left = self.session_seconds_left()
+        if left is not None:
+            # Wake up when the access token is due: the next poll signs in afresh.
+            timeout = min(timeout, left)
         client = self.client
         deadline = time.monotonic() + timeout
         news = False
@@ -446,6 +542,63 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+def _sasl_mechanisms(client: IMAPClient) -> list[str]:
+    """The SASL mechanisms the server offers (``AUTH=...`` capabilities)."""
+    names = [c.decode("ascii", "replace") for c in client.capabilities()]
+    return [name[5:] for name in names if name.upper().startswith("AUTH=")]
+
+
+def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
+    """``AUTHENTICATE mechanism`` with ``initial`` as the first response."""
+
+    def exchange(mechanism: str, initial: str) -> None:
+        replies = iter([initial])
+
+        def respond(_challenge: bytes) -> str:
+            # The first challenge asks for the credentials; a second one is the server's
+            # error report, which the client acknowledges before the server says NO.
+            return next(replies, error_reply(mechanism))
+
+        try:
+            client._imap.authenticate(mechanism, respond)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as err:
+            raise TokenRefused(mechanism) from err
+
+    return exchange
+def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) -> None:
+    """Refuse a literal larger than ``limit`` before imaplib reserves memory for it.
+
+    imaplib reads a literal ``{n}`` with one ``read(n)``, which allocates ``n`` bytes at
+    once: a server announcing 10 GB would exhaust the worker. The session is shut down,
+    since the rest of its stream is that literal.
+    """
+    imap = client._imap
+    read = imap.read
+
+    def bounded_read(size: int) -> bytes:
+        if size > limit:
+            with contextlib.suppress(Exception):
+                imap.shutdown()
+            raise MailProtocolError(
+                f"{settings.address} announced {size} bytes in one answer, more than the "
+                f"{limit} this provider reads at once, so the session was closed; check the "
+                "server (a message is read in slices, so no real message needs this)."
+            )
+        return bytes(read(size))
+
+    imap.read = bounded_read
+
+
+def _first_time(seen: set[tuple[str, str]], key: tuple[str, str]) -> bool:
+    """Whether ``key`` is new to ``seen`` (and remember it)."""
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def _uid_set(text: bytes | str) -> list[int]:

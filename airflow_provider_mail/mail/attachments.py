@@ -8,9 +8,11 @@ object storage (``s3://``, ``gs://``, ``file://``...).
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -26,6 +28,10 @@ MAX_FILENAME_BYTES = 200
 _MAX_EXTENSION_BYTES = 16
 
 _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]')
+# Invisible format characters (right-to-left override U+202E, isolates, zero-width
+# joiners, byte order marks...), line and paragraph separators and lone surrogates: they
+# make "invoice\u202efdp.exe" display as "invoiceexe.pdf" in a file manager.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Names Windows reserves in every directory, with or without an extension.
 _WINDOWS_RESERVED = frozenset(
@@ -65,8 +71,9 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """Turn a file name from an email into one that stays inside its directory.
 
     Keeps only the last path component (``../../etc/passwd`` -> ``passwd``,
-    ``C:\\evil\\x.txt`` -> ``x.txt``), replaces control characters and characters that
-    Windows forbids with ``_``, drops leading dots and spaces (no hidden files, no ``..``),
+    ``C:\\evil\\x.txt`` -> ``x.txt``), replaces control characters, invisible format
+    characters (such as the right-to-left override) and characters that Windows forbids
+    with ``_``, drops leading dots and spaces (no hidden files, no ``..``),
     avoids Windows device names, and shortens long names to ``MAX_FILENAME_BYTES`` bytes
     of UTF-8 while keeping the extension. An empty result becomes ``fallback``.
 
@@ -80,6 +87,9 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_CHARACTERS.sub("_", name)
+    name = "".join(
+        "_" if unicodedata.category(char) in _INVISIBLE_CATEGORIES else char for char in name
+    )
     name = name.strip(" ").lstrip(".").rstrip(". ")
     if not name:
         return _fallback_name(fallback)
@@ -89,13 +99,26 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return shorten_filename(stem, extension)
 
 
+def private_temp_root() -> Path:
+    """``<system temp dir>/airflow-provider-mail-<uid>``: this user's own attachments folder.
+
+    Per user, because the temp dir is shared on multi-user hosts: another user must not be
+    able to read the attachments, nor to prepare the folder (or a symbolic link in its
+    place) so that they land somewhere of their choosing. :class:`DirectorySink` creates
+    it private (mode 700) and refuses it when it is not.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    suffix = "" if uid is None else f"-{uid}"
+    return Path(tempfile.gettempdir()) / f"airflow-provider-mail{suffix}"
+
+
 def default_attachments_dir(*parts: str) -> str:
-    """``<system temp dir>/airflow-provider-mail/<parts...>``, each part made safe.
+    """``<system temp dir>/airflow-provider-mail-<uid>/<parts...>``, each part made safe.
 
     The sensor's default ``attachments_dir`` is
     ``default_attachments_dir(dag_id, run_id, task_id)``, so every run gets its own folder.
     """
-    directory = Path(tempfile.gettempdir()) / "airflow-provider-mail"
+    directory = private_temp_root()
     for part in parts:
         directory /= safe_filename(part, fallback="_")
     return str(directory)
@@ -130,6 +153,7 @@ class DirectorySink:
         else:
             self._root = root
         self._taken: dict[str, set[str]] = {}
+        self._root_checked = False
 
     @property
     def root(self) -> str:
@@ -141,6 +165,9 @@ class DirectorySink:
         folder = safe_filename(message_key, fallback="message")
         name = self._unique_name(folder, _name_for(filename, content_type))
         if isinstance(self._root, Path):
+            if not self._root_checked:
+                check_local_root(self._root)
+                self._root_checked = True
             return _write_local(self._root, folder, name, data)
         directory = self._root / folder
         directory.mkdir(parents=True, exist_ok=True)
@@ -159,6 +186,56 @@ class DirectorySink:
             candidate = shorten_filename(stem, extension, suffix=f"-{counter}")
         taken.add(candidate.casefold())
         return candidate
+
+
+class UnsafeDirectoryError(PermissionError):
+    """``attachments_dir`` could lead somewhere another user chose."""
+
+
+def check_local_root(root: Path) -> None:
+    """Refuse a local ``attachments_dir`` that another user could redirect or read.
+
+    * The per-user default under the temp dir (:func:`private_temp_root`) is created with
+      mode 700 and must be a real directory of this user, private to it.
+    * No existing part of the path may be a symbolic link that another user planted in a
+      directory others can write (``/tmp/x -> /home/victim``): such a link is refused.
+      Links an administrator made (``/tmp -> /private/tmp`` on macOS) or this user made
+      are followed as usual.
+    """
+    absolute = Path(os.path.abspath(root))
+    private = private_temp_root()
+    if absolute == private or private in absolute.parents:
+        _ensure_private(private)
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for part in (absolute, *absolute.parents):
+        try:
+            info = part.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISLNK(info.st_mode) or uid is None or info.st_uid in (uid, 0):
+            continue
+        if part.parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UnsafeDirectoryError(
+                f"attachments_dir {str(root)!r} goes through the symbolic link {str(part)!r}, "
+                "which another user created in a directory everyone can write; remove the "
+                "link or choose another attachments_dir."
+            )
+
+
+def _ensure_private(directory: Path) -> None:
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    info = directory.lstat()
+    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != uid
+        or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    ):
+        raise UnsafeDirectoryError(
+            f"{str(directory)!r} is not a private directory of this user (a symbolic link, "
+            "another user's, or open to others); remove it, or set attachments_dir."
+        )
 
 
 def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:

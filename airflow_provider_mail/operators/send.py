@@ -9,10 +9,10 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.smtp import SmtpHook
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
 from airflow_provider_mail.mail.describe import sent_line
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
-from airflow_provider_mail.mail.state import check_max_connections
 from airflow_provider_mail.storage import TaskLedger
 
 if TYPE_CHECKING:
@@ -121,17 +121,17 @@ class SendEmailOperator(BaseOperator):
             raise MailConfigError(
                 "from_email is empty; set the sender, such as 'Sales <sales@example.com>'."
             )
-        check_max_connections(max_connections)
-        self.conn_id = conn_id
-        self.from_email = from_email
-        self.to = to
-        self.cc = cc
-        self.bcc = bcc
-        self.subject = subject
-        self.text = text
-        self.html = html
-        self.reply_to = reply_to
-        self.data = data
+        params.check_max_connections(max_connections)
+        self.conn_id = params.check_conn_id(conn_id)
+        self.from_email = params.check_text(from_email, "from_email", required=True)
+        self.to = params.check_addresses(to, "to")
+        self.cc = params.check_addresses(cc, "cc")
+        self.bcc = params.check_addresses(bcc, "bcc")
+        self.subject = params.check_text(subject, "subject")
+        self.text = params.check_text(text, "text")
+        self.html = params.check_text(html, "html")
+        self.reply_to = params.check_addresses(reply_to, "reply_to")
+        self.data = params.check_records(data, "data", optional=True)
         self.parameter_priority = ParameterPriority.parse(parameter_priority).value
         self.max_connections = max_connections
 

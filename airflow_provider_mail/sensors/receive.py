@@ -13,19 +13,16 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_mail.exceptions import MailConfigError, MailError
 from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
 from airflow_provider_mail.mail.describe import received_line, waiting_line
-from airflow_provider_mail.mail.state import Claim, check_max_emails
+from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.storage import (
     RESERVED,
-    DeliveredMessageIds,
     TaskLedger,
-    VariableStore,
 )
 from airflow_provider_mail.triggers.receive import (
     ReceiveEmailTrigger,
-    delay_seconds,
     receive_hook,
 )
 
@@ -65,7 +62,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         worker slot.
     :param attachments_dir: where attachments are written: a directory or an Airflow
         object-storage URL (``s3://bucket/mail``) that downstream tasks on other workers
-        can read. Default: ``<temp dir>/airflow-provider-mail/<dag>/<run>/<task>``.
+        can read. Default: ``<temp dir>/airflow-provider-mail-<uid>/<dag>/<run>/<task>``, private
+        to the worker's user.
     :param use_idle: deferrable mode on IMAP: between polls, wait with IMAP IDLE so that
         new mail is noticed within a second rather than after up to ``delay`` seconds
         (default ``False``; see :class:`ReceiveEmailTrigger`).
@@ -91,19 +89,23 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 "ReceiveEmailSensor takes delay as its poke interval; pass delay, "
                 "not poke_interval."
             )
-        self.delay = delay_seconds(delay)
+        self.delay = params.check_delay(delay)
         super().__init__(poke_interval=self.delay, **kwargs)
-        self.conn_id = conn_id
-        self.folder = folder
-        self.unseen_only = unseen_only
-        self.max_emails = check_max_emails(max_emails)
-        self.deferrable = deferrable
-        self.attachments_dir = attachments_dir
-        self.use_idle = use_idle
+        self.conn_id = params.check_conn_id(conn_id)
+        self.folder = params.check_folder(folder)
+        self.unseen_only = params.check_bool(unseen_only, "unseen_only")
+        self.max_emails = params.check_max_emails(max_emails)
+        self.deferrable = params.check_bool(deferrable, "deferrable")
+        self.attachments_dir = params.check_attachments_dir(attachments_dir)
+        self.use_idle = params.check_bool(use_idle, "use_idle")
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
         hook = self._hook()
+        try:
+            hook.settle_give_backs()  # what an earlier failed read took is found again
+        finally:
+            hook.close()
         records = self.deliver_unfinished(context)
         if records:
             return records
@@ -210,12 +212,12 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
         with contextlib.nullcontext(hook) if hook else self._hook() as session:
-            delivered = self._delivered_ids(session, claim)
+            delivered = session.delivered_ids(claim)
             if self.unseen_only and reserved:
                 session.claim(claim)  # what the crash left unseen; all of it is this task's
             elif self.unseen_only:
                 owned = session.claim(claim, before_take=reserve)
-                owned = self._without_repeats(session, owned, delivered)
+                owned = session.without_repeats(owned, delivered)
                 if owned != claim:
                     reserve(owned)
                 claim = owned
@@ -223,9 +225,13 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 records = session.fetch(claim, sink)
             except BaseException:
                 # Give the messages back, so that a later run gets them even without a
-                # retry; a retry then takes them again like any poller.
-                if self.unseen_only and session.unclaim(claim):
-                    ledger.record(claim.to_payload())
+                # retry; a retry then takes them again like any poller. A give-back that
+                # failed is owed in Airflow's storage and done before the next poll, so the
+                # entry is no longer reserved either way.
+                if self.unseen_only:
+                    session.give_back(claim)
+                    with contextlib.suppress(Exception):  # the read's error is the one to see
+                        ledger.record(claim.to_payload())
                 raise
             if not self.unseen_only:
                 session.mark_seen(claim)  # taking them (unseen_only) marked them already
@@ -242,44 +248,6 @@ class ReceiveEmailSensor(BaseSensorOperator):
             time.monotonic() - started,
         )
         return records
-
-    def _delivered_ids(self, session: ReceiveHook[Any], claim: Claim) -> DeliveredMessageIds | None:
-        if not isinstance(session, ImapHook):
-            return None
-        return DeliveredMessageIds(
-            VariableStore(),
-            conn_id=self.conn_id,
-            account=session.settings.account,
-            folder=claim.folder,
-        )
-
-    def _without_repeats(
-        self, session: ReceiveHook[Any], claim: Claim, delivered: DeliveredMessageIds | None
-    ) -> Claim:
-        """After a folder was recreated, drop (and keep seen) what was handed over before."""
-        if delivered is None or not isinstance(session, ImapHook) or not claim:
-            return claim
-        if delivered.folder_was_recreated(claim.uidvalidity):
-            delivered.start_checking(claim.uidvalidity, session.uid_next(claim.folder))
-        suspects = delivered.suspects(claim.uids)
-        if not suspects:
-            return claim
-        known = set(delivered.message_ids)
-        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
-        repeats = {uid for uid, mid in session.message_ids(suspect_claim).items() if mid in known}
-        if repeats:
-            self.log.warning(
-                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
-                "and are not delivered again.",
-                claim.folder,
-                len(repeats),
-            )
-        return Claim(
-            claim.protocol,
-            claim.folder,
-            claim.uidvalidity,
-            uids=tuple(uid for uid in claim.uids if uid not in repeats),
-        )
 
     def _hook(self) -> ReceiveHook[Any]:
         return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)

@@ -191,6 +191,13 @@ def test_form_saves_extras_flat(
         "server_certificate": certificate.pem,
         "timeout": 30,
         "claim_lock": "host",
+        # Authentication and the OAuth fields (tests/browser/test_oauth_form.py), unset.
+        "auth_type": "password",
+        "oauth2_token_url": None,
+        "oauth2_client_id": None,
+        "oauth2_client_secret": None,
+        "oauth2_refresh_token": None,
+        "oauth2_scope": None,
     }
 
 
