@@ -16,7 +16,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
     "placeholders": {
         "host": "imap.example.com",
-        "port": "empty: the default port of the Security Method",
+        "port": "empty: the usual port of the Security Method (under Extra Fields)",
         "login": "info@example.com",
     },
 }
@@ -24,8 +24,13 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONN_FIELDS: dict[str, Any] = {
     "security": {
         "label": "Security Method",
-        "description": "none, starttls (upgrade a plain connection, never falls back) or ssl "
-        "(implicit TLS). Certificates are always verified.",
+        "description": "ssl = TLS from the first byte, usual ports 993/995/465 "
+        "(IMAP/POP3/SMTP); starttls = a plain connection upgraded to TLS, never falling back "
+        "to plain text, usual ports 143/110/587 (SMTP submission, e.g. Microsoft 365 or "
+        "Gmail: starttls on 587); none = no encryption, for local test servers only. With "
+        "Email Server Port Number empty the usual port is used. Certificates are always "
+        "verified. These fields are what the provider reads; Airflow's Extra Fields JSON "
+        "box below only shows them as JSON.",
         "schema": {"type": "string", "enum": ["none", "starttls", "ssl"], "default": "ssl"},
     },
     "server_certificate": {
@@ -41,14 +46,15 @@ CONN_FIELDS: dict[str, Any] = {
     },
 }
 
-#: IMAP only: how claims of several pollers of one mailbox are kept apart.
+#: IMAP only: how tasks reading one mailbox at once keep from taking the same email.
 IMAP_CONN_FIELDS: dict[str, Any] = {
     **CONN_FIELDS,
     "claim_lock": {
         "label": "Claim Lock",
-        "description": "host: pollers on this machine never take the same message. server: "
-        "nor do pollers on different machines (triggerers or workers on several hosts); "
-        "each poll that finds mail briefly creates the folder AirflowMailClaimLock.",
+        "description": "Keeps tasks that read this mailbox at the same time from receiving "
+        "the same email twice. host (default): enough while Airflow runs on one machine. "
+        "server: when workers or triggerers run on several machines; each time mail is "
+        "found, a folder AirflowMailClaimLock exists on the mail server for a moment.",
         "schema": {"type": "string", "enum": ["host", "server"], "default": "host"},
     },
 }
@@ -162,3 +168,14 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+def _quiet_short_choices() -> None:
+    # Airflow imports this module in every process that loads providers (api-server,
+    # scheduler, triggerer); hooks/base.py does the same for tasks. See masking.py.
+    from airflow_provider_mail.masking import register_short_choices
+
+    register_short_choices()
+
+
+_quiet_short_choices()

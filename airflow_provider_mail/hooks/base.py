@@ -27,6 +27,7 @@ from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.masking import register_short_choices
 from airflow_provider_mail.storage import (
     AssetDeliveries,
     DeliveredMessageIds,
@@ -35,6 +36,8 @@ from airflow_provider_mail.storage import (
     VariableStore,
     variables_reachable,
 )
+
+register_short_choices()  # tasks and triggers read connections: see masking.py
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")

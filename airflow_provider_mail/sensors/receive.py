@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_mail.exceptions import MailConfigError, MailError
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
+from airflow_provider_mail.mail.describe import received_line, waiting_line
 from airflow_provider_mail.mail.state import Claim
 
 # Hooks, storage and the trigger are imported where a task runs, not when a DAG file is
@@ -104,6 +105,18 @@ class ReceiveEmailSensor(BaseSensorOperator):
         records = self.deliver_unfinished(context)
         if records:
             return records
+        self.log.info(
+            "%s",
+            waiting_line(
+                self.conn_id,
+                hook.settings,
+                self.folder or "INBOX",
+                unseen_only=self.unseen_only,
+                delay=self.delay,
+                max_emails=self.max_emails,
+                use_idle=self.use_idle and self.deferrable,
+            ),
+        )
         if not self.deferrable:
             return super().execute(context)
         self._defer()
@@ -228,6 +241,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 delivered.remember(
                     claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
                 )
+        for record in records:
+            self.log.info("%s", received_line(record))
         self.log.info(
             "Handed over %d message(s) from %s in %.2f s.",
             len(records),
