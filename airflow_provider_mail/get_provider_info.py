@@ -16,7 +16,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
     "placeholders": {
         "host": "imap.example.com",
-        "port": "empty: the default port of the Security Method",
+        "port": "empty: the usual port of the Security Method (under Extra Fields)",
         "login": "info@example.com",
     },
 }
@@ -24,8 +24,13 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONN_FIELDS: dict[str, Any] = {
     "security": {
         "label": "Security Method",
-        "description": "none, starttls (upgrade a plain connection, never falls back) or ssl "
-        "(implicit TLS). Certificates are always verified.",
+        "description": "ssl = TLS from the first byte, usual ports 993/995/465 "
+        "(IMAP/POP3/SMTP); starttls = a plain connection upgraded to TLS, never falling back "
+        "to plain text, usual ports 143/110/587 (SMTP submission, e.g. Microsoft 365 or "
+        "Gmail: starttls on 587); none = no encryption, for local test servers only. With "
+        "Email Server Port Number empty the usual port is used. Certificates are always "
+        "verified. These fields are what the provider reads; Airflow's Extra Fields JSON "
+        "box below only shows them as JSON.",
         "schema": {"type": "string", "enum": ["none", "starttls", "ssl"], "default": "ssl"},
     },
     "server_certificate": {
@@ -41,15 +46,58 @@ CONN_FIELDS: dict[str, Any] = {
     },
 }
 
-#: IMAP only: how claims of several pollers of one mailbox are kept apart.
+#: IMAP only: how tasks reading one mailbox at once keep from taking the same email.
 IMAP_CONN_FIELDS: dict[str, Any] = {
     **CONN_FIELDS,
     "claim_lock": {
         "label": "Claim Lock",
-        "description": "host: pollers on this machine never take the same message. server: "
-        "nor do pollers on different machines (triggerers or workers on several hosts); "
-        "each poll that finds mail briefly creates the folder AirflowMailClaimLock.",
+        "description": "Keeps tasks that read this mailbox at the same time from receiving "
+        "the same email twice. host (default): enough while Airflow runs on one machine. "
+        "server: when workers or triggerers run on several machines; each time mail is "
+        "found, a folder AirflowMailClaimLock exists on the mail server for a moment.",
         "schema": {"type": "string", "enum": ["host", "server"], "default": "host"},
+    },
+}
+
+#: Every type: how to sign in. The two secrets are ``format: password`` (a masked input in
+#: the form) and have names Airflow's secrets masker hides in logs and the REST API
+#: (``secret``, ``token``).
+AUTH_CONN_FIELDS: dict[str, Any] = {
+    "auth_type": {
+        "label": "Authentication",
+        "description": "password: User Name and Password. oauth2: OAuth 2.0 (SASL XOAUTH2) "
+        "with an access token from the Token URL, for Microsoft 365 and Gmail; User Name is "
+        "the mailbox address and Password stays empty.",
+        "schema": {"type": "string", "enum": ["password", "oauth2"], "default": "password"},
+    },
+    "oauth2_token_url": {
+        "label": "Token URL",
+        "description": "oauth2: the token endpoint, e.g. "
+        "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token or "
+        "https://oauth2.googleapis.com/token.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "oauth2_client_id": {
+        "label": "Client ID",
+        "description": "oauth2: the application (client) id of your app registration.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "oauth2_client_secret": {
+        "label": "Client Secret",
+        "description": "oauth2: the client secret's value (masked like a password).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "oauth2_refresh_token": {
+        "label": "Refresh Token",
+        "description": "oauth2: a user's refresh token (refresh_token grant, e.g. Gmail). Empty: "
+        "the client_credentials grant (Microsoft 365 app-only access).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "oauth2_scope": {
+        "label": "Scope",
+        "description": "oauth2: space-separated scopes, e.g. "
+        "https://outlook.office365.com/.default or https://mail.google.com/.",
+        "schema": {"type": ["string", "null"]},
     },
 }
 
@@ -73,7 +121,10 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": conn_type,
                 "hook-class-name": hook_class,
                 "hook-name": hook_name,
-                "conn-fields": IMAP_CONN_FIELDS if conn_type == "mail_imap" else CONN_FIELDS,
+                "conn-fields": {
+                    **(IMAP_CONN_FIELDS if conn_type == "mail_imap" else CONN_FIELDS),
+                    **AUTH_CONN_FIELDS,
+                },
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
             for conn_type, hook_class, hook_name in _CONNECTION_TYPES
@@ -117,3 +168,14 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+def _quiet_short_choices() -> None:
+    # Airflow imports this module in every process that loads providers (api-server,
+    # scheduler, triggerer); hooks/base.py does the same for tasks. See masking.py.
+    from airflow_provider_mail.masking import register_short_choices
+
+    register_short_choices()
+
+
+_quiet_short_choices()

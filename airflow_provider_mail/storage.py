@@ -14,6 +14,8 @@ Four kinds of state live here, as JSON Variables whose keys start with ``mail_pr
 * ``mail_provider/sent/<dag_id>/<task_id>``: which emails of a ``SendEmailOperator`` run
   went out before a try failed, so that its retry does not send them twice.
 * ``mail_provider/imap_delivered/...``: see :class:`DeliveredMessageIds`.
+* ``mail_provider/give_back/<conn_id>/<login>@<host>:<port>``: messages taken by a poll
+  whose read failed and that could not be given back then; see :class:`OwedGiveBacks`.
 """
 
 from __future__ import annotations
@@ -83,6 +85,26 @@ def update(store: KeyValueStore, key: str, change: Callable[[Any], Any]) -> None
     against every other update of ``key`` on this host."""
     with variable_lock(key):
         store.set(key, change(store.get(key)))
+
+
+def variables_reachable() -> bool:
+    """Whether Airflow Variables can be used here: inside a task or the triggerer, or with
+    a metadata database that has its tables (a script next to a deployment).
+
+    Hooks used outside Airflow skip what needs Variables instead of logging an error per
+    poll. Only a positive answer could be cached safely, so none is.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        return True
+    try:
+        from airflow import settings
+        from sqlalchemy import inspect
+
+        return bool(settings.engine is not None and inspect(settings.engine).has_table("variable"))
+    except Exception:
+        return False
 
 
 def _variables() -> Any:
@@ -291,3 +313,40 @@ class AssetDeliveries:
                 {"uidvalidity": uidvalidity, "runs": dict(list(runs.items())[-self.KEEP :])},
             )
         return mine
+
+
+class OwedGiveBacks:
+    """Claims a failed hand-over could not give back, so the next poll gives them back first.
+
+    A read that fails after the take (the server stalls or drops inside the FETCH) gives
+    the messages back over a fresh session; when even that fails (the server is gone for
+    now), the claim is written here, and the next hand-over of the same connection and
+    account gives it back before it polls. Without this, the taken messages would stay
+    ``\\Seen`` (IMAP) or in the seen set (POP3) and ``unseen_only`` polls would never
+    return them. Kept in the Variable ``mail_provider/give_back/<conn_id>/<account>``, at
+    most :attr:`KEEP` claims.
+    """
+
+    KEEP = 100
+
+    def __init__(self, store: KeyValueStore, *, conn_id: str, account: str) -> None:
+        self.store = store
+        self.key = f"{PREFIX}/give_back/{conn_id}/{account}"
+
+    def claims(self) -> list[dict[str, Any]]:
+        """The owed claims (payloads of :class:`~airflow_provider_mail.mail.state.Claim`)."""
+        value = self.store.get(self.key)
+        return [entry for entry in value or [] if isinstance(entry, dict)]
+
+    def add(self, payload: dict[str, Any]) -> None:
+        """Owe the give-back of one claim."""
+        update(self.store, self.key, lambda value: ([*(value or []), payload])[-self.KEEP :])
+
+    def settled(self, payloads: list[dict[str, Any]]) -> None:
+        """These claims were given back (or name nothing any more): forget them."""
+        done = [json.dumps(payload, sort_keys=True) for payload in payloads]
+        update(
+            self.store,
+            self.key,
+            lambda value: [e for e in value or [] if json.dumps(e, sort_keys=True) not in done],
+        )

@@ -55,6 +55,22 @@ def define_connection(
     return conn_id
 
 
+def define_imap_connection(
+    conn_id: str, *, port: int, login: str, password: str, certificate_pem: str, timeout: int
+) -> str:
+    """A ``mail_imap`` connection with implicit TLS trusting the benchmark's certificate."""
+    return define_connection(
+        conn_id,
+        "mail_imap",
+        port=port,
+        login=login,
+        password=password,
+        security="ssl",
+        server_certificate=certificate_pem,
+        timeout=timeout,
+    )
+
+
 @dataclass
 class Contender:
     """One way of doing the job on a network; ``run`` does it once, setup included.
@@ -101,9 +117,30 @@ def measure(
             progress(f"  {network}: round {round_number + 1}/{repeat} done")
 
 
-def markdown_table(contenders: Sequence[Contender], networks: Sequence[str]) -> str:
-    """Median seconds and the ratio to the floor, one column pair per network."""
+def markdown_table(
+    contenders: Sequence[Contender], networks: Sequence[str], *, transpose: bool = False
+) -> str:
+    """Median seconds and the ratio to the floor, one column pair per network.
+
+    ``transpose``: one row per network and one column per contender, each cell
+    ``seconds (x floor)``; easier to read with many networks.
+    """
     floor = next(contender for contender in contenders if contender.is_floor)
+
+    def cell(contender: Contender, network: str) -> tuple[str, str]:
+        median = statistics.median(contender.times[network])
+        return f"{median:.3f}", f"{median / statistics.median(floor.times[network]):.2f}"
+
+    if transpose:
+        header = ["network"] + [contender.name for contender in contenders]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] + ["---:"] * len(contenders)) + "|",
+        ]
+        for network in networks:
+            cells = ["{} s ({}x)".format(*cell(contender, network)) for contender in contenders]
+            lines.append("| " + " | ".join([network, *cells]) + " |")
+        return "\n".join(lines)
     header = ["contender"]
     for network in networks:
         header += [f"{network} (s)", f"{network} (x floor)"]
@@ -114,9 +151,7 @@ def markdown_table(contenders: Sequence[Contender], networks: Sequence[str]) -> 
     for contender in contenders:
         row = [contender.name]
         for network in networks:
-            median = statistics.median(contender.times[network])
-            floor_median = statistics.median(floor.times[network])
-            row += [f"{median:.3f}", f"{median / floor_median:.2f}"]
+            row += cell(contender, network)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

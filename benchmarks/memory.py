@@ -40,7 +40,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import define_connection, machine_note, prepare_airflow_home
+from benchmarks.harness import define_imap_connection, machine_note, prepare_airflow_home
 from benchmarks.servers import bench_workdir, dovecot_server
 
 PASSWORD = "memory-Secret-2024"
@@ -389,14 +389,12 @@ def main(argv: list[str] | None = None) -> None:
         ):
             conn_ids: dict[str, str] = {}
             for user in users:
-                conn_ids[user] = define_connection(
+                conn_ids[user] = define_imap_connection(
                     f"memory_{user}",
-                    "mail_imap",
                     port=dovecot.imaps_port,
                     login=user,
                     password=PASSWORD,
-                    security="ssl",
-                    server_certificate=certificate.pem,
+                    certificate_pem=certificate.pem,
                     timeout=120,
                 )
             sections: list[tuple[str, Callable[[], str]]] = [

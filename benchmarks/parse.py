@@ -5,6 +5,13 @@ Run from the repository root::
     python -m benchmarks.parse            # 200 realistic messages + the nasty corpus
     python -m benchmarks.parse --messages 500 --repeat 7
     python -m benchmarks.parse --memory-mb 50   # also: peak memory for one 50 MB message
+    python -m benchmarks.parse --corpus --compare-with /path/to/old/parse.py
+
+``--corpus``: per message of CPython's own email test messages and ``tests/corpus``, the
+time of ``build_record`` against a bare ``email.message_from_bytes`` (``compat32``), and the
+median of both (issue 16's target: at most 1.5x); ``--compare-with`` times another version
+of ``parse.py`` (e.g. ``git show main:airflow_provider_mail/mail/parse.py > old.py``) in
+the same run.
 
 ``compat32`` is what :func:`airflow_provider_mail.mail.parse.build_record` uses: it parses
 with the legacy policy and decodes only the headers the record needs. ``policy.default``
@@ -18,8 +25,11 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import email
 import gc
+import importlib.util
 import statistics
+import sysconfig
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -192,12 +202,70 @@ def peak_memory_mb(parse: Parser, raw: bytes) -> float:
         tracemalloc.stop()
 
 
+def corpus_messages() -> dict[str, bytes]:
+    """CPython's email test messages (of this interpreter) and ``tests/corpus``."""
+    data = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
+    paths = sorted(data.glob("msg_*.txt")) + sorted(CORPUS.glob("*.eml"))
+    return {path.name: path.read_bytes() for path in paths}
+
+
+def cpu_per_message(parse: Callable[[bytes], object], raw: bytes, repeat: int) -> float:
+    """Best-of-``repeat`` CPU seconds of one call (each sample 20 calls)."""
+    samples = []
+    for _ in range(repeat):
+        started = time.process_time()
+        for _ in range(20):
+            parse(raw)
+        samples.append((time.process_time() - started) / 20)
+    return min(samples)
+
+
+def corpus_table(repeat: int, compare_with: str | None) -> None:
+    """``build_record`` vs a bare compat32 parse, per message, medians and ratios."""
+    contenders: dict[str, Callable[[bytes], object]] = {
+        "`email.message_from_bytes` (compat32)": email.message_from_bytes,
+        "`build_record` (this checkout)": compat32_record,
+    }
+    if compare_with:
+        spec = importlib.util.spec_from_file_location("compared_parse", compare_with)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        contenders[f"`build_record` ({compare_with})"] = lambda raw: module.build_record(
+            raw, folder="INBOX", attachments=CountingSink()
+        )
+    messages = corpus_messages()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for raw in messages.values():
+        for name, parse in contenders.items():  # side by side, message by message
+            times[name].append(cpu_per_message(parse, raw, repeat))
+    bare = times["`email.message_from_bytes` (compat32)"]
+    print(
+        f"\n### build_record on {len(messages)} messages (CPython's email test data and "
+        f"tests/corpus), CPU per message, best of {repeat}\n"
+    )
+    print("| parser | median (µs) | x bare parse (medians) | median of per-message ratios |")
+    print("|---|---:|---:|---:|")
+    for name, values in times.items():
+        ratios = [value / base for value, base in zip(values, bare, strict=True)]
+        print(
+            f"| {name} | {statistics.median(values) * 1e6:.0f} | "
+            f"{statistics.median(values) / statistics.median(bare):.2f} | "
+            f"{statistics.median(ratios):.2f} |"
+        )
+
+
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--messages", type=int, default=200)
     arguments.add_argument("--repeat", type=int, default=5)
     arguments.add_argument("--memory-mb", type=int, default=0, help="size of a big message")
+    arguments.add_argument("--corpus", action="store_true", help="only the corpus table")
+    arguments.add_argument("--compare-with", help="another parse.py to time side by side")
     options = arguments.parse_args()
+    if options.corpus:
+        corpus_table(options.repeat, options.compare_with)
+        return
 
     realistic = realistic_messages(options.messages)
     nasty = {path.name: path.read_bytes() for path in sorted(CORPUS.glob("*.eml"))}

@@ -30,7 +30,6 @@ import io
 import itertools
 import os
 import pstats
-import socket
 import ssl
 import statistics
 import tempfile
@@ -91,14 +90,17 @@ class Setup:
         self.certificate = certificate
         self.count = count
         self.ports: dict[str, int] = {}
+        self.tls: dict[str, bool] = {}
+        self.mark_port = 0
         self._runs = itertools.count()
 
     def attachments_dir(self) -> Path:
         """A fresh directory per run, so no run finds the files of another."""
         return self.workdir / "attachments" / str(next(self._runs))
 
-    def define(self, network: str, port: int) -> None:
+    def define(self, network: str, port: int, tls: bool) -> None:
         self.ports[network] = port
+        self.tls[network] = tls
         for name, claim_lock in (("bench_ours_", "host"), ("bench_ours_server_lock_", "server")):
             define_connection(
                 name + self.key(network),
@@ -106,7 +108,7 @@ class Setup:
                 port=port,
                 login=USER,
                 password=PASSWORD,
-                security="ssl",
+                security="ssl" if tls else "none",
                 server_certificate=self.certificate.pem,
                 timeout=60,
                 claim_lock=claim_lock,
@@ -117,7 +119,7 @@ class Setup:
             port=port,
             login=USER,
             password=PASSWORD,
-            use_ssl=True,
+            use_ssl=tls,
             ssl_context="default",
         )
 
@@ -147,10 +149,7 @@ class Setup:
 
     def mark_unseen(self) -> None:
         """Untimed, after an unseen-only run: every message unseen again for the next run."""
-        context = ssl.create_default_context(cafile=str(self.certificate.cert_path))
-        with IMAPClient(
-            "localhost", port=self.ports[LOOPBACK], ssl=True, ssl_context=context
-        ) as client:
+        with IMAPClient("localhost", port=self.mark_port, ssl=False) as client:
             client.login(USER, PASSWORD)
             client.select_folder("INBOX")
             client.remove_flags(client.search("ALL"), [b"\\Seen"], silent=True)
@@ -164,9 +163,13 @@ class Setup:
             hook.download_mail_attachments(".*", str(directory), check_regex=True)
         _check(len(list(directory.iterdir())), self.count, "official")
 
-    def floor(self, network: str) -> None:
+    def wire(self, network: str) -> dict[int, dict[bytes, Any]]:
+        """Raw imapclient: login, select, one ``UID FETCH 1:* BODY.PEEK[]``, logout."""
         context = ssl.create_default_context(cafile=str(self.certificate.cert_path))
-        client = IMAPClient("localhost", port=self.ports[network], ssl=True, ssl_context=context)
+        tls = self.tls[network]
+        client = IMAPClient(
+            "localhost", port=self.ports[network], ssl=tls, ssl_context=context if tls else None
+        )
         client.login(USER, PASSWORD)
         client.select_folder("INBOX")
         # IMAPClient.fetch() wants explicit ids (it filters the answer by them), so the
@@ -174,7 +177,13 @@ class Setup:
         status, data = client._imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
         response = parse_fetch_response(data, True, True) if status == "OK" else {}
         client.logout()
-        _check(len(response), self.count, "floor")
+        _check(len(response), self.count, "wire")
+        return response
+
+    def floor(self, network: str) -> None:
+        """The wire, then ``email.message_from_bytes`` (compat32) of every message."""
+        for data in self.wire(network).values():
+            email.message_from_bytes(data[b"BODY[]"])
 
 
 def _check(got: int, expected: int, who: str) -> None:
@@ -265,49 +274,19 @@ def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
     return costs
 
 
-def proposed_hook_class() -> type[Any]:
-    """``ImapHook`` with the session changes this benchmark proposes, to measure them.
-
-    - ``TCP_NODELAY``: imapclient sends ``SEARCH`` (and every command built by its
-      ``_raw_command``) in two writes, the command and then ``CRLF``; Nagle holds the
-      ``CRLF`` until the server acknowledges the first segment, and the server delays that
-      ACK (up to 40 ms on Linux) because the command is incomplete.
-    - ``capabilities()`` right after login: ``SELECT`` makes imaplib forget the capability
-      list the server sent with its LOGIN reply, so imapclient's first ``SEARCH`` would send
-      a ``CAPABILITY`` command first (one more round trip).
-
-    A factory, because Airflow may only be imported once its home is set.
-    """
-    from airflow_provider_mail.hooks.imap import ImapHook
-    from airflow_provider_mail.mail.settings import ServerSettings
-
-    class ProposedImapHook(ImapHook):
-        def _open(self, settings: ServerSettings) -> IMAPClient:
-            client = super()._open(settings)
-            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.capabilities()
-            return client
-
-    return ProposedImapHook
-
-
-def profile(setup: Setup, networks: list[str], repeat: int, count: int) -> None:
-    """Where ``ours`` spends its time, and what the proposed session changes save."""
+def profile(setup: Setup, networks: list[str], count: int) -> None:
+    """Where ``ours`` spends its time: phases per network, CPU per step, cProfile."""
     from airflow_provider_mail.hooks.imap import ImapHook
 
-    proposed_hook = proposed_hook_class()
-    columns = {f"ours, {network}": (network, ImapHook) for network in networks} | {
-        f"proposed, {networks[-1]}": (networks[-1], proposed_hook)
-    }
     breakdowns = {
-        column: median_phases([phase_breakdown(setup, network, hook_class) for _ in range(3)])
-        for column, (network, hook_class) in columns.items()
+        network: median_phases([phase_breakdown(setup, network, ImapHook) for _ in range(3)])
+        for network in networks
     }
     print("\n### Where `ours` spends its time (ms, median of 3)\n")
-    print("| phase | " + " | ".join(columns) + " |")
-    print("|---|" + "---:|" * len(columns))
+    print("| phase | " + " | ".join(networks) + " |")
+    print("|---|" + "---:|" * len(networks))
     for phase in next(iter(breakdowns.values())):
-        cells = " | ".join(f"{breakdowns[column][phase] * 1000:.1f}" for column in columns)
+        cells = " | ".join(f"{breakdowns[network][phase] * 1000:.1f}" for network in networks)
         print(f"| {phase} | {cells} |")
 
     print(f"\n### CPU for {count} messages, no network (best of 5)\n")
@@ -315,29 +294,13 @@ def profile(setup: Setup, networks: list[str], repeat: int, count: int) -> None:
     for name, seconds in cpu_costs(count, setup.workdir).items():
         print(f"| {name} | {seconds * 1000:.1f} |")
 
-    def proposed(network: str) -> None:
-        with proposed_hook(f"bench_ours_{setup.key(network)}") as hook:
-            records = hook.receive(
-                max_emails=-1, unseen_only=False, attachments_dir=str(setup.attachments_dir())
-            )
-        _check(len(records), count, "proposed")
-
-    contenders = [
-        Contender("ours, as is", setup.ours),
-        Contender("ours + `TCP_NODELAY` + capabilities kept (proposed)", proposed),
-        Contender("floor", setup.floor, is_floor=True),
-    ]
-    measure(contenders, networks, repeat)
-    print(f"\n### The proposed session changes (median of {repeat})\n")
-    print(markdown_table(contenders, networks))
-
     profiler = cProfile.Profile()
     profiler.enable()
-    setup.ours(LOOPBACK)
+    setup.ours(networks[0])
     profiler.disable()
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
-    print("\ncProfile of `ours` on loopback (top 25 by cumulative time):\n```")
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+    print(f"\ncProfile of `ours` on {networks[0]} (top 25 by own time):\n```")
     print(text.getvalue().strip())
     print("```")
 
@@ -346,30 +309,46 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds (median)")
-    parser.add_argument("--delay", type=float, default=0.010, help="one-way delay, seconds")
+    parser.add_argument(
+        "--rtts", default="0,1,20", help="round-trip times in ms, comma-separated (0: loopback)"
+    )
+    parser.add_argument("--tls", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--claims", action="store_true", help="also the unseen_only rows")
     parser.add_argument("--profile", action="store_true", help="also show where ours spends")
     args = parser.parse_args(argv)
 
     prepare_airflow_home()
-    wan = wan_name(args.delay)
+    rtts = [float(rtt) for rtt in args.rtts.split(",")]
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.tls]
     with (
         bench_workdir() as (workdir, certificate),
         dovecot_server(workdir, certificate, {USER: PASSWORD}) as dovecot,
+        contextlib.ExitStack() as stack,
     ):
         # The official hook trusts only the system store; this makes it trust our cert.
         os.environ["SSL_CERT_FILE"] = str(certificate.cert_path)
         print(f"Delivering {args.messages} messages with a 2 KB PDF each ...", flush=True)
         dovecot.deliver(USER, messages(args.messages))
         setup = Setup(workdir, certificate, args.messages)
-        with ProxyProcess(dovecot.imaps_port, delay=args.delay) as proxy:
-            setup.define(LOOPBACK, dovecot.imaps_port)
-            setup.define(wan, proxy.port)
-            contenders = [
-                Contender(
-                    "ours: `ImapHook.receive(max_emails=-1)`",
-                    setup.ours,
-                    verify=setup.mark_unseen,
-                ),
+        setup.mark_port = dovecot.imap_port
+        networks = []
+        for tls in modes:
+            server_port = dovecot.imaps_port if tls else dovecot.imap_port
+            for rtt in rtts:
+                link = wan_name(rtt / 2000) if rtt else LOOPBACK
+                network = f"{'TLS' if tls else 'plain'}, {link}"
+                port = server_port
+                if rtt:
+                    port = stack.enter_context(ProxyProcess(server_port, delay=rtt / 2000)).port
+                setup.define(network, port, tls)
+                networks.append(network)
+        contenders = [
+            Contender(
+                "ours: `ImapHook.receive(max_emails=-1)`", setup.ours, verify=setup.mark_unseen
+            )
+        ]
+        if args.claims:
+            contenders += [
                 Contender(
                     "ours: `unseen_only=True` (claim, Claim Lock host)",
                     setup.ours_unseen,
@@ -380,27 +359,29 @@ def main(argv: list[str] | None = None) -> None:
                     lambda network: setup.ours_unseen(network, "server"),
                     verify=setup.mark_unseen,
                 ),
-                Contender("official: `ImapHook.download_mail_attachments`", setup.official),
-                Contender(
-                    "floor: imapclient, one `UID FETCH 1:* BODY.PEEK[]`",
-                    setup.floor,
-                    is_floor=True,
-                ),
             ]
-            networks = [LOOPBACK, wan]
-            measure(contenders, networks, args.repeat)
-            print(
-                f"\n### Receive {args.messages} messages with a 2 KB attachment each "
-                f"(IMAP, implicit TLS, median of {args.repeat})\n"
-            )
-            print(markdown_table(contenders, networks))
-            print(
-                "\nEvery contender connects, negotiates TLS (verified), logs in and logs out "
-                "within its time. The official hook verifies through `SSL_CERT_FILE`. "
-                f"{machine_note()}"
-            )
-            if args.profile:
-                profile(setup, networks, args.repeat, args.messages)
+        contenders += [
+            Contender("official: `ImapHook.download_mail_attachments`", setup.official),
+            Contender(
+                "floor: one `UID FETCH 1:* BODY.PEEK[]` + `email.message_from_bytes` each",
+                setup.floor,
+                is_floor=True,
+            ),
+            Contender("wire only: the same fetch, nothing parsed (reference)", setup.wire),
+        ]
+        measure(contenders, networks, args.repeat)
+        print(
+            f"\n### Receive {args.messages} messages with a 2 KB attachment each "
+            f"(IMAP, median of {args.repeat})\n"
+        )
+        print(markdown_table(contenders, networks, transpose=True))
+        print(
+            "\nEvery contender connects, negotiates TLS (verified) where the row says TLS, "
+            "logs in and logs out within its time. The official hook verifies through "
+            f"`SSL_CERT_FILE`. {machine_note()}"
+        )
+        if args.profile:
+            profile(setup, networks, args.messages)
 
 
 if __name__ == "__main__":

@@ -101,14 +101,11 @@ def percentile(values: list[float], fraction: float) -> float:
 class Child:
     """What the child process measures while its triggers run."""
 
-    def __init__(
-        self, count: int, users: int, delay: float, use_idle: bool, proposed: bool
-    ) -> None:
+    def __init__(self, count: int, users: int, delay: float, use_idle: bool) -> None:
         self.count = count
         self.users = users
         self.delay = delay
         self.use_idle = use_idle
-        self.proposed = proposed
         #: hook -> time its last ``find_new`` started
         self.last_poll: dict[int, float] = {}
         self.poll_intervals: list[float] = []
@@ -122,15 +119,10 @@ class Child:
         self.failures: list[str] = []
 
     def watch_polls(self) -> None:
-        """Time ``find_new`` calls (in this process only): start-up, poll period, duration.
-
-        With ``proposed``, the triggers use :func:`proposed_hook_class` instead.
-        """
+        """Time ``find_new`` calls (in this process only): start-up, poll period, duration."""
         from airflow_provider_mail.hooks.imap import ImapHook
-        from airflow_provider_mail.triggers import receive
 
-        hook_class = proposed_hook_class() if self.proposed else ImapHook
-        receive.RECEIVE_HOOKS[ImapHook.conn_type] = hook_class
+        hook_class = ImapHook
         original = hook_class.find_new
         child = self
 
@@ -238,7 +230,6 @@ class Child:
         return {
             "count": self.count,
             "use_idle": self.use_idle,
-            "proposed": self.proposed,
             "threads": threads or min(32, (os.cpu_count() or 1) + 4),
             "startup_s": startup,
             "cpu_percent": 100 * cpu / wall,
@@ -274,33 +265,9 @@ class Child:
 
 
 def child_main(args: argparse.Namespace) -> None:
-    child = Child(args.child, args.users, args.delay, args.use_idle, args.proposed)
+    child = Child(args.child, args.users, args.delay, args.use_idle)
     result = asyncio.run(child.run(args.seconds, args.threads))
     print(f"{MARK}result {json.dumps(result)}", flush=True)
-
-
-def proposed_hook_class() -> type[Any]:
-    """``ImapHook`` with the change this benchmark proposes: ``NOOP`` before ``SEARCH``.
-
-    Dovecot (as RFC 3501 allows) runs a command on the mailbox as of the last sync and
-    reports mail that arrived meanwhile only in that command's untagged responses; so
-    ``SEARCH UNSEEN`` in a session that keeps its folder selected misses the message that
-    arrived since the previous poll, and finds it one poll (``delay``) later. A ``NOOP``
-    first syncs the mailbox (one more round trip per poll).
-    """
-    from airflow_provider_mail.hooks.imap import ImapHook
-    from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
-
-    class ProposedImapHook(ImapHook):
-        def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
-            name = folder_name(folder)
-            with self.translate_errors():
-                uidvalidity = self._select(name)
-                self.client.noop()
-                uids = self.client.search("UNSEEN" if unseen_only else "ALL")
-            return Claim("imap", name, uidvalidity, uids=tuple(oldest_first(uids, max_emails)))
-
-    return ProposedImapHook
 
 
 # --- the parent: Dovecot, deliveries, the table ------------------------------------------
@@ -356,28 +323,22 @@ class Deliverer(threading.Thread):
                     session.logout()
 
 
-def run_child(
-    count: int, args: argparse.Namespace, dovecot: Any, use_idle: bool, proposed: bool
-) -> dict[str, Any]:
-    command = (
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.triggerer_scale",
-            "--child",
-            str(count),
-            "--users",
-            str(args.users),
-            "--seconds",
-            str(args.seconds),
-            "--delay",
-            str(args.delay),
-            "--threads",
-            str(args.threads),
-        ]
-        + (["--use-idle"] if use_idle else [])
-        + (["--proposed"] if proposed else [])
-    )
+def run_child(count: int, args: argparse.Namespace, dovecot: Any, use_idle: bool) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.triggerer_scale",
+        "--child",
+        str(count),
+        "--users",
+        str(args.users),
+        "--seconds",
+        str(args.seconds),
+        "--delay",
+        str(args.delay),
+        "--threads",
+        str(args.threads),
+    ] + (["--use-idle"] if use_idle else [])
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdin is not None
 
@@ -432,8 +393,8 @@ def dovecot_processes(dovecot: Any) -> int:
     return -1
 
 
-def label(use_idle: bool, proposed: bool) -> str:
-    return "IDLE" if use_idle else ("proposed NOOP" if proposed else "as is")
+def label(use_idle: bool) -> str:
+    return "IDLE" if use_idle else "polling"
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -452,7 +413,7 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for row in results:
-        name = f"{row['count']} {label(row['use_idle'], row['proposed'])}"
+        name = f"{row['count']} {label(row['use_idle'])}"
         failed = f", {row['failed_triggers']} failed" if row["failed_triggers"] else ""
         lines.append(
             "| "
@@ -497,20 +458,13 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=0, help="default executor size (0: asyncio's own)"
     )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--proposed-counts",
-        default="500",
-        help="counts also run with the proposed NOOP-before-SEARCH hook ('' for none)",
-    )
     parser.add_argument("--use-idle", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--proposed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         child_main(args)
         return
 
     counts = [int(count) for count in args.counts.split(",")]
-    proposed_counts = [int(count) for count in args.proposed_counts.split(",") if count]
     # Raise the soft limit of open files for the children: one socket per trigger.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
@@ -532,15 +486,11 @@ def main(argv: list[str] | None = None) -> None:
             from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 
             has_idle = "use_idle" in inspect.signature(ReceiveEmailTrigger).parameters
-            runs = (
-                [(count, False, False) for count in counts]
-                + [(count, False, True) for count in proposed_counts]
-                + ([(100, True, False)] if has_idle else [])
-            )
+            runs = [(count, False) for count in counts] + ([(100, True)] if has_idle else [])
             results = []
-            for count, use_idle, proposed in runs:
-                print(f"N={count} {label(use_idle, proposed)}: running ...", flush=True)
-                result = run_child(count, args, dovecot, use_idle, proposed)
+            for count, use_idle in runs:
+                print(f"N={count} {label(use_idle)}: running ...", flush=True)
+                result = run_child(count, args, dovecot, use_idle)
                 result["delay"] = args.delay
                 results.append(result)
                 for failure in result["failures"]:

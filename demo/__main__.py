@@ -1,4 +1,4 @@
-"""``python -m demo [--keep] [--ui [--port PORT]]``; see ``demo/__init__.py``."""
+"""``python -m demo [--keep] [--ui [--port PORT]]`` and ``python -m demo send SUBJECT [TEXT]``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["send"]:
+        return send(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m demo",
         description="Run the reference email integration on local, throw-away servers.",
@@ -46,6 +49,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except DemoError as err:
         say(f"\nThe demo failed: {err}")
+        return 1
+    return 0
+
+
+def send(argv: list[str]) -> int:
+    """``python -m demo send SUBJECT [TEXT] [--from ADDRESS] [--to USER]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m demo send",
+        description="Send one more email into the inbox of the running make demo-ui.",
+    )
+    parser.add_argument("subject")
+    parser.add_argument("text", nargs="?", default="")
+    parser.add_argument("--from", dest="sender", help="default: Sam Sender <sam@example.org>")
+    parser.add_argument("--to", default="info", help="mailbox user (info, leads, support)")
+    args = parser.parse_args(argv)
+
+    from demo.feed import send as send_email
+    from demo.session import DemoError, say
+
+    try:
+        say(send_email(args.subject, args.text, args.sender, args.to))
+    except DemoError as err:
+        say(f"Not sent: {err}")
         return 1
     return 0
 

@@ -37,6 +37,22 @@ MAIL_DOMAIN = "example.com"
 DeliveryCallback = Callable[[str, bytes], None]
 
 
+def with_form_defaults(conn_type: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` plus the default of every form field it lacks.
+
+    Airflow's edit form shows only the extra fields a saved connection has (one created
+    through the form has them all); the demo's connections come from the CLI.
+    """
+    from airflow_provider_mail.get_provider_info import get_provider_info
+
+    for connection_type in get_provider_info()["connection-types"]:
+        if connection_type["connection-type"] == conn_type:
+            for name, field in connection_type["conn-fields"].items():
+                if "default" in field["schema"]:
+                    extra.setdefault(name, field["schema"]["default"])
+    return extra
+
+
 class DeliveringRecorder(Recorder):
     """Authenticates and records like the test server, then delivers into Dovecot."""
 
@@ -91,6 +107,8 @@ class DeliveringSmtpServer:
     def start(self) -> DeliveringSmtpServer:
         # aiosmtpd logs every SMTP command at INFO; the demo prints what matters itself.
         logging.getLogger("mail.log").setLevel(logging.ERROR)
+        # Each delivery logs out of Dovecot; imapclient reports a harmless unclean close.
+        logging.getLogger("imapclient").setLevel(logging.WARNING)
         self.controller.start()
         return self
 
@@ -164,6 +182,8 @@ class MailServers:
                 "password": USERS["support"],
                 "extra": {"security": "starttls", **tls},
             }
+        for connection in result.values():
+            connection["extra"] = with_form_defaults(connection["conn_type"], connection["extra"])
         return result
 
     def inbox(self, user: str) -> list[EmailMessage]:

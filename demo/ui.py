@@ -9,8 +9,11 @@ default connection ids, so the example DAGs run with their default params: unpau
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,17 +22,20 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 from demo.airflow_env import (
+    REPO,
     SIMPLE_AUTH_MANAGER,
     airflow_env,
     run_airflow,
     spawn_logged,
     tail,
 )
+from demo.feed import remove_state, write_state
 from demo.samples import sample_inquiries
 from demo.servers import MAIL_DOMAIN, USERS, MailServers
 from demo.session import DemoError, DemoSession, say, step
 from tests.servers.certs import free_port
 from tests.servers.processes import stop_process_group
+from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER
 
 STEPS = 4
 DAG_ID = "obtain_info_emails_to_leads"
@@ -41,6 +47,8 @@ def run_ui(session: DemoSession, port: int) -> None:
     step(1, STEPS, "Starting local mail servers (Dovecot IMAP/POP3, SMTP) on 127.0.0.1...")
     servers = MailServers.start(root / "mail", on_delivery=_announce)
     session.callback(servers.stop)
+    write_state(servers.smtp.port, servers.certificate.cert_path, SMTP_USER, SMTP_PASSWORD)
+    session.callback(remove_state)
 
     home = root / "airflow"
     log_path = root / "airflow.log"
@@ -59,6 +67,12 @@ def run_ui(session: DemoSession, port: int) -> None:
         # Start with every DAG paused: the user chooses what runs (the asset-watcher
         # example would otherwise compete with the reference DAG for the info inbox).
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+        # Airflow warns "Connection schemes (type: mail_imap) shall not contain '_'" on
+        # every connection lookup; the types are the provider's contract (docs/logs.md).
+        AIRFLOW__LOGGING__NAMESPACE_LEVELS="airflow.models.connection.Connection=ERROR",
+        # One api-server worker on SQLite answers the UI and every task: on a busy laptop
+        # a task's first call can take longer than the default 5 s, which fails the task.
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
     )
     run_airflow(["db", "migrate"], env, log_path)
     connections = servers.connections(
@@ -99,18 +113,35 @@ def run_ui(session: DemoSession, port: int) -> None:
     say(f"  SMTP localhost:{smtp['port']} (STARTTLS + AUTH, delivers to those mailboxes)")
     say(f"  Server certificate (throw-away): {servers.certificate.cert_path}")
     say()
-    say("  Try it: unpause DAG obtain_info_emails_to_leads; it forwards the 4 sample")
-    say(f"  inquiries to leads@{MAIL_DOMAIN}, and each delivery is announced here.")
+    say("What to do now:")
+    say(f"  1. Open {url}/dags/{DAG_ID} (no login) and read its Docs.")
+    say("  2. Unpause it with the toggle at the top (do not press Trigger: the DAG runs")
+    say("     continuously, one run after the other; a triggered run would be a second one).")
+    say(f"     Its first run forwards the 4 sample inquiries to leads@{MAIL_DOMAIN}; each")
+    say("     delivery is announced here. Then the next run waits for new mail:")
+    say(f"  3. Send more mail to info@{MAIL_DOMAIN} from another terminal in {REPO}:")
+    say(f'       {_python()} -m demo send "Question about pricing" "How much for 10 seats?"')
+    say("  4. Follow it in the grid view: Obtain Info Emails > Logs says what it waits for")
+    say("     and one line per email received; Send Emails to Leads one line per email sent.")
     say("Press Ctrl-C to stop Airflow and the mail servers.")
     while True:
         _check_alive(processes, logs)
         time.sleep(0.5)
 
 
+def _python() -> str:
+    """How to call this interpreter: ``python`` when that is the one on PATH."""
+    on_path = shutil.which("python")
+    if on_path and Path(on_path).resolve() == Path(sys.executable).resolve():
+        return "python"
+    return shlex.quote(sys.executable)
+
+
 def _announce(rcpt: str, raw: bytes) -> None:
     """Called by the SMTP server for each delivered email: show it on the console."""
     message = message_from_bytes(raw, policy=default_policy)
-    say(f"  -> delivered to {rcpt}: {message['Subject']}  (Reply-To: {message['Reply-To']})")
+    reply_to = f"  (Reply-To: {message['Reply-To']})" if message["Reply-To"] else ""
+    say(f"  -> delivered to {rcpt}: {message['Subject']}{reply_to}")
 
 
 def _port_free(port: int) -> bool:

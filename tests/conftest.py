@@ -42,7 +42,7 @@ from tests.servers.certs import Certificate, make_certificate  # noqa: E402
 from tests.servers.connections import connection_variable  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 
-pytest_plugins = ["tests.fixtures_smtp"]
+pytest_plugins = ["tests.fixtures_smtp", "tests.oauth_fixtures"]
 
 USERS = {"info": "info-secret", "support": "support-secret", "leads": "leads-secret"}
 

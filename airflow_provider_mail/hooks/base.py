@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from airflow_provider_mail.compat import BaseHook
 from airflow_provider_mail.exceptions import MailError, MailStorageError
+from airflow_provider_mail.hooks.oauth2 import due as token_due
+from airflow_provider_mail.hooks.oauth2 import seconds_left as token_seconds_left
+from airflow_provider_mail.hooks.oauth2 import sign_in
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
     DirectorySink,
+    UnsafeDirectoryError,
     default_attachments_dir,
 )
 from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
-from airflow_provider_mail.mail.state import Claim, check_max_emails
-from airflow_provider_mail.storage import AssetDeliveries, VariableStore
+from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.masking import register_short_choices
+from airflow_provider_mail.storage import (
+    AssetDeliveries,
+    DeliveredMessageIds,
+    KeyValueStore,
+    OwedGiveBacks,
+    VariableStore,
+    variables_reachable,
+)
+
+register_short_choices()  # tasks and triggers read connections: see masking.py
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")
@@ -53,6 +69,8 @@ class MailHook(BaseHook, Generic[ClientT]):
         self._connection = connection
         self._settings: ServerSettings | None = None
         self._client: ClientT | None = None
+        #: The OAuth access token the open session signed in with (``None``: password).
+        self._session_token: AccessToken | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -103,9 +121,31 @@ class MailHook(BaseHook, Generic[ClientT]):
         except Exception as err:
             raise describe_network_error(err, self.settings) from err
 
+    def sign_in_with_token(
+        self, settings: ServerSettings, offered: Iterable[str], exchange: Callable[[str, str], None]
+    ) -> None:
+        """OAuth 2.0 sign-in of a new session (see :func:`.oauth2.sign_in`)."""
+        self._session_token = sign_in(settings, offered, exchange)
+
+    def renew_if_due(self) -> None:
+        """Between polls: close a session whose OAuth token is due, so the next call opens
+        one with a fresh token before the server could drop it (Microsoft 365 ends IMAP
+        sessions whose token expired); a password session is kept."""
+        if self._client is not None and token_due(self._session_token):
+            self.log.info(
+                "Signing in to %s again: the session's access token expires soon.",
+                self.settings.address,
+            )
+            self.close()
+
+    def session_seconds_left(self) -> float | None:
+        """Seconds until the open session's OAuth token is due; ``None``: no limit."""
+        return token_seconds_left(self._session_token)
+
     def close(self) -> None:
         """End the session politely; errors while closing are not worth failing a task."""
         client, self._client = self._client, None
+        self._session_token = None
         if client is not None:
             self._abandon(client)
 
@@ -139,6 +179,8 @@ class MailHook(BaseHook, Generic[ClientT]):
             return False, str(err)
         settings = self.settings
         who = f"as {settings.login!r}" if settings.login else "without logging in"
+        if settings.oauth2 is not None:
+            who += f" (OAuth 2.0, {settings.oauth2.grant} grant)"
         return True, (
             f"Connected to {settings.address} ({settings.security.value}) {who} and "
             f"{self.probe_description}."
@@ -189,22 +231,48 @@ class ReceiveHook(MailHook[ClientT]):
                 for record in hook.receive(unseen_only=True, max_emails=10):
                     print(record["subject"], record["from"])
         """
-        check_max_emails(max_emails)
+        params.check_folder(folder)
+        params.check_bool(unseen_only, "unseen_only")
+        params.check_max_emails(max_emails)
+        params.check_attachments_dir(attachments_dir)
         with self._session():  # find_new checks the folder before any I/O
+            self.check_folder(folder)
+            self.settle_give_backs()
             claim = self.find_new(folder, unseen_only, max_emails)
+            delivered = self._readable_delivered_ids(claim)
             if unseen_only:
-                claim = self.claim(claim)
+                claim = self.without_repeats(self.claim(claim), delivered)
             if not claim:
                 return []
             try:
                 records = self.fetch(claim, _sink(attachments_dir))
             except BaseException:
                 # Nothing was handed over: what this poll took must be there for the next.
-                self.unclaim(claim)
+                self.give_back(claim)
                 raise
             if not unseen_only:
                 self.mark_seen(claim)  # with unseen_only, taking them marked them already
+            if delivered is not None:
+                try:
+                    delivered.remember(
+                        claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
+                    )
+                except Exception as err:
+                    # Outside Airflow (no metadata database) there is nothing to remember in.
+                    self.log.debug("Delivered Message-IDs not recorded (%s).", type(err).__name__)
             return records
+
+    def _readable_delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
+        """:meth:`delivered_ids`, or ``None`` outside Airflow (no Variables to read)."""
+        return self.delivered_ids(claim) if variables_reachable() else None
+
+    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
+        """The Message-IDs handed over from the claim's folder (IMAP; ``None`` for POP3)."""
+        return None
+
+    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
+        """The claim without messages handed over before their folder was recreated."""
+        return claim
 
     def fetch_claimed(
         self,
@@ -269,6 +337,8 @@ class ReceiveHook(MailHook[ClientT]):
         """One message record; a failed attachment write is one clear MailStorageError."""
         try:
             return build_record(raw, folder=claim.folder, attachments=attachments, **ids)
+        except UnsafeDirectoryError as err:
+            raise MailStorageError(str(err)) from err
         except Exception as err:
             reason = getattr(err, "strerror", None) or type(err).__name__
             raise MailStorageError(
@@ -277,8 +347,75 @@ class ReceiveHook(MailHook[ClientT]):
             ) from err
 
     def unclaim(self, claim: Claim) -> bool:
-        """Give a claim back after its hand-over failed; whether that worked (best effort)."""
+        """Give a claim back after its hand-over failed; whether that worked (best effort).
+
+        A claim whose UIDs name nothing any more (the folder was recreated) counts as given
+        back: there is nothing left to give.
+        """
         raise NotImplementedError
+
+    #: Where owed give-backs are written; ``None``: Airflow Variables.
+    owed_store: KeyValueStore | None = None
+
+    def _owed(self) -> OwedGiveBacks:
+        return OwedGiveBacks(
+            self.owed_store or VariableStore(),
+            conn_id=self.conn_id,
+            account=self.settings.account,
+        )
+
+    def give_back(self, claim: Claim) -> bool:
+        """Give back what a failed hand-over took, so that the next poll returns it.
+
+        The read that failed has often broken the session (the server stalled or dropped
+        inside the FETCH), so a failed give-back is tried again over a fresh session; when
+        that fails too, the claim is written to Airflow's storage and the next hand-over
+        of this connection gives it back before polling (:meth:`settle_give_backs`).
+        Returns whether the messages are back now. Never raises: the caller is already
+        failing with the error that matters.
+        """
+        if not claim:
+            return True
+        if self.unclaim(claim):
+            return True
+        self.close()  # the session may be dead; the next call opens a fresh one
+        if self.unclaim(claim):
+            return True
+        try:
+            self._owed().add(claim.to_payload())
+        except Exception as err:
+            self.log.error(
+                "%d message(s) taken from %s could not be given back nor recorded (%s); "
+                "clear their Seen flag by hand so that unseen_only polls return them.",
+                len(claim),
+                claim.folder,
+                type(err).__name__,
+            )
+            return False
+        self.log.warning(
+            "%d message(s) taken from %s could not be given back now; the next poll of %s "
+            "gives them back first.",
+            len(claim),
+            claim.folder,
+            self.conn_id,
+        )
+        return False
+
+    def settle_give_backs(self) -> None:
+        """Give back what earlier failed hand-overs of this connection still owe."""
+        owed = self._owed()
+        if isinstance(owed.store, VariableStore) and not variables_reachable():
+            return  # outside Airflow nothing can have been owed
+        payloads = [p for p in owed.claims() if p.get("protocol") == self.protocol]
+        if not payloads:
+            return
+        done = [p for p in payloads if self.unclaim(Claim.from_payload(p))]
+        if done:
+            owed.settled(done)
+            self.log.info(
+                "Gave back %d message(s) that an earlier failed hand-over had taken.",
+                sum(len(Claim.from_payload(p)) for p in done),
+            )
 
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""

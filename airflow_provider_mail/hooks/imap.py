@@ -5,17 +5,21 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import random
+import re
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids
+from imapclient.response_parser import parse_fetch_response
 
 from airflow_provider_mail.exceptions import MailError, MailProtocolError, MailStorageError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
@@ -23,9 +27,11 @@ from airflow_provider_mail.mail.errors import (
     password_not_ascii,
     starttls_not_offered,
 )
+from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key, oldest_first
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
+from airflow_provider_mail.storage import DeliveredMessageIds, VariableStore
 
 #: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
@@ -37,6 +43,14 @@ LOCK_FOLDER = "AirflowMailClaimLock"
 #: stale lock is removed after one).
 STALE_LOCKS_TOLERATED = 4
 
+#: Servers and folders already warned about in this process: the warning about a missing
+#: CONDSTORE is worth reading once, not once per claim (hundreds of lines a day).
+_WARNED_NO_CONDSTORE: set[tuple[str, str]] = set()
+
+#: How often a claim tries ``CREATE`` of the lock folder when it fails although no folder
+#: is there (its holder released it in between) before that counts as a refusal.
+CREATE_ATTEMPTS = 5
+
 #: Lock folder name per account (its namespace does not change while a process runs).
 _LOCK_FOLDERS: dict[str, str] = {}
 
@@ -45,9 +59,18 @@ _LOCK_FOLDERS: dict[str, str] = {}
 #: than one slice of it at a time.
 FETCH_SLICE = 16 * 1024 * 1024
 
-# Messages per UID FETCH: one round trip for a normal poll, bounded command and memory
-# for a poll of thousands.
+# Messages per UID FETCH: one round trip for a normal poll. A larger claim first asks
+# the sizes (one round trip) and fetches in chunks of about FETCH_CHUNK_BYTES, so memory
+# stays bounded while a backlog of thousands of small messages takes a few round trips,
+# not one per FETCH_CHUNK messages.
 FETCH_CHUNK = 200
+FETCH_CHUNK_BYTES = 8 * 2**20
+FETCH_CHUNK_MAX = 5000
+
+#: Most bytes a server may announce for one literal: a FETCH asks for at most
+#: :data:`FETCH_SLICE` bytes of a message, so anything much larger is a broken or hostile
+#: server, and the client library would reserve the announced size before reading it.
+MAX_LITERAL = FETCH_SLICE + 1024 * 1024
 
 
 class ImapHook(ReceiveHook[IMAPClient]):
@@ -74,6 +97,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
             ssl_context=context,
             timeout=settings.timeout,
         )
+        _bound_literals(client, settings, max(MAX_LITERAL, self.fetch_slice + 1024 * 1024))
         try:
             # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
             # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
@@ -82,7 +106,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 if not client.has_capability("STARTTLS"):
                     raise starttls_not_offered(settings)
                 client.starttls(context)
-            if settings.login:
+            if settings.oauth2 is not None:
+                self.sign_in_with_token(settings, _sasl_mechanisms(client), _exchange(client))
+                client.capabilities()
+            elif settings.login:
                 try:
                     client.login(settings.login, settings.password)
                 except LoginError as err:
@@ -110,6 +137,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
     def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
         """Search only (no message is read or changed): the oldest messages a poll takes."""
         name = folder_name(folder)
+        self.renew_if_due()
         with self.translate_errors():
             already_selected = self._is_selected(name)
             uidvalidity = self._select(name)
@@ -134,11 +162,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 )
                 return []
         records = []
-        for start in range(0, len(claim.uids), FETCH_CHUNK):
-            chunk = claim.uids[start : start + FETCH_CHUNK]
+        for chunk in self._fetch_chunks(claim.uids):
             items = [b"RFC822.SIZE", b"BODY.PEEK[]<0.%d>" % self.fetch_slice]
             with self.translate_errors():
-                response = self.client.fetch(chunk, items)
+                response = self._uid_fetch(chunk, items)
             for uid in chunk:
                 # Popped, so each raw message can be freed once its record is built.
                 data = response.pop(uid, {})
@@ -151,6 +178,64 @@ class ImapHook(ReceiveHook[IMAPClient]):
                     self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
                 )
         return records
+
+    def _fetch_chunks(self, uids: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """``uids`` in FETCH chunks: up to :data:`FETCH_CHUNK` messages at once, else by size."""
+        if len(uids) <= FETCH_CHUNK:
+            return [uids] if uids else []
+        with self.translate_errors():
+            sizes = self._uid_sizes(uids)
+        chunks: list[tuple[int, ...]] = []
+        chunk: list[int] = []
+        total = 0
+        for uid in uids:
+            size = min(sizes.get(uid, 0), self.fetch_slice)
+            if chunk and (total + size > FETCH_CHUNK_BYTES or len(chunk) >= FETCH_CHUNK_MAX):
+                chunks.append(tuple(chunk))
+                chunk, total = [], 0
+            chunk.append(uid)
+            total += size
+        if chunk:
+            chunks.append(tuple(chunk))
+        return chunks
+
+    def _uid_sizes(self, uids: tuple[int, ...]) -> dict[int, int]:
+        """``RFC822.SIZE`` per UID, read from the lines themselves.
+
+        imapclient's parser takes as long for these few numbers as for the messages; a
+        line it would read differently (a literal, another item) goes to that parser.
+        """
+        typ, data = self.client._imap.uid("FETCH", _sequence_set(uids), "(RFC822.SIZE)")
+        if typ != "OK":
+            return {}
+        sizes: dict[int, int] = {}
+        for line in data:
+            uid = _UID_ITEM.search(line) if isinstance(line, bytes) else None
+            size = _SIZE_ITEM.search(line) if isinstance(line, bytes) else None
+            if uid is None or size is None or b"{" in line:
+                parsed = parse_fetch_response(data, self.client.normalise_times, True)
+                return {key: int(value.get(b"RFC822.SIZE") or 0) for key, value in parsed.items()}
+            sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
+
+    def _uid_fetch(self, uids: tuple[int, ...], items: list[bytes]) -> dict[int, Any]:
+        """``UID FETCH`` of ``uids`` as one compact sequence set (``1:2000``).
+
+        imapclient's ``fetch()`` lists every UID, and a backlog's command would outgrow the
+        server's line limit (Dovecot: 64 KiB); so the command goes through its imaplib
+        connection and the answer is parsed the way ``fetch()`` parses it
+        (``tests/test_imap_fetch_chunks.py`` fails if imapclient changes this).
+        """
+        typ, data = self.client._imap.uid(
+            "FETCH", _sequence_set(uids), "(" + " ".join(item.decode() for item in items) + ")"
+        )
+        if typ != "OK":
+            raise MailProtocolError(
+                f"{self.settings.address} refused to send messages of {len(uids)} UID(s) "
+                f"({_reason(MailError(str(data)))}); check the server's log."
+            )
+        response: dict[int, Any] = parse_fetch_response(data, self.client.normalise_times, True)
+        return response
 
     def _read_rest(self, uid: int, first: bytes, size: int) -> bytes:
         """A message larger than :data:`FETCH_SLICE`, read slice after slice."""
@@ -209,7 +294,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         client = self.client
         condstore = bool(client.has_capability("CONDSTORE"))
         if not condstore:
-            if self.settings.claim_lock != SERVER_LOCK:
+            if self.settings.claim_lock != SERVER_LOCK and _first_time(
+                _WARNED_NO_CONDSTORE, (self.settings.address, claim.folder)
+            ):
                 self.log.warning(
                     "%s has no CONDSTORE: pollers of %s on other hosts could take the same "
                     "message; set the connection's Claim Lock to server if there are any.",
@@ -245,7 +332,6 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if self.settings.claim_lock != SERVER_LOCK:
             yield
             return
-        client = self.client
         name = self._lock_folder_name()
         started = time.monotonic()
         seen_generation: tuple[int | None, float] = (None, started)
@@ -262,15 +348,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 seen_generation = (generation, now)
             elif now - seen_generation[1] > self.settings.timeout:
                 self.log.warning("Removing the stale claim lock %s of a poller that died.", name)
-                with contextlib.suppress(IMAPClientError):
-                    client.delete_folder(name)
+                self._remove_lock_folder(name)
                 seen_generation = (None, now)
             time.sleep(random.uniform(0.005, 0.05))
         try:
             yield
         finally:
             with contextlib.suppress(IMAPClientError, OSError):
-                client.delete_folder(name)
+                self._remove_lock_folder(name)
 
     def _lock_folder_name(self) -> str:
         """``AirflowMailClaimLock`` inside the account's personal namespace."""
@@ -284,18 +369,48 @@ class ImapHook(ReceiveHook[IMAPClient]):
         return _LOCK_FOLDERS[account]
 
     def _create_lock_folder(self, name: str) -> bool:
-        """Whether this session created the lock folder (and so holds the lock)."""
+        """Whether this session created the lock folder (and so holds the lock).
+
+        ``CREATE`` fails when the folder exists; a holder may release it between that
+        answer and the check, so a failure with no folder in place is tried again before
+        it counts as a refusal (an account that may not create folders fails every time).
+        """
+        refusal: IMAPClientError | None = None
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                self.client.create_folder(name)
+            except IMAPClientError as err:
+                if self.client.folder_exists(name):
+                    return False
+                refusal = err
+                continue
+            return True
+        reason = _reason(refusal) if refusal else "no reason given"
+        raise MailProtocolError(
+            f"{self.settings.address} refused to create the claim lock folder {name!r} "
+            f"({reason}); allow the account to create folders or set the connection's Claim "
+            "Lock to host."
+        ) from refusal
+
+    def _remove_lock_folder(self, name: str) -> None:
+        """Release the lock: delete the folder, or rename it away when the delete fails.
+
+        Cyrus (``delete_mode: delayed``, its default) renames a deleted folder to
+        ``DELETED.<name>.<seconds>``, so a second delete of one name within a second fails;
+        the lock then stayed in place until it counted as stale. Renaming it to a unique
+        name frees the lock's name at once, and that unique name deletes without collision.
+        """
         try:
-            self.client.create_folder(name)
-        except IMAPClientError as err:
-            if self.client.folder_exists(name):
-                return False
-            raise MailProtocolError(
-                f"{self.settings.address} refused to create the claim lock folder {name!r} "
-                f"({_reason(err)}); allow the account to create folders or set the "
-                "connection's Claim Lock to host."
-            ) from err
-        return True
+            self.client.delete_folder(name)
+            return
+        except IMAPClientError:
+            released = f"{name}-released-{uuid.uuid4().hex[:12]}"
+        try:
+            self.client.rename_folder(name, released)
+        except IMAPClientError:
+            return  # gone already (a stale-lock sweep by another poller) or not ours to move
+        with contextlib.suppress(IMAPClientError):
+            self.client.delete_folder(released)
 
     def _lock_generation(self, name: str) -> int | None:
         """The lock folder's UIDVALIDITY, or ``None`` when it vanished meanwhile."""
@@ -353,7 +468,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         if claim.uids:
             try:
                 if not self._still_valid(claim):
-                    return False
+                    return True  # the folder was recreated: its UIDs name nothing to give back
                 self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
             except Exception as err:
                 self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
@@ -377,6 +492,46 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 found[uid] = " ".join(value.split())
         return found
 
+    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds:
+        """The Message-IDs recently handed over from the claim's folder (a Variable)."""
+        return DeliveredMessageIds(
+            VariableStore(),
+            conn_id=self.conn_id,
+            account=self.settings.account,
+            folder=claim.folder,
+        )
+
+    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
+        """After a folder was recreated, drop (and keep seen) what was handed over before.
+
+        A recreated folder (new UIDVALIDITY) gives its messages new UIDs and often loses
+        their ``\\Seen`` flags; the Message-ID tells which were handed over already. Every
+        hand-over path (the sensor, the hook's :meth:`receive`) checks the same way.
+        """
+        if delivered is None or not claim:
+            return claim
+        if delivered.folder_was_recreated(claim.uidvalidity):
+            delivered.start_checking(claim.uidvalidity, self.uid_next(claim.folder))
+        suspects = delivered.suspects(claim.uids)
+        if not suspects:
+            return claim
+        known = set(delivered.message_ids)
+        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
+        repeats = {uid for uid, mid in self.message_ids(suspect_claim).items() if mid in known}
+        if repeats:
+            self.log.warning(
+                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
+                "and are not delivered again.",
+                claim.folder,
+                len(repeats),
+            )
+        return Claim(
+            claim.protocol,
+            claim.folder,
+            claim.uidvalidity,
+            uids=tuple(uid for uid in claim.uids if uid not in repeats),
+        )
+
     def mark_seen(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""
         if not claim.uids:
@@ -396,6 +551,10 @@ class ImapHook(ReceiveHook[IMAPClient]):
         Call after :meth:`find_new` (IDLE needs a selected folder). Returns whether the
         server said anything (new mail, flags changed, expunges): a reason to poll now.
         """
+        left = self.session_seconds_left()
+        if left is not None:
+            # Wake up when the access token is due: the next poll signs in afresh.
+            timeout = min(timeout, left)
         client = self.client
         deadline = time.monotonic() + timeout
         news = False
@@ -446,6 +605,82 @@ class ImapHook(ReceiveHook[IMAPClient]):
         uidvalidity = int(status[b"UIDVALIDITY"])
         self._selected = ((id(client), folder), uidvalidity)
         return uidvalidity
+
+
+_UID_ITEM = re.compile(rb"\bUID (\d+)")
+_SIZE_ITEM = re.compile(rb"\bRFC822\.SIZE (\d+)")
+
+
+def _sequence_set(uids: tuple[int, ...]) -> str:
+    """UIDs as a compact IMAP sequence set (``1:500,502``), so commands stay short."""
+    ordered = sorted(set(uids))
+    ranges: list[str] = []
+    start = previous = ordered[0] if ordered else 0
+    for uid in ordered[1:]:
+        if uid != previous + 1:
+            ranges.append(f"{start}:{previous}" if previous != start else str(start))
+            start = uid
+        previous = uid
+    if ordered:
+        ranges.append(f"{start}:{previous}" if previous != start else str(start))
+    return ",".join(ranges)
+
+
+def _sasl_mechanisms(client: IMAPClient) -> list[str]:
+    """The SASL mechanisms the server offers (``AUTH=...`` capabilities)."""
+    names = [c.decode("ascii", "replace") for c in client.capabilities()]
+    return [name[5:] for name in names if name.upper().startswith("AUTH=")]
+
+
+def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
+    """``AUTHENTICATE mechanism`` with ``initial`` as the first response."""
+
+    def exchange(mechanism: str, initial: str) -> None:
+        replies = iter([initial])
+
+        def respond(_challenge: bytes) -> str:
+            # The first challenge asks for the credentials; a second one is the server's
+            # error report, which the client acknowledges before the server says NO.
+            return next(replies, error_reply(mechanism))
+
+        try:
+            client._imap.authenticate(mechanism, respond)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as err:
+            raise TokenRefused(mechanism) from err
+
+    return exchange
+def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) -> None:
+    """Refuse a literal larger than ``limit`` before imaplib reserves memory for it.
+
+    imaplib reads a literal ``{n}`` with one ``read(n)``, which allocates ``n`` bytes at
+    once: a server announcing 10 GB would exhaust the worker. The session is shut down,
+    since the rest of its stream is that literal.
+    """
+    imap = client._imap
+    read = imap.read
+
+    def bounded_read(size: int) -> bytes:
+        if size > limit:
+            with contextlib.suppress(Exception):
+                imap.shutdown()
+            raise MailProtocolError(
+                f"{settings.address} announced {size} bytes in one answer, more than the "
+                f"{limit} this provider reads at once, so the session was closed; check the "
+                "server (a message is read in slices, so no real message needs this)."
+            )
+        return bytes(read(size))
+
+    imap.read = bounded_read
+
+
+def _first_time(seen: set[tuple[str, str]], key: tuple[str, str]) -> bool:
+    """Whether ``key`` is new to ``seen`` (and remember it)."""
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def _uid_set(text: bytes | str) -> list[int]:

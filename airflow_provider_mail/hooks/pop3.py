@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import poplib
 from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.errors import (
     login_rejected,
     password_not_ascii,
     starttls_not_offered,
 )
+from airflow_provider_mail.mail.oauth2 import b64, error_reply
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
     INBOX,
     Claim,
+    distinct_uidls,
     folder_name,
     is_inbox,
     new_pop3_messages,
@@ -70,6 +74,7 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     ) -> None:
         super().__init__(conn_id, connection=connection)
         self.state_store: KeyValueStore = state_store or VariableStore()
+        self.owed_store = self.state_store
         self._listing: list[tuple[int, str]] | None = None
         self._seen_before_listing: list[str] = []
 
@@ -87,7 +92,10 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
                 if "STLS" not in _capabilities(client):
                     raise starttls_not_offered(settings)
                 client.stls(context)
-            if settings.login:
+            if settings.oauth2 is not None:
+                offered = _capabilities(client).get("SASL", [])
+                self.sign_in_with_token(settings, offered, _exchange(client))
+            elif settings.login:
                 try:
                     client.user(settings.login)
                     client.pass_(settings.password)
@@ -134,6 +142,7 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
         """UIDL only (no message is read): the oldest messages a poll takes."""
         self.check_folder(folder)
+        self.renew_if_due()
         listed_now = self._listing is None
         listing = self.listing()
         seen: list[str] = []
@@ -246,8 +255,38 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             for line in lines:
                 number, _, uidl = line.decode("ascii", "replace").partition(" ")
                 listing.append((int(number), uidl.strip()))
-            self._listing = listing
+            distinct = distinct_uidls(listing, self._content_digest)
+            if distinct != listing:
+                self.log.warning(
+                    "%s reported a unique id (UIDL) that is not unique; those messages are "
+                    "told apart by a digest of their content.",
+                    self.settings.address,
+                )
+            self._listing = distinct
         return self._listing
+
+    def _content_digest(self, number: int) -> str:
+        """A digest of message ``number`` (only for messages whose UIDL is not unique)."""
+        with self.translate_errors():
+            _response, lines, _octets = self.client.retr(number)
+        return hashlib.sha256(b"\r\n".join(lines)).hexdigest()[:16]
+
+
+def _exchange(client: poplib.POP3) -> Callable[[str, str], None]:
+    """``AUTH mechanism`` (RFC 5034): the credentials answer the server's first ``+``."""
+
+    def exchange(mechanism: str, initial: str) -> None:
+        try:
+            client._shortcmd(f"AUTH {mechanism}")  # type: ignore[attr-defined]
+            reply = client._shortcmd(b64(initial))  # type: ignore[attr-defined]
+            if not reply.startswith(b"+OK"):
+                # "+ <error report>": acknowledge it; the server then answers -ERR.
+                client._shortcmd(b64(error_reply(mechanism)))  # type: ignore[attr-defined]
+                raise TokenRefused(mechanism)
+        except poplib.error_proto as err:
+            raise TokenRefused(mechanism) from err
+
+    return exchange
 
 
 def _capabilities(client: poplib.POP3) -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import threading
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from typing import Any
@@ -16,6 +16,7 @@ from airflow_provider_mail.exceptions import (
     MailSendError,
 )
 from airflow_provider_mail.hooks.base import MailHook
+from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.mail.compose import ComposedEmail, envelope_of
 from airflow_provider_mail.mail.errors import (
     describe_network_error,
@@ -24,8 +25,9 @@ from airflow_provider_mail.mail.errors import (
     server_reply,
     starttls_not_offered,
 )
+from airflow_provider_mail.mail.oauth2 import error_reply
+from airflow_provider_mail.mail.params import check_emails, check_max_connections
 from airflow_provider_mail.mail.settings import ServerSettings
-from airflow_provider_mail.mail.state import check_max_connections
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
 
@@ -71,6 +73,22 @@ class _Batch:
 
     def sent(self) -> list[dict[str, Any]]:
         return [self.results[index] for index in sorted(self.results)]
+
+
+def _exchange(client: smtplib.SMTP) -> Callable[[str, str], None]:
+    """``AUTH mechanism initial-response`` (RFC 4954), as Gmail and Microsoft 365 expect."""
+
+    def exchange(mechanism: str, initial: str) -> None:
+        def respond(challenge: bytes | None = None) -> str:
+            # A challenge after the initial response is the server's error report.
+            return initial if challenge is None else error_reply(mechanism)
+
+        try:
+            client.auth(mechanism, respond, initial_response_ok=True)
+        except smtplib.SMTPAuthenticationError as err:
+            raise TokenRefused(mechanism) from err
+
+    return exchange
 
 
 def _see_through(err: BaseException) -> BaseException:
@@ -153,7 +171,11 @@ class SmtpHook(MailHook[smtplib.SMTP]):
                     raise starttls_not_offered(settings)
                 client.starttls(context=context)
                 client.ehlo()
-            if settings.login:
+            if settings.oauth2 is not None:
+                self._require_auth(client, settings)
+                offered = str(client.esmtp_features.get("auth", "")).split()
+                self.sign_in_with_token(settings, offered, _exchange(client))
+            elif settings.login:
                 self._login(client, settings)
         except BaseException:
             self._abandon(client)
@@ -161,12 +183,16 @@ class SmtpHook(MailHook[smtplib.SMTP]):
         return client
 
     @staticmethod
-    def _login(client: smtplib.SMTP, settings: ServerSettings) -> None:
+    def _require_auth(client: smtplib.SMTP, settings: ServerSettings) -> None:
         if not client.has_extn("auth"):
             raise MailAuthError(
                 f"{settings.address} does not offer authentication on this connection; choose "
                 "Security Method starttls or ssl, or leave User Name empty."
             )
+
+    @classmethod
+    def _login(cls, client: smtplib.SMTP, settings: ServerSettings) -> None:
+        cls._require_auth(client, settings)
         try:
             client.login(settings.login, settings.password)
         except smtplib.SMTPAuthenticationError as err:
@@ -213,12 +239,14 @@ class SmtpHook(MailHook[smtplib.SMTP]):
             exception's ``sent`` holds their results. Sending stops at the first failure.
         """
         check_max_connections(max_connections)
+        emails = check_emails(emails, (Message, ComposedEmail))
         composed = [
             email if isinstance(email, ComposedEmail) else envelope_of(email, index=index)
             for index, email in enumerate(emails)
         ]
         if not composed:
             return []
+        self.renew_if_due()  # a session kept open across calls may outlive its token
         batch = _Batch(composed, progress)
         sessions = min(max_connections, len(composed))
         if sessions == 1:

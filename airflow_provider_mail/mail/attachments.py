@@ -8,9 +8,11 @@ object storage (``s3://``, ``gs://``, ``file://``...).
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 import urllib.parse
@@ -27,6 +29,10 @@ MAX_FILENAME_BYTES = 200
 _MAX_EXTENSION_BYTES = 16
 
 _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]')
+# Invisible format characters (right-to-left override U+202E, isolates, zero-width
+# joiners, byte order marks...), line and paragraph separators and lone surrogates: they
+# make "invoice\u202efdp.exe" display as "invoiceexe.pdf" in a file manager.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Names Windows reserves in every directory, with or without an extension.
 _WINDOWS_RESERVED = frozenset(
@@ -66,8 +72,9 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """Turn a file name from an email into one that stays inside its directory.
 
     Keeps only the last path component (``../../etc/passwd`` -> ``passwd``,
-    ``C:\\evil\\x.txt`` -> ``x.txt``), replaces control characters and characters that
-    Windows forbids with ``_``, drops leading dots and spaces (no hidden files, no ``..``),
+    ``C:\\evil\\x.txt`` -> ``x.txt``), replaces control characters, invisible format
+    characters (such as the right-to-left override) and characters that Windows forbids
+    with ``_``, drops leading dots and spaces (no hidden files, no ``..``),
     avoids Windows device names, and shortens long names to ``MAX_FILENAME_BYTES`` bytes
     of UTF-8 while keeping the extension. An empty result becomes ``fallback``.
 
@@ -81,6 +88,9 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_CHARACTERS.sub("_", name)
+    name = "".join(
+        "_" if unicodedata.category(char) in _INVISIBLE_CATEGORIES else char for char in name
+    )
     name = name.strip(" ").lstrip(".").rstrip(". ")
     if not name:
         return _fallback_name(fallback)
@@ -90,13 +100,26 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return shorten_filename(stem, extension)
 
 
+def private_temp_root() -> Path:
+    """``<system temp dir>/airflow-provider-mail-<uid>``: this user's own attachments folder.
+
+    Per user, because the temp dir is shared on multi-user hosts: another user must not be
+    able to read the attachments, nor to prepare the folder (or a symbolic link in its
+    place) so that they land somewhere of their choosing. :class:`DirectorySink` creates
+    it private (mode 700) and refuses it when it is not.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    suffix = "" if uid is None else f"-{uid}"
+    return Path(tempfile.gettempdir()) / f"airflow-provider-mail{suffix}"
+
+
 def default_attachments_dir(*parts: str) -> str:
-    """``<system temp dir>/airflow-provider-mail/<parts...>``, each part made safe.
+    """``<system temp dir>/airflow-provider-mail-<uid>/<parts...>``, each part made safe.
 
     The sensor's default ``attachments_dir`` is
     ``default_attachments_dir(dag_id, run_id, task_id)``, so every run gets its own folder.
     """
-    directory = Path(tempfile.gettempdir()) / "airflow-provider-mail"
+    directory = private_temp_root()
     for part in parts:
         directory /= safe_filename(part, fallback="_")
     return str(directory)
@@ -140,6 +163,11 @@ class DirectorySink:
         else:
             self._root = root
         self._taken: dict[str, set[str]] = {}
+        self._root_checked = False
+        # Per message key: its folder name, and whether this sink has made sure of the
+        # local folder (a message's attachments then cost one open, write and close each).
+        self._folders: dict[str, str] = {}
+        self._checked: set[str] = set()
 
     @property
     def root(self) -> str:
@@ -151,10 +179,18 @@ class DirectorySink:
 
     def save(self, message_key: str, filename: str | None, content_type: str, data: bytes) -> str:
         """Write one attachment and return its path (local) or URL (object storage)."""
-        folder = safe_filename(message_key, fallback="message")
+        folder = self._folders.get(message_key)
+        if folder is None:
+            folder = self._folders[message_key] = safe_filename(message_key, fallback="message")
         name = self._unique_name(folder, _name_for(filename, content_type))
         if isinstance(self._root, Path):
-            return self._as_given(_write_local(self._root, folder, name, data))
+            if not self._root_checked:
+                check_local_root(self._root)
+                self._root_checked = True
+            if folder not in self._checked:
+                _make_private_folder(self._root, folder)
+                self._checked.add(folder)
+            return self._as_given(_write_local(self._root / folder, name, data))
         directory = self._root / folder
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name
@@ -174,9 +210,67 @@ class DirectorySink:
         return candidate
 
 
-def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
+class UnsafeDirectoryError(PermissionError):
+    """``attachments_dir`` could lead somewhere another user chose."""
+
+
+def check_local_root(root: Path) -> None:
+    """Refuse a local ``attachments_dir`` that another user could redirect or read.
+
+    * The per-user default under the temp dir (:func:`private_temp_root`) is created with
+      mode 700 and must be a real directory of this user, private to it.
+    * No existing part of the path may be a symbolic link that another user planted in a
+      directory others can write (``/tmp/x -> /home/victim``): such a link is refused.
+      Links an administrator made (``/tmp -> /private/tmp`` on macOS) or this user made
+      are followed as usual.
+    """
+    absolute = Path(os.path.abspath(root))
+    private = private_temp_root()
+    if absolute == private or private in absolute.parents:
+        _ensure_private(private)
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for part in (absolute, *absolute.parents):
+        try:
+            info = part.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISLNK(info.st_mode) or uid is None or info.st_uid in (uid, 0):
+            continue
+        if part.parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UnsafeDirectoryError(
+                f"attachments_dir {str(root)!r} goes through the symbolic link {str(part)!r}, "
+                "which another user created in a directory everyone can write; remove the "
+                "link or choose another attachments_dir."
+            )
+
+
+def _ensure_private(directory: Path) -> None:
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    info = directory.lstat()
+    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != uid
+        or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    ):
+        raise UnsafeDirectoryError(
+            f"{str(directory)!r} is not a private directory of this user (a symbolic link, "
+            "another user's, or open to others); remove it, or set attachments_dir."
+        )
+
+
+def _make_private_folder(root: Path, folder: str) -> None:
+    """Create ``root/folder`` (mode 700), or check that the existing one is no symlink."""
     directory = root / folder
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.mkdir(directory, 0o700)
+        return  # made just now: a real directory of ours
+    except FileNotFoundError:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:
+        pass
     # ``folder`` is one safe name (no separator, no ".."), so only a symlink planted in a
     # shared temp dir could lead elsewhere; lstat is enough to catch it, and far cheaper
     # than resolving the whole path for every attachment.
@@ -185,13 +279,28 @@ def _write_local(root: Path, folder: str, name: str, data: bytes) -> str:
             f"{directory} is a symbolic link or leads outside {root}; remove it or choose "
             "another attachments_dir."
         )
-    target = directory / name
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_BINARY", 0)
-    descriptor = os.open(target, flags, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    return str(target)
+
+
+_WRITE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_TRUNC
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _write_local(directory: Path, name: str, data: bytes) -> str:
+    target = f"{directory}{os.sep}{name}"
+    descriptor = os.open(target, _WRITE_FLAGS, 0o600)
+    try:
+        with memoryview(data) as view:
+            written = 0
+            while written < len(view):
+                written += os.write(descriptor, view[written:])
+    finally:
+        os.close(descriptor)
+    return target
 
 
 def _name_for(filename: str | None, content_type: str) -> str:

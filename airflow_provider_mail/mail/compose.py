@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import email.errors
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.generator import BytesGenerator
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
-from email.policy import SMTPUTF8
+from email.parser import BytesHeaderParser
+from email.policy import SMTPUTF8, Policy
 from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -29,6 +32,12 @@ from airflow_provider_mail.mail.addresses import (
 
 _HEADER_FIELDS = ("from", "to", "cc", "bcc", "reply_to", "subject")
 _MAX_QUOTED = 120
+# What starts an RFC 2047 encoded word. Text holding it is written so that receivers, who
+# decode encoded words, show the text as it was given (see _LiteralHeader).
+_ENCODED_WORD_START = "=?"
+# Stands in for "=?" while an address is parsed, so the parser keeps it as text instead of
+# decoding an encoded word: a private-use character no address needs.
+_PLACEHOLDER = "\ue000"
 
 
 @dataclass(frozen=True)
@@ -69,12 +78,54 @@ class ComposedEmail:
             "subject": self.subject,
         }
 
+    def wire_policy(self) -> Policy:
+        """The policy of the transmission: CRLF, UTF-8 headers only when international."""
+        policy = SMTPUTF8 if self.international else self.message.policy
+        return policy.clone(linesep="\r\n")
+
     def as_bytes(self) -> bytes:
         """The message as transmitted: CRLF line ends, UTF-8 headers only when international."""
-        policy = SMTPUTF8 if self.international else self.message.policy
         with io.BytesIO() as buffer:
-            BytesGenerator(buffer, policy=policy).flatten(self.message, linesep="\r\n")
+            BytesGenerator(buffer, policy=self.wire_policy()).flatten(self.message)
             return buffer.getvalue()
+
+
+class _LiteralHeader(str):
+    """A header value that receivers must show exactly as given, even if it holds ``=?``.
+
+    Text that merely looks like an RFC 2047 encoded word (``Price =?utf-8?q?caf=C3=A9?=``)
+    would be decoded by every mail program if written as it is; the email library decodes
+    it too when a header is set. This value has a ``name``, so the policy stores and folds
+    it as a ready header object (documented ``EmailPolicy`` behaviour), and its ``fold``
+    writes the text itself as encoded words, which decode back to exactly the text.
+    ``addresses`` (for address headers) writes each display name that way instead.
+    """
+
+    name: str
+    addresses: tuple[Address, ...]
+
+    def __new__(cls, name: str, text: str, addresses: tuple[Address, ...] = ()) -> _LiteralHeader:
+        header = super().__new__(cls, text)
+        header.name = name
+        header.addresses = addresses
+        return header
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header as written on the wire, ending with the policy's line separator."""
+        linesep = policy.linesep
+        if not self.addresses:
+            return f"{self.name}: {_encoded(str(self), self.name, linesep)}{linesep}"
+        parts = [
+            f"{_encoded(a.display_name, self.name, linesep)} <{a.addr_spec}>"
+            if a.display_name
+            else a.addr_spec
+            for a in self.addresses
+        ]
+        return f"{self.name}: " + f",{linesep} ".join(parts) + linesep
+
+
+def _encoded(text: str, name: str, linesep: str) -> str:
+    return Header(text, "utf-8", header_name=name).encode(linesep=linesep)
 
 
 def _label(item: int | None) -> str:
@@ -97,11 +148,27 @@ def _texts(value: object, field: str, label: str) -> list[str]:
     )
 
 
+def _has_control(text: str) -> bool:
+    return any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text)
+
+
+def _as_decoded(text: str) -> str:
+    """``text`` as a receiver shows it when written as it is: encoded words decoded."""
+    if _ENCODED_WORD_START not in text:
+        return text
+    try:
+        return str(default_policy.header_factory("Subject", text))
+    except (ValueError, IndexError, TypeError):
+        return text
+
+
 def _check_header_values(fields: Mapping[str, Any], label: str) -> None:
     """Refuse line breaks and control characters before the email library sees them.
 
-    The library would refuse CR/LF too, but with a message that does not say which item or
-    field; a line break in a header is how header injection starts, so it is never fixed up.
+    The library would refuse raw CR/LF too, but with a message that does not say which item
+    or field; a line break in a header is how header injection starts, so it is never fixed
+    up. A value that is (or holds) an encoded word decoding to a line break is refused the
+    same way: written as it is, some Python versions put the decoded line break on the wire.
     """
     for field in _HEADER_FIELDS:
         for text in _texts(fields.get(field), field, label):
@@ -110,15 +177,80 @@ def _check_header_values(fields: Mapping[str, Any], label: str) -> None:
                     f"{label} has a line break in its {field}, which could inject headers, so "
                     "it was refused; remove line breaks from that value."
                 )
-            if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text):
+            if _has_control(text):
                 raise MailSendError(
                     f"{label} has a control character in its {field}; remove it from that value."
                 )
+            decoded = _as_decoded(text)
+            if "\r" in decoded or "\n" in decoded or _has_control(decoded):
+                raise MailSendError(
+                    f"{label} has an encoded word (=?...?=) in its {field} that decodes to a "
+                    "line break or control character, which could inject headers, so it was "
+                    "refused; remove that encoded word from the value."
+                )
+
+
+def _literal_addresses(texts: list[str]) -> tuple[Address, ...]:
+    """Parse addresses keeping encoded-word look-alikes as text (the parser would decode them)."""
+    if not any(_ENCODED_WORD_START in text for text in texts):
+        return parse_addresses(texts)
+    parsed = parse_addresses([text.replace(_ENCODED_WORD_START, _PLACEHOLDER) for text in texts])
+    return tuple(
+        Address(
+            display_name=a.display_name.replace(_PLACEHOLDER, _ENCODED_WORD_START),
+            username=a.username.replace(_PLACEHOLDER, _ENCODED_WORD_START),
+            domain=a.domain,
+        )
+        for a in parsed
+    )
+
+
+def _address_header(name: str, addresses: tuple[Address, ...]) -> object:
+    """The value to set for an address header: the library's, unless a name holds ``=?``."""
+    if any(_ENCODED_WORD_START in a.display_name for a in addresses):
+        return _LiteralHeader(name, ", ".join(map(str, addresses)), addresses)
+    return addresses
+
+
+def _subject_header(subject: str) -> object:
+    if _ENCODED_WORD_START in subject:
+        return _LiteralHeader("Subject", subject)
+    return subject
+
+
+def _check_wire(composed: ComposedEmail, label: str) -> None:
+    """Read the headers back as a receiver would and refuse anything but what was written.
+
+    The last line of defence against header injection, whatever the Python version's email
+    library does: each header folds to exactly one header, and none decodes to a line break.
+    """
+    policy = composed.wire_policy()
+    raw = list(composed.message.raw_items())
+    try:
+        folded = b"".join(policy.fold_binary(name, value) for name, value in raw)
+    except (ValueError, UnicodeError, email.errors.MessageError):
+        raise MailSendError(
+            f"{label} has a header the email library refuses to write (a line break in it "
+            "could inject headers); remove line breaks from its header values."
+        ) from None
+    received = BytesHeaderParser(policy=default_policy).parsebytes(folded + b"\r\n")
+    names = [name.lower() for name, _value in raw]
+    if [name.lower() for name in received] != names:
+        raise MailSendError(
+            f"{label} would go out with headers it did not set, which is header injection, "
+            "so it was refused; remove line breaks and encoded words from its header values."
+        )
+    for name, value in received.items():
+        if _has_control(str(value)):
+            raise MailSendError(
+                f"{label} has a {name} header that decodes to a line break or control "
+                "character, so it was refused; remove it from that value."
+            )
 
 
 def _addresses(fields: Mapping[str, Any], field: str, label: str) -> tuple[Address, ...]:
     try:
-        return parse_addresses(_texts(fields.get(field), field, label))
+        return _literal_addresses(_texts(fields.get(field), field, label))
     except InvalidAddressError as err:
         raise MailSendError(
             f"{label} has an invalid {field} address {_quoted(err.value)}; use name@domain "
@@ -128,7 +260,10 @@ def _addresses(fields: Mapping[str, Any], field: str, label: str) -> tuple[Addre
 
 def _sender(fields: Mapping[str, Any], label: str) -> Address:
     try:
-        sender = parse_single_address(_texts(fields.get("from"), "from", label))
+        senders = _literal_addresses(_texts(fields.get("from"), "from", label))
+        if len(senders) > 1:
+            raise InvalidAddressError(", ".join(map(str, senders)))
+        sender = senders[0] if senders else None
     except InvalidAddressError as err:
         raise MailSendError(
             f"{label} has an invalid from address {_quoted(err.value)}; give exactly one "
@@ -189,15 +324,15 @@ def compose_email(
     message = EmailMessage(policy=default_policy)
     subject = "".join(_texts(fields.get("subject"), "subject", label)).strip()
     try:
-        message["From"] = sender
+        message["From"] = _address_header("From", (sender,))
         if to:
-            message["To"] = to
+            message["To"] = _address_header("To", to)
         if cc:
-            message["Cc"] = cc
+            message["Cc"] = _address_header("Cc", cc)
         if reply_to:
-            message["Reply-To"] = reply_to
+            message["Reply-To"] = _address_header("Reply-To", reply_to)
         if subject:
-            message["Subject"] = subject
+            message["Subject"] = _subject_header(subject)
         message["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
         message["Message-ID"] = new_message_id(sender.domain)
     except (ValueError, TypeError) as err:
@@ -214,7 +349,9 @@ def compose_email(
             message.set_content(html, subtype="html")
     else:
         message.set_content(text)
-    return ComposedEmail(message=message, sender=sender.addr_spec, recipients=recipients)
+    composed = ComposedEmail(message=message, sender=sender.addr_spec, recipients=recipients)
+    _check_wire(composed, label)
+    return composed
 
 
 def _header_texts(message: Message, name: str) -> list[str]:
@@ -256,4 +393,6 @@ def envelope_of(message: Message, *, index: int | None = None) -> ComposedEmail:
         transmitted["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc).astimezone())
     if transmitted["Message-ID"] is None:
         transmitted["Message-ID"] = new_message_id(sender.domain)
-    return ComposedEmail(message=transmitted, sender=sender.addr_spec, recipients=recipients)
+    composed = ComposedEmail(message=transmitted, sender=sender.addr_spec, recipients=recipients)
+    _check_wire(composed, label)
+    return composed

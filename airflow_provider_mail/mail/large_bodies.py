@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 __all__ = ["LiftedBodies", "Run", "lift_large_bodies"]
 
-# Plain quantifiers (possessive ones need Python 3.11): the class has no line break, so a
-# failed match gives back at most one line, and matches start only at line starts.
+# No possessive quantifiers (Python 3.11+): the class excludes CR and LF, so a line
+# cannot backtrack into the next one anyway.
 _RUN = re.compile(rb"(?<=\n)(?:[A-Za-z0-9+/=]+\r?\n)+")
 
 

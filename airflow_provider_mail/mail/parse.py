@@ -26,7 +26,7 @@ from email.message import Message
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
@@ -53,6 +53,32 @@ class _RawHeaders(Compat32):
 
 
 _POLICY = _RawHeaders(linesep="\r\n", max_line_length=None)
+
+
+class _FlattenHeaders(_RawHeaders):
+    """How a forwarded message is written back to bytes, with a short cut for plain headers.
+
+    ``compat32`` folds every header through an ``email.header.Header``, the slowest step of
+    writing a message. Without a line length limit, that gives back a one-line ASCII value
+    unchanged (checked against ``Header`` on 200,000 random values), so such a value is
+    written as it is; anything else goes the usual way.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if (
+            isinstance(value, str)
+            and len(value) < _PLAIN_HEADER_LIMIT
+            and value.isascii()
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}\r\n".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+# Far below Header's "no limit" of 1,000,000 characters, where it would start to wrap.
+_PLAIN_HEADER_LIMIT = 50_000
+_FLATTEN_POLICY = _FlattenHeaders(linesep="\r\n", max_line_length=None)
 # Fed in slices, the parser never holds the whole message as one string and as a list of
 # lines at once: a 50 MB message peaks near 140 MB instead of 400 MB.
 _FEED_SLICE = 64 * 1024
@@ -62,6 +88,19 @@ _FEED_SLICE = 64 * 1024
 _LARGE_MESSAGE = 8 * 2**20
 _LARGE_BODY = 256 * 1024
 _BASE64_CHARACTER = re.compile(r"[A-Za-z0-9+/=]")
+
+# Limits that keep a record small enough for XCom whatever a stranger sends; what a limit
+# leaves out is counted in the record's ``truncated`` field (docs/records.md).
+#: MIME levels parsed; a part deeper than this is read as text.
+MAX_DEPTH = 64
+#: Attachments saved per message; the others are counted, not saved.
+MAX_ATTACHMENTS = 500
+#: Characters kept of ``text`` and of ``html``.
+MAX_BODY_CHARS = 1_000_000
+#: Characters kept of each header field of the record (``subject``, ``to``...).
+MAX_HEADER_CHARS = 65_536
+#: Characters kept of an attachment's ``filename`` in the record.
+MAX_FILENAME_CHARS = 1_000
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _FOLDING = re.compile(r"\r?\n(?=[ \t])")
@@ -133,6 +172,7 @@ def build_record(
         "uidvalidity": uidvalidity,
         "uidl": uidl,
         "size": len(raw),
+        "truncated": {},
     }
     key = message_key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
     try:
@@ -144,15 +184,25 @@ def build_record(
             type(err).__name__,
         )
         return record
-    record.update(_header_fields(message, key))
+    truncated: dict[str, int] = record["truncated"]
+    leaves = list(_leaves(message))
+    charsets = _DeclaredCharsets(message, leaves)
+    record.update(_header_fields(message, key, charsets))
+    for field in _CAPPED_HEADERS:
+        record[field] = _cap(record[field], MAX_HEADER_CHARS, field, truncated)
     texts: list[str] = []
     htmls: list[str] = []
-    for part in _leaves(message):
+    for leaf in leaves:
+        if isinstance(leaf.part, _FlatPart):
+            truncated["depth"] = MAX_DEPTH
         try:
-            role, filename, content_type = _classify(part)
-            run = lifted.get(part)
-            data = _payload_bytes(part) if run is None else _decode_run(raw, run)
-            body = _part_text(part, data) if role != "attachment" else ""
+            role, filename, content_type = _classify(leaf, charsets)
+            if role == "attachment" and len(record["attachments"]) >= MAX_ATTACHMENTS:
+                truncated["attachments"] = truncated.get("attachments", 0) + 1
+                continue
+            run = lifted.get(leaf.part)
+            data = _payload_bytes(leaf) if run is None else _decode_run(raw, run)
+            body = _part_text(leaf, data) if role != "attachment" else ""
         except Exception as err:
             log.warning("Skipped an unreadable part of message %s (%s).", key, type(err).__name__)
             continue
@@ -164,7 +214,7 @@ def build_record(
             path = attachments.save(key, filename, content_type, data)
             record["attachments"].append(
                 {
-                    "filename": filename,
+                    "filename": _cap(filename, MAX_FILENAME_CHARS, "filename", truncated),
                     "content_type": content_type,
                     "size": len(data),
                     "path": path,
@@ -177,9 +227,21 @@ def build_record(
     text = "\n".join(texts)
     if not text.strip() and html:
         text = html_to_text(html)
-    record["text"] = text
-    record["html"] = html
+    record["text"] = _cap(text, MAX_BODY_CHARS, "text", truncated)
+    record["html"] = _cap(html, MAX_BODY_CHARS, "html", truncated)
     return record
+
+
+_CAPPED_HEADERS = ("message_id", "from", "to", "cc", "bcc", "reply_to", "subject")
+_T = TypeVar("_T", str, "str | None")
+
+
+def _cap(value: _T, limit: int, field: str, truncated: dict[str, int]) -> _T:
+    """``value`` cut to ``limit`` characters; what was cut is added to ``truncated[field]``."""
+    if value is None or len(value) <= limit:
+        return value
+    truncated[field] = truncated.get(field, 0) + len(value) - limit
+    return value[:limit]
 
 
 def _parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
@@ -203,8 +265,32 @@ def _parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
     return _parse(raw), {}
 
 
+class _FlatPart(Message):
+    """A part below :data:`MAX_DEPTH` levels, which the parser reads as text."""
+
+    def get_content_type(self) -> str:
+        return "text/plain"
+
+
+class _CappedParser(BytesFeedParser):
+    """The ``compat32`` parser, reading a part below :data:`MAX_DEPTH` levels as text.
+
+    The library parses nested parts recursively: thousands of levels exhaust the stack
+    and the whole message would be lost, headers included.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(policy=_POLICY)
+
+    def _new_message(self) -> None:
+        super()._new_message()  # type: ignore[misc]
+        if len(self._msgstack) > MAX_DEPTH:  # type: ignore[attr-defined]
+            # Only these few parts change class: the others keep the library's own methods.
+            self._cur.__class__ = _FlatPart  # type: ignore[attr-defined]
+
+
 def _parse(raw: bytes, lifted: tuple[Run, ...] = ()) -> Message:
-    parser = BytesFeedParser(policy=_POLICY)
+    parser = _CappedParser()
     position = 0
     with memoryview(raw) as view:
         for run in lifted:
@@ -222,8 +308,8 @@ def _feed(parser: BytesFeedParser, view: memoryview, start: int, end: int) -> No
 
 def _lifted_leaves(message: Message, lifted: LiftedBodies) -> dict[Message, Run] | None:
     leaves: dict[Message, Run] = {}
-    for part in _leaves(message):
-        text = _base64_text(part)
+    for leaf in _leaves(message):
+        text = _base64_text(leaf)
         if text is None:
             continue
         tokens = lifted.token.findall(text)
@@ -232,7 +318,7 @@ def _lifted_leaves(message: Message, lifted: LiftedBodies) -> dict[Message, Run]
         rest = lifted.token.sub("", text)
         if len(tokens) > 1 or not rest.isascii() or _BASE64_CHARACTER.search(rest):
             return None
-        leaves[part] = lifted.runs[int(tokens[0])]
+        leaves[leaf.part] = lifted.runs[int(tokens[0])]
     # Every token must be accounted for; one elsewhere means the text of some part changed.
     if len(set(leaves.values())) != len(lifted.runs):
         return None
@@ -321,20 +407,105 @@ def _codec(charset: str | None) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
-def decode_header_value(value: str) -> str:
+def decode_header_value(value: str, charsets: Charsets = ()) -> str:
     """Decode one raw header value to a single line of text.
 
     Decodes RFC 2047 encoded words (``=?utf-8?q?Caf=C3=A9?=`` -> ``Café``) and raw 8-bit
     bytes, unfolds the header and replaces control characters (CR, LF, NUL...) by spaces.
     """
-    return _one_line(_decode_words(_header_text(value)))
+    return _one_line(_decode_words(_header_text(value, charsets)))
 
 
-def _header_text(value: str) -> str:
-    # The parser keeps 8-bit header bytes as surrogate escapes; undo that and decode them.
+def _header_text(value: str, charsets: Charsets = ()) -> str:
+    """A raw header value with its 8-bit bytes decoded, word by word.
+
+    The parser keeps 8-bit header bytes as surrogate escapes. Each word (run of
+    non-space characters) holding such bytes is decoded as UTF-8, else in the first of
+    ``charsets`` (the message's declared charsets) that decodes it, else as UTF-8
+    characters where they are valid and windows-1252 for the other bytes; only a byte
+    that none of these can read becomes U+FFFD. One stray byte thus spoils one word at
+    most, and a windows-1251 subject in a windows-1251 message reads as Cyrillic.
+    """
     if value.isascii():
         return value
-    return decode_bytes(value.encode("utf-8", "surrogateescape"))
+    if isinstance(charsets, _DeclaredCharsets):
+        charsets = charsets.get()
+    data = value.encode("utf-8", "surrogateescape")
+    pieces = []
+    position = 0
+    for match in _EIGHT_BIT_WORD.finditer(data):
+        pieces.append(data[position : match.start()].decode("ascii"))
+        pieces.append(_decode_8bit_word(match.group(), charsets))
+        position = match.end()
+    pieces.append(data[position:].decode("ascii"))
+    return "".join(pieces)
+
+
+_EIGHT_BIT_WORD = re.compile(rb"[^\s\x80-\xff]*[\x80-\xff][^\s]*")
+_UTF8_CHARACTER = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+def _decode_8bit_word(word: bytes, charsets: tuple[str, ...]) -> str:
+    for charset in ("utf-8", *charsets):
+        try:
+            return word.decode(charset)
+        except (LookupError, ValueError):
+            continue
+    pieces = []
+    position = 0
+    for match in _UTF8_CHARACTER.finditer(word):
+        pieces.append(word[position : match.start()].decode("cp1252", "replace"))
+        pieces.append(match.group().decode("utf-8"))
+        position = match.end()
+    pieces.append(word[position:].decode("cp1252", "replace"))
+    return "".join(pieces)
+
+
+class _DeclaredCharsets:
+    """The message's declared charsets, looked up only once a header holds 8-bit bytes."""
+
+    __slots__ = ("_found", "_leaves", "_message")
+
+    def __init__(self, message: Message, leaves: list[_Leaf]) -> None:
+        self._message = message
+        self._leaves = leaves
+        self._found: tuple[str, ...] | None = None
+
+    def get(self) -> tuple[str, ...]:
+        if self._found is None:
+            self._found = _declared_charsets(self._message, self._leaves)
+        return self._found
+
+
+Charsets = tuple[str, ...] | _DeclaredCharsets
+
+
+def _declared_charsets(message: Message, leaves: list[_Leaf]) -> tuple[str, ...]:
+    """The charsets the message declares (its own, then its parts'), for 8-bit headers.
+
+    Only charsets that keep ASCII as ASCII: a header is decoded word by word.
+    """
+    found: list[str] = []
+    for label in [message.get_param("charset")] + [leaf.charset() for leaf in leaves]:
+        if not isinstance(label, str):
+            continue
+        codec = _codec(label)
+        if codec is not None and codec not in found and _keeps_ascii(codec):
+            found.append(codec)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=64)
+def _keeps_ascii(codec: str) -> bool:
+    sample = "Subject: Re: a-z 0-9 <a@b.example> =?."
+    try:
+        return sample.encode(codec) == sample.encode("ascii")
+    except (LookupError, ValueError):
+        return False
 
 
 def _decode_words(value: str) -> str:
@@ -401,18 +572,27 @@ def _decode_base64(text: str) -> bytes:
 
 
 def _one_line(text: str) -> str:
+    if text.isprintable():  # no control character, so nothing to unfold or replace
+        return text.strip()
     return _CONTROL.sub(" ", _FOLDING.sub("", text)).strip()
 
 
-def _header_values(message: Message, name: str) -> list[str]:
-    return [str(value) for value in message.get_all(name) or ()]
+def _record_headers(message: Message) -> dict[str, list[str]]:
+    """The values of the headers a record reads, by lower-case name, in one pass."""
+    headers: dict[str, list[str]] = {}
+    for name, value in message.items():
+        key = name.lower()
+        if key in _RECORD_HEADERS:
+            headers.setdefault(key, []).append(str(value))
+    return headers
 
 
-def _header_fields(message: Message, key: str) -> dict[str, Any]:
+def _header_fields(message: Message, key: str, charsets: Charsets) -> dict[str, Any]:
     fields: dict[str, Any] = {}
+    headers = _record_headers(message)
     for field, reader in _HEADER_READERS.items():
         try:
-            value = reader(message)
+            value = reader(headers, charsets)
         except Exception as err:
             log.warning(
                 "Header %s of message %s could not be decoded (%s).",
@@ -426,24 +606,24 @@ def _header_fields(message: Message, key: str) -> dict[str, Any]:
     return fields
 
 
-def _message_id(message: Message) -> str | None:
-    values = _header_values(message, "message-id")
+def _message_id(headers: dict[str, list[str]], charsets: Charsets) -> str | None:
+    values = headers.get("message-id")
     if not values:
         return None
-    return decode_header_value(values[0]) or None
+    return decode_header_value(values[0], charsets) or None
 
 
-def _subject(message: Message) -> str:
-    values = _header_values(message, "subject")
-    return decode_header_value(values[0]) if values else ""
+def _subject(headers: dict[str, list[str]], charsets: Charsets) -> str:
+    values = headers.get("subject")
+    return decode_header_value(values[0], charsets) if values else ""
 
 
-def _date(message: Message) -> str | None:
-    values = _header_values(message, "date")
+def _date(headers: dict[str, list[str]], charsets: Charsets) -> str | None:
+    values = headers.get("date")
     if not values:
         return None
     try:
-        moment = parsedate_to_datetime(_one_line(_header_text(values[0])))
+        moment = parsedate_to_datetime(_one_line(_header_text(values[0], charsets)))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
@@ -452,13 +632,13 @@ def _date(message: Message) -> str | None:
     return moment.isoformat()
 
 
-def _addresses(message: Message, name: str) -> str:
-    texts = [_header_text(value) for value in _header_values(message, name)]
+def _addresses(headers: dict[str, list[str]], charsets: Charsets, name: str) -> str:
+    texts = [_header_text(value, charsets) for value in headers.get(name, ())]
     if not texts:
         return ""
     try:
         # Split before decoding: a decoded name may hold the commas that separate addresses.
-        pairs = getaddresses(texts)
+        pairs = _split_addresses(texts)
     except Exception:
         pairs = []
     formatted = []
@@ -472,6 +652,43 @@ def _addresses(message: Message, name: str) -> str:
     return _one_line(_decode_words(" ".join(texts)))
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ADDRESS = (
+    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})"
+    rf"|(?:(?P<phrase>{_ATOM}(?: {_ATOM})*)|\"(?P<quoted>[^\"\\\r\n]+)\")?"
+    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>)"
+    r"[ \t]*"
+)
+_PLAIN_ADDRESS_ENTRY = re.compile(rf"{_PLAIN_ADDRESS}(?P<end>,|$)")
+
+
+def _split_addresses(texts: list[str]) -> list[tuple[str, str]]:
+    """``email.utils.getaddresses(texts)``, without its parser for the usual case.
+
+    ``getaddresses`` reads a header character by character, which makes it the most
+    expensive step of a record. A list of plain entries (``a@b.org``, ``Jane Doe <a@b.org>``,
+    ``"Doe, Jane" <a@b.org>``, ``<a@b.org>``) is split by a regular expression, giving
+    exactly what ``getaddresses`` gives (``tests/unit/test_parse_addresses.py`` compares the
+    two on random lists); anything else goes to ``getaddresses``.
+    """
+    joined = ", ".join(texts)
+    if not joined.isascii():
+        return getaddresses(texts)
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < len(joined) or not pairs:
+        match = _PLAIN_ADDRESS_ENTRY.match(joined, position)
+        if match is None:
+            return getaddresses(texts)
+        bare, phrase, quoted, angle, end = match.group("bare", "phrase", "quoted", "angle", "end")
+        pairs.append(("", bare) if bare is not None else (phrase or quoted or "", angle))
+        position = match.end()
+        if end and position == len(joined):  # a trailing comma: leave it to getaddresses
+            return getaddresses(texts)
+    return pairs
+
+
 def _format_address(display_name: str, address: str) -> str:
     if not display_name:
         return address
@@ -481,7 +698,7 @@ def _format_address(display_name: str, address: str) -> str:
     return f"{display_name} <{address}>" if address else display_name
 
 
-_HEADER_READERS: dict[str, Callable[[Message], str | None]] = {
+_HEADER_READERS: dict[str, Callable[[dict[str, list[str]], Charsets], str | None]] = {
     "message_id": _message_id,
     "from": functools.partial(_addresses, name="from"),
     "to": functools.partial(_addresses, name="to"),
@@ -491,28 +708,98 @@ _HEADER_READERS: dict[str, Callable[[Message], str | None]] = {
     "subject": _subject,
     "date": _date,
 }
+_RECORD_HEADERS = frozenset(
+    {"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"}
+)
 
 
-def _leaves(message: Message) -> Iterator[Message]:
+class _Leaf:
+    """One part that holds content, with the MIME headers a record reads, each read once.
+
+    The values are exactly what ``Message.get_content_type()`` and friends return; asking
+    the part each time would scan all its headers again for every question.
+    """
+
+    __slots__ = ("_mime_headers", "_params", "content_type", "maintype", "part")
+
+    def __init__(self, part: Message, mime_headers: dict[str, str], content_type: str) -> None:
+        self.part = part
+        self.content_type = content_type
+        self.maintype = content_type.split("/")[0]
+        self._mime_headers = mime_headers
+        self._params: dict[str, list[tuple[str, Any]]] = {}
+
+    def header(self, name: str) -> str | None:
+        """The first value of a ``content-*`` header (lower-case name), or ``None``."""
+        return self._mime_headers.get(name)
+
+    def param(self, name: str, header: str) -> Any:
+        """``part.get_param(name, None, header)``, the header's parameters parsed once."""
+        if header not in self._mime_headers:
+            return None
+        params = self._params.get(header)
+        if params is None:
+            params = self._params[header] = self.part.get_params([], header)
+        for key, value in params:
+            if key.lower() == name:
+                return value
+        return None
+
+    def charset(self) -> str | None:
+        """``part.get_content_charset()``."""
+        charset = self.param("charset", "content-type")
+        if charset is None:
+            return None
+        if isinstance(charset, tuple):
+            # RFC 2231 encoded, as the email library decodes it.
+            try:
+                charset = str(charset[2].encode("raw-unicode-escape"), charset[0] or "us-ascii")
+            except (LookupError, UnicodeError):
+                charset = charset[2]
+        if not charset.isascii():
+            return None
+        return str(charset.lower())
+
+
+_MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+
+
+def _leaves(message: Message) -> Iterator[_Leaf]:
     """Every part that holds content, in order; a forwarded message counts as one part."""
     stack = [message]
     while stack:
         part = stack.pop()
-        if part.is_multipart() and part.get_content_maintype() != "message":
+        mime_headers: dict[str, str] = {}
+        for name, value in part.items():
+            key = name.lower()
+            if key in _MIME_HEADERS and key not in mime_headers:
+                mime_headers[key] = value
+        content_type = _content_type(part, mime_headers.get("content-type"))
+        if part.is_multipart() and not content_type.startswith("message/"):
             payload = part.get_payload()
             stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
         else:
-            yield part
+            yield _Leaf(part, mime_headers, content_type)
 
 
-def _classify(part: Message) -> tuple[str, str | None, str]:
+def _content_type(part: Message, value: str | None) -> str:
+    """``part.get_content_type()``, given its first Content-Type value."""
+    if value is None:
+        return part.get_default_type()
+    content_type = str(value).partition(";")[0].strip().lower()
+    return content_type if content_type.count("/") == 1 else "text/plain"
+
+
+def _classify(leaf: _Leaf, charsets: Charsets = ()) -> tuple[str, str | None, str]:
     """``("text" | "html" | "attachment", filename, content type)`` of one leaf part."""
-    content_type = _one_line(_header_text(part.get_content_type()))
-    if part.get_content_maintype() == "multipart":
+    content_type = _one_line(_header_text(leaf.content_type))
+    if leaf.maintype == "multipart":
         # A multipart whose boundary never appears: its body is all that is left.
         content_type = "text/plain"
-    filename = _filename(part)
-    disposition = part.get_content_disposition()
+    filename = _filename(leaf, charsets)
+    disposition = leaf.header("content-disposition")
+    if disposition is not None:
+        disposition = str(disposition).partition(";")[0].strip().lower()
     if disposition != "attachment" and filename is None:
         if content_type == "text/plain":
             return "text", None, content_type
@@ -521,10 +808,10 @@ def _classify(part: Message) -> tuple[str, str | None, str]:
     return "attachment", filename, content_type
 
 
-def _filename(part: Message) -> str | None:
+def _filename(leaf: _Leaf, charsets: Charsets) -> str | None:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
-            value = part.get_param(param, None, header)
+            value = leaf.param(param, header)
         except Exception:
             continue
         if value is None:
@@ -534,23 +821,24 @@ def _filename(part: Message) -> str | None:
             charset, _language, text = value
             name = decode_bytes(str(text).encode("latin-1", "replace"), charset or None)
         else:
-            name = _decode_words(_header_text(str(value)))
+            name = _decode_words(_header_text(str(value), charsets))
         name = _one_line(name)
         if name:
             return name
     return None
 
 
-def _payload_bytes(part: Message) -> bytes:
+def _payload_bytes(leaf: _Leaf) -> bytes:
     """The decoded bytes of one leaf part, decoding it once and copying it as little as we can."""
-    if part.get_content_maintype() == "message" and part.is_multipart():
+    part = leaf.part
+    if leaf.maintype == "message" and part.is_multipart():
         buffer = io.BytesIO()
-        generator = BytesGenerator(buffer, mangle_from_=False, policy=_POLICY)
+        generator = BytesGenerator(buffer, mangle_from_=False, policy=_FLATTEN_POLICY)
         for inner in part.get_payload():
             if isinstance(inner, Message):
                 generator.flatten(inner)
         return buffer.getvalue()
-    text = _base64_text(part)
+    text = _base64_text(leaf)
     if text is not None:
         # Large attachments are base64: decode the parser's text directly, no extra copy.
         return _decode_base64(text)
@@ -558,22 +846,22 @@ def _payload_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _base64_text(part: Message) -> str | None:
+def _base64_text(leaf: _Leaf) -> str | None:
     """The undecoded text of a leaf whose bytes are its base64 text decoded, else ``None``."""
-    if part.get_content_maintype() == "message" and part.is_multipart():
+    if leaf.maintype == "message" and leaf.part.is_multipart():
         return None
-    encoding = _header_text(str(part.get("content-transfer-encoding", ""))).strip().lower()
-    if not encoding.startswith("base64"):
+    encoding = leaf.header("content-transfer-encoding")
+    if encoding is None or not _header_text(str(encoding)).strip().lower().startswith("base64"):
         return None
     try:
-        text = part.get_payload()
+        text = leaf.part.get_payload()
     except (LookupError, ValueError):  # a charset parameter it could not look up
         return None
     return text if isinstance(text, str) else None
 
 
-def _part_text(part: Message, data: bytes) -> str:
-    text = decode_bytes(data, part.get_content_charset())
+def _part_text(leaf: _Leaf, data: bytes) -> str:
+    text = decode_bytes(data, leaf.charset())
     return text.replace("\r\n", "\n")
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.mail.oauth2 import OAuth2Credentials, credentials_from_extra
 from airflow_provider_mail.mail.tls import Security, default_port
 
 DEFAULT_TIMEOUT = 30.0
@@ -30,6 +31,9 @@ class ServerSettings:
     server_certificate: str = field(default="", repr=False)
     timeout: float = DEFAULT_TIMEOUT
     claim_lock: str = HOST_LOCK
+    #: ``auth_type`` ``oauth2``: the OAuth client that gets the access tokens; ``None``:
+    #: the password.
+    oauth2: OAuth2Credentials | None = None
 
     @property
     def address(self) -> str:
@@ -97,4 +101,5 @@ def settings_from_connection(
         server_certificate=str(extra.get("server_certificate") or ""),
         timeout=timeout,
         claim_lock=claim_lock,
+        oauth2=credentials_from_extra(conn_id, login or "", extra),
     )

@@ -7,39 +7,18 @@ be written to Airflow's storage before any message is marked seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_mail.exceptions import MailConfigError
+# Re-exported for code that imports them from here; their home is mail/params.py.
+from airflow_provider_mail.mail.params import (
+    check_max_connections as check_max_connections,
+)
+from airflow_provider_mail.mail.params import check_max_emails as check_max_emails
 
 INBOX = "INBOX"
-
-
-def check_max_emails(max_emails: int) -> int:
-    """``max_emails`` must be a positive count or ``-1`` (all)."""
-    if isinstance(max_emails, bool) or not isinstance(max_emails, int):
-        raise MailConfigError(
-            f"max_emails must be a whole number (a positive count, or -1 for all), "
-            f"not {max_emails!r}."
-        )
-    if max_emails == 0 or max_emails < -1:
-        raise MailConfigError(
-            f"max_emails is {max_emails}; use a positive number of messages per poll, "
-            "or -1 for all."
-        )
-    return max_emails
-
-
-def check_max_connections(max_connections: int) -> int:
-    """``max_connections`` must be a whole number of SMTP sessions, 1 or more."""
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise MailConfigError(
-            f"max_connections {max_connections!r} is not a whole number; give 1 or more."
-        )
-    if max_connections < 1:
-        raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
-    return max_connections
 
 
 def oldest_first(ids: Iterable[int], max_emails: int) -> list[int]:
@@ -61,6 +40,34 @@ def mailbox_key(folder: str | None) -> str:
 def is_inbox(folder: str | None) -> bool:
     """Whether ``folder`` names the inbox (IMAP's INBOX is case-insensitive)."""
     return folder_name(folder).upper() == INBOX
+
+
+def distinct_uidls(
+    listing: Sequence[tuple[int, str]], digest: Callable[[int], str]
+) -> list[tuple[int, str]]:
+    """A POP3 UIDL listing in which every id names one message.
+
+    RFC 1939 wants UIDLs unique, but a broken or hostile server may report one id for two
+    messages (or an empty one). Taken as it is, one of them would be delivered twice and
+    the other never. An id that is not unique is therefore extended with ``digest(number)``
+    (a digest of that message's content) and, for identical content, a running count:
+    ``dup~3f2a...``, ``dup~3f2a...~2``. Unique ids are kept exactly as the server sent them.
+    """
+    counts = Counter(uidl for _number, uidl in listing)
+    taken = set(counts)
+    result = []
+    for number, uidl in listing:
+        if uidl and counts[uidl] == 1:
+            result.append((number, uidl))
+            continue
+        base = f"{uidl}~{digest(number)}"
+        ident, count = base, 1
+        while ident in taken:
+            count += 1
+            ident = f"{base}~{count}"
+        taken.add(ident)
+        result.append((number, ident))
+    return result
 
 
 def new_pop3_messages(
@@ -127,3 +134,4 @@ class Claim:
             uids=tuple(int(uid) for uid in payload.get("uids", ())),
             uidls=tuple(str(uidl) for uidl in payload.get("uidls", ())),
         )
+

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -11,12 +12,74 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.addresses import address_filter, addresses_filter, name_filter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 _MAX_QUOTED = 200
+
+#: Most characters one rendered value may have (10 Mi): room for the text of a large
+#: email, far below what would exhaust a worker's memory.
+MAX_RENDERED_CHARS = 10 * 1024 * 1024
+
+_SEQUENCES = (str, bytes, list, tuple)
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, plus limits on what one expression may build.
+
+    The sandbox keeps templates away from Python internals but lets ``{{ a * 10**9 }}`` or
+    ``{{ "x" | center(10**9) }}`` build a gigabyte string in one step, before any limit on
+    the output could see it. Repetition (``*``), powers (``**``) and integer arguments of
+    calls and filters are checked before they run.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, _SEQUENCES)
+                    and isinstance(count, int)
+                    and len(sequence) * count > MAX_RENDERED_CHARS
+                ):
+                    raise SecurityError("a repetition would exceed the size limit")
+        if (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right * abs(left).bit_length() > MAX_RENDERED_CHARS
+        ):
+            raise SecurityError("a power would exceed the size limit")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_sizes((*args, *kwargs.values()))
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _check_sizes(arguments: tuple[Any, ...]) -> None:
+    if any(
+        isinstance(argument, int) and abs(argument) > MAX_RENDERED_CHARS for argument in arguments
+    ):
+        raise SecurityError("a number argument exceeds the size limit")
+
+
+def _bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` refusing integer arguments beyond the size limit (``center(10**9)``)."""
+    # Filters that take the context or environment get it before the value.
+    skip = 2 if hasattr(function, "jinja_pass_arg") else 1
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _check_sizes((*args[skip:], *kwargs.values()))
+        return function(*args, **kwargs)
+
+    return bounded
 
 
 def mapping_environment() -> ImmutableSandboxedEnvironment:
@@ -25,13 +88,30 @@ def mapping_environment() -> ImmutableSandboxedEnvironment:
     Sandboxed (the data comes from strangers' emails, so templates may read it but never
     reach Python internals or change it), strict about undefined names, no autoescaping
     (the output is email fields, not HTML), with the filters ``address``, ``name`` and
-    ``addresses``.
+    ``addresses``. One rendered value may have at most :data:`MAX_RENDERED_CHARS`
+    characters, and no single expression may build more.
     """
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
     env.filters.update(
         {"address": address_filter, "name": name_filter, "addresses": addresses_filter}
     )
+    env.filters = {name: _bounded_filter(function) for name, function in env.filters.items()}
     return env
+
+
+class _TooLarge(Exception):
+    """A rendered value grew beyond :data:`MAX_RENDERED_CHARS`."""
+
+
+def _render_bounded(template: Template, variables: Mapping[str, Any]) -> str:
+    """Render, stopping as soon as the output exceeds :data:`MAX_RENDERED_CHARS`."""
+    pieces, size = [], 0
+    for piece in template.generate(variables):
+        size += len(piece)
+        if size > MAX_RENDERED_CHARS:
+            raise _TooLarge
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def _quoted(text: str) -> str:
@@ -77,7 +157,7 @@ def _render_item(
     result: dict[str, str] = {}
     for field, template in templates.items():
         try:
-            result[field] = template.render(variables)
+            result[field] = _render_bounded(template, variables)
         except Exception as err:
             raise _render_error(err, field, mapping[field], where, item) from None
     return result
@@ -89,6 +169,12 @@ def _render_error(
     """The sentence for a template that failed on one item (built only when one does)."""
     source = _quoted(template)
     keys = ", ".join(sorted(str(key) for key in item)) or "none"
+    if isinstance(err, _TooLarge) or (isinstance(err, SecurityError) and "size limit" in str(err)):
+        return MailConfigError(
+            f"The mapping for {field!r} ({source}) would grow beyond {MAX_RENDERED_CHARS} "
+            f"characters in {where}, the most one mapped value may have; make the template "
+            "build less."
+        )
     if isinstance(err, SecurityError):
         return MailConfigError(
             f"The mapping for {field!r} ({source}) tried to reach something the sandbox "
@@ -165,7 +251,7 @@ class MapOperator(BaseOperator):
     def __init__(self, *, source: Any, mapping: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         compile_mapping(mapping)
-        self.source = source
+        self.source = params.check_records(source, "source", optional=False)
         self.mapping = dict(mapping)
 
     def execute(self, context: Context) -> dict[str, str] | list[dict[str, str]]:

@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_mail.exceptions import MailConfigError
-from airflow_provider_mail.hooks.smtp import SmtpHook
-from airflow_provider_mail.mail.compose import ComposedEmail, compose_email
+from airflow_provider_mail.mail import params
+from airflow_provider_mail.mail.describe import sent_line
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
-from airflow_provider_mail.mail.state import check_max_connections
-from airflow_provider_mail.storage import TaskLedger
 
+# The hook, compose and storage are imported where the task runs, not when a DAG file is
+# parsed: every DAG-processor process imports this module (benchmarks/imports.py).
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_mail.mail.compose import ComposedEmail
+    from airflow_provider_mail.storage import TaskLedger
 
 Addresses = str | Sequence[str] | None
 
@@ -140,7 +143,7 @@ class SendEmailOperator(BaseOperator):
         self,
         *,
         from_email: str,
-        conn_id: str = SmtpHook.default_conn_name,
+        conn_id: str = "mail_smtp_default",
         to: Addresses = None,
         cc: Addresses = None,
         bcc: Addresses = None,
@@ -158,17 +161,17 @@ class SendEmailOperator(BaseOperator):
             raise MailConfigError(
                 "from_email is empty; set the sender, such as 'Sales <sales@example.com>'."
             )
-        check_max_connections(max_connections)
-        self.conn_id = conn_id
-        self.from_email = from_email
-        self.to = to
-        self.cc = cc
-        self.bcc = bcc
-        self.subject = subject
-        self.text = text
-        self.html = html
-        self.reply_to = reply_to
-        self.data = data
+        params.check_max_connections(max_connections)
+        self.conn_id = params.check_conn_id(conn_id)
+        self.from_email = params.check_text(from_email, "from_email", required=True)
+        self.to = params.check_addresses(to, "to")
+        self.cc = params.check_addresses(cc, "cc")
+        self.bcc = params.check_addresses(bcc, "bcc")
+        self.subject = params.check_text(subject, "subject")
+        self.text = params.check_text(text, "text")
+        self.html = params.check_text(html, "html")
+        self.reply_to = params.check_addresses(reply_to, "reply_to")
+        self.data = params.check_records(data, "data", optional=True)
         self.parameter_priority = ParameterPriority.parse(parameter_priority).value
         self.max_connections = max_connections
 
@@ -204,6 +207,8 @@ class SendEmailOperator(BaseOperator):
 
     def compose(self) -> list[ComposedEmail]:
         """Build and check every email, before anything is sent."""
+        from airflow_provider_mail.mail.compose import compose_email
+
         priority = ParameterPriority.parse(self.parameter_priority)
         input_values = self._input_values()
         emails = []
@@ -224,6 +229,9 @@ class SendEmailOperator(BaseOperator):
         if not emails:
             self.log.info("data is an empty list, so no email was sent.")
             return []
+        from airflow_provider_mail.hooks.smtp import SmtpHook
+        from airflow_provider_mail.storage import TaskLedger
+
         ledger = TaskLedger.for_task("sent", context)
         earlier: dict[str, dict[str, Any]] = dict((ledger.pending() or {}).get("sent", {}))
         if earlier:
@@ -253,4 +261,4 @@ class SendEmailOperator(BaseOperator):
         return results
 
     def _log_sent(self, result: dict[str, Any]) -> None:
-        self.log.info("Sent %s to %s.", result["message_id"], ", ".join(result["to"]))
+        self.log.info("%s", sent_line(result))

@@ -6,27 +6,21 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_mail.compat import AirflowSensorTimeout, AirflowSkipException, BaseHook
 from airflow_provider_mail.exceptions import MailConfigError, error_from_event
-from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
-from airflow_provider_mail.mail.state import Claim, check_max_emails
-from airflow_provider_mail.storage import (
-    RESERVED,
-    DeliveredMessageIds,
-    TaskLedger,
-    VariableStore,
-)
-from airflow_provider_mail.triggers.receive import (
-    ReceiveEmailTrigger,
-    delay_seconds,
-    receive_hook,
-)
+from airflow_provider_mail.mail.describe import received_line, waiting_line
+from airflow_provider_mail.mail.state import Claim
+
+# Hooks, storage and the trigger are imported where a task runs, not when a DAG file is
+# parsed: every DAG-processor process imports this module (benchmarks/imports.py).
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
 
 
 class ReceiveEmailSensor(BaseSensorOperator):
@@ -64,7 +58,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         worker slot.
     :param attachments_dir: where attachments are written: a directory or an Airflow
         object-storage URL (``s3://bucket/mail``) that downstream tasks on other workers
-        can read. Default: ``<temp dir>/airflow-provider-mail/<dag>/<run>/<task>``.
+        can read. Default: ``<temp dir>/airflow-provider-mail-<uid>/<dag>/<run>/<task>``, private
+        to the worker's user.
     :param use_idle: deferrable mode on IMAP: between polls, wait with IMAP IDLE so that
         new mail is noticed within a second rather than after up to ``delay`` seconds
         (default ``False``; see :class:`ReceiveEmailTrigger`).
@@ -90,22 +85,38 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 "ReceiveEmailSensor takes delay as its poke interval; pass delay, "
                 "not poke_interval."
             )
-        self.delay = delay_seconds(delay)
+        self.delay = params.check_delay(delay)
         super().__init__(poke_interval=self.delay, **kwargs)
-        self.conn_id = conn_id
-        self.folder = folder
-        self.unseen_only = unseen_only
-        self.max_emails = check_max_emails(max_emails)
-        self.deferrable = deferrable
-        self.attachments_dir = attachments_dir
-        self.use_idle = use_idle
+        self.conn_id = params.check_conn_id(conn_id)
+        self.folder = params.check_folder(folder)
+        self.unseen_only = params.check_bool(unseen_only, "unseen_only")
+        self.max_emails = params.check_max_emails(max_emails)
+        self.deferrable = params.check_bool(deferrable, "deferrable")
+        self.attachments_dir = params.check_attachments_dir(attachments_dir)
+        self.use_idle = params.check_bool(use_idle, "use_idle")
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
-        self._hook()
+        hook = self._hook()
+        try:
+            hook.settle_give_backs()  # what an earlier failed read took is found again
+        finally:
+            hook.close()
         records = self.deliver_unfinished(context)
         if records:
             return records
+        self.log.info(
+            "%s",
+            waiting_line(
+                self.conn_id,
+                hook.settings,
+                self.folder or "INBOX",
+                unseen_only=self.unseen_only,
+                delay=self.delay,
+                max_emails=self.max_emails,
+                use_idle=self.use_idle and self.deferrable,
+            ),
+        )
         if not self.deferrable:
             return super().execute(context)
         self._defer()
@@ -113,6 +124,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
+        from airflow_provider_mail.storage import RESERVED, TaskLedger
+
         pending = TaskLedger.for_task("handover", context).pending()
         claim = Claim.from_payload(pending) if pending is not None else None
         if not claim:
@@ -124,6 +137,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def _defer(self, deadline: float | None = None) -> None:
         """Wait in the triggerer; ``deadline`` (Unix time) keeps an earlier wait's timeout."""
+        from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+
         timeout = float(self.timeout) if self.timeout is not None else None
         if deadline is not None:
             timeout = max(deadline - time.time(), 0.0)
@@ -187,6 +202,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         reserved never took anything, so it takes again and delivers what it gets; a
         retry of a ``reserved`` entry delivers all of it, taking what is still unseen.
         """
+        from airflow_provider_mail.storage import RESERVED, TaskLedger
+
         started = time.monotonic()
         ledger = TaskLedger.for_task("handover", context)
         if not retry:
@@ -197,12 +214,12 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
         with contextlib.nullcontext(hook) if hook else self._hook() as session:
-            delivered = self._delivered_ids(session, claim)
+            delivered = session.delivered_ids(claim)
             if self.unseen_only and reserved:
                 session.claim(claim)  # what the crash left unseen; all of it is this task's
             elif self.unseen_only:
                 owned = session.claim(claim, before_take=reserve)
-                owned = self._without_repeats(session, owned, delivered)
+                owned = session.without_repeats(owned, delivered)
                 if owned != claim:
                     reserve(owned)
                 claim = owned
@@ -210,9 +227,13 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 records = session.fetch(claim, sink)
             except BaseException:
                 # Give the messages back, so that a later run gets them even without a
-                # retry; a retry then takes them again like any poller.
-                if self.unseen_only and session.unclaim(claim):
-                    ledger.record(claim.to_payload())
+                # retry; a retry then takes them again like any poller. A give-back that
+                # failed is owed in Airflow's storage and done before the next poll, so the
+                # entry is no longer reserved either way.
+                if self.unseen_only:
+                    session.give_back(claim)
+                    with contextlib.suppress(Exception):  # the read's error is the one to see
+                        ledger.record(claim.to_payload())
                 raise
             if not self.unseen_only:
                 session.mark_seen(claim)  # taking them (unseen_only) marked them already
@@ -220,6 +241,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 delivered.remember(
                     claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
                 )
+        for record in records:
+            self.log.info("%s", received_line(record))
         self.log.info(
             "Handed over %d message(s) from %s in %.2f s.",
             len(records),
@@ -228,45 +251,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
         )
         return records
 
-    def _delivered_ids(self, session: ReceiveHook[Any], claim: Claim) -> DeliveredMessageIds | None:
-        if not isinstance(session, ImapHook):
-            return None
-        return DeliveredMessageIds(
-            VariableStore(),
-            conn_id=self.conn_id,
-            account=session.settings.account,
-            folder=claim.folder,
-        )
-
-    def _without_repeats(
-        self, session: ReceiveHook[Any], claim: Claim, delivered: DeliveredMessageIds | None
-    ) -> Claim:
-        """After a folder was recreated, drop (and keep seen) what was handed over before."""
-        if delivered is None or not isinstance(session, ImapHook) or not claim:
-            return claim
-        if delivered.folder_was_recreated(claim.uidvalidity):
-            delivered.start_checking(claim.uidvalidity, session.uid_next(claim.folder))
-        suspects = delivered.suspects(claim.uids)
-        if not suspects:
-            return claim
-        known = set(delivered.message_ids)
-        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
-        repeats = {uid for uid, mid in session.message_ids(suspect_claim).items() if mid in known}
-        if repeats:
-            self.log.warning(
-                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
-                "and are not delivered again.",
-                claim.folder,
-                len(repeats),
-            )
-        return Claim(
-            claim.protocol,
-            claim.folder,
-            claim.uidvalidity,
-            uids=tuple(uid for uid in claim.uids if uid not in repeats),
-        )
-
     def _hook(self) -> ReceiveHook[Any]:
+        from airflow_provider_mail.triggers.receive import receive_hook
+
         return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)
 
     @staticmethod

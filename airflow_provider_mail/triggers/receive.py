@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -16,17 +16,17 @@ from airflow_provider_mail.exceptions import (
     MailConfigError,
     MailError,
 )
-from airflow_provider_mail.hooks.base import ReceiveHook
-from airflow_provider_mail.hooks.imap import ImapHook
-from airflow_provider_mail.hooks.pop3 import Pop3Hook
-from airflow_provider_mail.mail.errors import describe_network_error
-from airflow_provider_mail.mail.state import Claim, check_max_emails, mailbox_key
-from airflow_provider_mail.triggers.shared_poll import SharedPoll, shared_poll
+from airflow_provider_mail.mail import params
+from airflow_provider_mail.mail.state import Claim, mailbox_key
 
-RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {
-    ImapHook.conn_type: ImapHook,
-    Pop3Hook.conn_type: Pop3Hook,
-}
+# The hooks are imported where a trigger runs, not when a DAG file that uses it (an
+# AssetWatcher) is parsed: every DAG-processor process imports this module.
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.triggers.shared_poll import SharedPoll
+
+#: The hook class per connection type, completed on first use.
+RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {}
 MAX_BACKOFF_SECONDS = 300.0
 #: How long one IMAP IDLE lasts before it is renewed (servers drop IDLE after 29 minutes).
 IDLE_RENEW_SECONDS = 120.0
@@ -37,6 +37,11 @@ def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHo
 
     Any other connection type, or a folder the protocol cannot read, is a clear error.
     """
+    from airflow_provider_mail.hooks.imap import ImapHook
+    from airflow_provider_mail.hooks.pop3 import Pop3Hook
+
+    for known in (ImapHook, Pop3Hook):
+        RECEIVE_HOOKS.setdefault(known.conn_type, known)
     try:
         hook_class = RECEIVE_HOOKS[connection.conn_type or ""]
     except KeyError:
@@ -47,14 +52,6 @@ def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHo
     hook = hook_class(conn_id, connection=connection)
     hook.check_folder(folder)
     return hook
-
-
-def delay_seconds(delay: Any) -> float:
-    """``delay`` as seconds: a number or a ``timedelta``; negative is an error."""
-    seconds = float(delay.total_seconds()) if hasattr(delay, "total_seconds") else float(delay)
-    if seconds < 0:
-        raise MailConfigError(f"delay is {seconds:g} seconds; use 0 or more seconds between polls.")
-    return seconds
 
 
 class ReceiveEmailTrigger(BaseEventTrigger):
@@ -104,10 +101,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         use_idle: bool = False,
     ) -> None:
         super().__init__()
-        self.conn_id = conn_id
-        self.folder = folder
-        self.unseen_only = unseen_only
-        self.max_emails = check_max_emails(max_emails)
+        self.conn_id = params.check_conn_id(conn_id)
+        self.folder = params.check_folder(folder)
+        self.unseen_only = params.check_bool(unseen_only, "unseen_only")
+        self.max_emails = params.check_max_emails(max_emails)
+        mark_seen = params.check_optional_bool(mark_seen, "mark_seen")
         if mark_seen is None:
             mark_seen = unseen_only
         if mark_seen and not unseen_only:
@@ -115,11 +113,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 "A ReceiveEmailTrigger that marks what it emits (an AssetWatcher) needs "
                 "unseen_only=True; otherwise every poll would emit the whole folder again."
             )
-        self.delay = delay_seconds(delay)
+        self.delay = params.check_delay(delay)
         self.mark_seen = mark_seen
-        self.timeout = timeout
-        self.max_failures = max_failures
-        self.use_idle = use_idle
+        self.timeout = params.check_seconds(timeout, "timeout", allow_none=True)
+        self.max_failures = params.check_count(max_failures, "max_failures", 1)
+        self.use_idle = params.check_bool(use_idle, "use_idle")
         self._idle_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._deadline_epoch: float | None = None
 
@@ -153,6 +151,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             yield self._failure(err)
             return
         if self._shares_polls():
+            from airflow_provider_mail.triggers.shared_poll import shared_poll
+
             async with shared_poll(self._share_key(), hook) as shared:
                 async for event in self._poll_until_found(hook, deadline, shared):
                     yield event
@@ -206,6 +206,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield self._failure(err)
                 return
             except Exception as err:
+                from airflow_provider_mail.mail.errors import describe_network_error
+
                 failure = describe_network_error(err, hook.settings)  # MailErrors as they are
                 if shared is None:
                     await asyncio.to_thread(hook.close)

@@ -108,6 +108,10 @@ def test_add_form_shows_the_email_fields(
         expect(dialog.get_by_label(label, exact=True)).to_have_attribute("name", name)
         expect(dialog.locator(f"[name='{name}']")).to_be_visible()
     expect(dialog.get_by_label("Password", exact=True)).to_have_attribute("type", "password")
+    # The port's hint points at the Security Method, whose help gives the usual ports.
+    expect(dialog.get_by_label("Email Server Port Number", exact=True)).to_have_attribute(
+        "placeholder", "empty: the usual port of the Security Method (under Extra Fields)"
+    )
     expect(dialog.locator("[name='schema']")).to_have_count(0)
     expect(field_label(dialog, "Schema")).to_have_count(0)
     expect(field_label(dialog, "Host")).to_have_count(0)
@@ -119,6 +123,9 @@ def test_add_form_shows_the_email_fields(
     expect(field_label(dialog, "Security Method")).to_be_visible()
     expect(dialog.locator("input[name='element_security']")).to_have_value("ssl")
     security = dialog.get_by_role("combobox", name="Security Method")
+    expect(dialog).to_contain_text("ssl = TLS from the first byte, usual ports 993/995/465")
+    expect(dialog).to_contain_text("usual ports 143/110/587 (SMTP submission")
+    expect(dialog).to_contain_text("Airflow's Extra Fields JSON box below only shows them")
     expect(dialog.locator("#element_security")).to_contain_text("ssl")
 
     certificate = field(dialog, "Server Certificate", "textarea")
@@ -133,6 +140,7 @@ def test_add_form_shows_the_email_fields(
         # IMAP only: how pollers of one mailbox keep their claims apart.
         expect(field_label(dialog, "Claim Lock")).to_be_visible()
         expect(dialog.locator("input[name='element_claim_lock']")).to_have_value("host")
+        expect(dialog).to_contain_text("from receiving the same email twice")
     else:
         expect(field_label(dialog, "Claim Lock")).to_have_count(0)
     page.screenshot(path=artifacts / f"{conn_type}-extra-fields.png", full_page=True)
@@ -183,6 +191,13 @@ def test_form_saves_extras_flat(
         "server_certificate": certificate.pem,
         "timeout": 30,
         "claim_lock": "host",
+        # Authentication and the OAuth fields (tests/browser/test_oauth_form.py), unset.
+        "auth_type": "password",
+        "oauth2_token_url": None,
+        "oauth2_client_id": None,
+        "oauth2_client_secret": None,
+        "oauth2_refresh_token": None,
+        "oauth2_scope": None,
     }
 
 

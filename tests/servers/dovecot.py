@@ -38,6 +38,9 @@ class Dovecot:
     pop3s_port: int = field(default_factory=free_port)
     #: Appended to the generated dovecot.conf (e.g. an ``imap_capability`` override).
     extra_config: str = ""
+    #: Set: also accept OAuth 2.0 sign-in (SASL XOAUTH2 and OAUTHBEARER), the tokens
+    #: checked at this RFC 7662 introspection URL; passwords still work (PLAIN, LOGIN).
+    oauth2_introspection_url: str = ""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,6 +81,23 @@ class Dovecot:
                 f"    port = {port}\n    ssl = yes\n  }}\n"
             )
 
+        mechanisms = "plain login"
+        password_passdb_mechanisms = ""
+        oauth2_passdb = ""
+        if self.oauth2_introspection_url:
+            mechanisms += " xoauth2 oauthbearer"
+            password_passdb_mechanisms = "  mechanisms = plain login\n"
+            (self.root / "oauth2.conf").write_text(
+                f"introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+            )
+            oauth2_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {self.root}/oauth2.conf\n}}\n"
+            )
         self.config_path.write_text(
             f"""
 base_dir = {self.root}/run
@@ -88,7 +108,7 @@ protocols = imap pop3
 listen = 127.0.0.1
 {ssl_block}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_username_format = %n
 mail_location = maildir:{self.root}/mail/%n
 first_valid_uid = 1
@@ -98,9 +118,9 @@ pop3_uidl_format = %08Xu%08Xv
 protocol imap {{
   imap_idle_notify_interval = 1 secs
 }}
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {self.root}/passwd
+{password_passdb_mechanisms}  args = scheme=PLAIN username_format=%n {self.root}/passwd
 }}
 userdb {{
   driver = passwd-file

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from airflow_provider_mail.mail.attachments import (
     MAX_FILENAME_BYTES,
     DirectorySink,
     default_attachments_dir,
+    private_temp_root,
     safe_filename,
 )
 
@@ -193,7 +193,7 @@ def test_object_storage_path_root_is_used_as_given(tmp_path: Path) -> None:
 
 def test_default_attachments_dir_is_under_the_temp_dir() -> None:
     directory = default_attachments_dir("my_dag", "manual__2024-05-01T09:30:00+00:00", "../task")
-    base = Path(tempfile.gettempdir()) / "airflow-provider-mail"
+    base = private_temp_root()
     assert Path(directory).parent.parent.parent == base
     assert Path(directory).relative_to(base).parts == (
         "my_dag",

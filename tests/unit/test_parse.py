@@ -20,8 +20,8 @@ from airflow_provider_mail.mail.parse import (
     html_to_text,
     message_key,
 )
+from tests.unit.record_digests import CORPUS, corpus_files, mutations
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 RECORD_KEYS = [
     "message_id",
     "from",
@@ -39,6 +39,7 @@ RECORD_KEYS = [
     "uidvalidity",
     "uidl",
     "size",
+    "truncated",
 ]
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 
@@ -214,10 +215,6 @@ EXPECTED: dict[str, dict[str, Any]] = {
         ],
     },
 }
-
-
-def corpus_files() -> list[str]:
-    return sorted(path.name for path in CORPUS.glob("*.eml"))
 
 
 def record_of(name: str, directory: Path, **ids: Any) -> dict[str, Any]:
@@ -424,31 +421,9 @@ def test_deeply_nested_multipart_does_not_raise(tmp_path: Path) -> None:
     json.dumps(record)
 
 
-def _mutations(seed: int, count: int) -> list[bytes]:
-    generator = random.Random(seed)
-    sources = [(CORPUS / name).read_bytes() for name in corpus_files()]
-    junk = [b"\r\n", b"\n", b"--", b"=?", b"?=", b"\x00", b"\xff", b";", b'"', b"\\", b"=", b":"]
-    samples = [generator.randbytes(generator.randrange(0, 400)) for _ in range(count // 4)]
-    for _ in range(count - len(samples)):
-        data = bytearray(generator.choice(sources) or b"Subject: x\r\n\r\nbody")
-        for _ in range(generator.randrange(1, 12)):
-            position = generator.randrange(len(data) + 1)
-            action = generator.randrange(4)
-            if action == 0:
-                data[position:position] = generator.choice(junk)
-            elif action == 1:
-                del data[position : position + generator.randrange(1, 40)]
-            elif action == 2 and data:
-                data[min(position, len(data) - 1)] = generator.randrange(256)
-            else:
-                data[position:position] = data[: generator.randrange(1, 80)]
-        samples.append(bytes(data))
-    return samples
-
-
 def test_random_and_mutated_bytes_always_give_a_json_safe_record(tmp_path: Path) -> None:
     sink = DirectorySink(tmp_path)
-    for raw in _mutations(seed=20240501, count=400):
+    for raw in mutations(seed=20240501, count=400):
         record = build_record(raw, folder="INBOX", attachments=sink)
         assert list(record) == RECORD_KEYS
         assert record["size"] == len(raw)
@@ -468,10 +443,10 @@ def test_an_unreadable_part_is_skipped_and_the_rest_kept(
 ) -> None:
     real_payload_bytes = parse._payload_bytes
 
-    def payload_bytes(part: Any) -> bytes:
-        if part.get_filename() == "report.pdf":
+    def payload_bytes(leaf: Any) -> bytes:
+        if leaf.part.get_filename() == "report.pdf":
             raise ValueError("simulated parser bug")
-        return real_payload_bytes(part)
+        return real_payload_bytes(leaf)
 
     monkeypatch.setattr(parse, "_payload_bytes", payload_bytes)
     record = record_of("attachments.eml", tmp_path)
@@ -625,7 +600,7 @@ def test_lifting_bodies_never_changes_a_record(
     min_body: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     samples = [(CORPUS / name).read_bytes() for name in corpus_files()]
-    samples += _mutations(seed=20240502, count=200)
+    samples += mutations(seed=20240502, count=200)
     expected = [usual_record_and_files(raw, monkeypatch) for raw in samples]
     monkeypatch.setattr(parse, "_LARGE_MESSAGE", 0)
     monkeypatch.setattr(parse, "_LARGE_BODY", min_body)

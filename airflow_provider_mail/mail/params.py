@@ -1,0 +1,187 @@
+"""Checks of the parameters DAG authors pass, run when a task is built (pure).
+
+Every public parameter of the sensor, the trigger, the hooks' ``receive`` / ``send`` and
+both operators goes through one of these functions, so a wrong type or value fails the
+DAG file's import with one sentence naming the parameter, instead of a bare
+``TypeError`` later or, worse, a value that is accepted and means something else
+(``unseen_only="False"`` is a non-empty string, so it would behave as ``True``).
+
+Values Airflow resolves only when the task runs (an ``XComArg`` such as
+``task.output``) are let through here; the code that uses them checks them again then.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider_mail.exceptions import MailConfigError
+
+#: The longest ``delay`` or ``timeout`` accepted: a year (more is a typo, and Airflow's
+#: own time arithmetic overflows long before ``inf``).
+MAX_SECONDS = 365 * 24 * 3600.0
+
+
+def is_resolved_later(value: object) -> bool:
+    """Whether Airflow resolves ``value`` when the task runs (an ``XComArg``)."""
+    return callable(getattr(value, "resolve", None)) and hasattr(value, "iter_references")
+
+
+def _kind(value: object) -> str:
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``value`` must be ``True`` or ``False`` (a string such as ``"False"`` would be true)."""
+    if not isinstance(value, bool):
+        raise MailConfigError(f"{name} must be True or False, not {_kind(value)}.")
+    return value
+
+
+def check_optional_bool(value: object, name: str) -> bool | None:
+    """``None``, ``True`` or ``False``."""
+    return None if value is None else check_bool(value, name)
+
+
+def check_text(value: Any, name: str, *, required: bool = False) -> Any:
+    """A string (or ``None`` unless ``required``); an ``XComArg`` passes."""
+    if is_resolved_later(value):
+        return value
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise MailConfigError(f"{name} must be text, not {_kind(value)}.")
+    if required and not value.strip():
+        raise MailConfigError(f"{name} is empty; give a value.")
+    return value
+
+
+def check_conn_id(value: Any, name: str = "conn_id") -> Any:
+    """A non-empty connection id."""
+    return check_text(value, name, required=True)
+
+
+def check_folder(value: Any) -> Any:
+    """``None`` (the inbox) or a folder name."""
+    return check_text(value, "folder")
+
+
+def check_seconds(value: Any, name: str, *, allow_none: bool = False) -> float | None:
+    """Seconds as a number or a ``timedelta``: finite, 0 or more, at most a year."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise MailConfigError(
+            f"{name} must be a number of seconds or a timedelta, not {_kind(value)}."
+        )
+    if math.isnan(seconds) or seconds < 0 or seconds > MAX_SECONDS:
+        raise MailConfigError(
+            f"{name} is {seconds:g} seconds; use 0 or more seconds, at most a year "
+            f"({MAX_SECONDS:g})."
+        )
+    return seconds
+
+
+def check_delay(value: Any) -> float:
+    """``delay`` between polls: seconds or a ``timedelta``."""
+    seconds = check_seconds(value, "delay")
+    assert seconds is not None  # not allow_none
+    return seconds
+
+
+def check_count(value: Any, name: str, minimum: int) -> int:
+    """A whole number of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MailConfigError(f"{name} must be a whole number, not {_kind(value)}.")
+    if value < minimum:
+        raise MailConfigError(f"{name} is {value}; give {minimum} or more.")
+    return value
+
+
+def check_max_emails(max_emails: Any) -> int:
+    """``max_emails`` must be a positive count or ``-1`` (all)."""
+    if isinstance(max_emails, bool) or not isinstance(max_emails, int):
+        raise MailConfigError(
+            f"max_emails must be a whole number (a positive count, or -1 for all), "
+            f"not {max_emails!r}."
+        )
+    if max_emails == 0 or max_emails < -1:
+        raise MailConfigError(
+            f"max_emails is {max_emails}; use a positive number of messages per poll, "
+            "or -1 for all."
+        )
+    return max_emails
+
+
+def check_max_connections(max_connections: Any) -> int:
+    """``max_connections`` must be a whole number of SMTP sessions, 1 or more."""
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise MailConfigError(
+            f"max_connections {max_connections!r} is not a whole number; give 1 or more."
+        )
+    if max_connections < 1:
+        raise MailConfigError(f"max_connections is {max_connections}; give 1 or more.")
+    return max_connections
+
+
+def check_attachments_dir(value: Any) -> Any:
+    """``None`` (a private temp folder), a directory path or an object-storage URL."""
+    if value is None or is_resolved_later(value) or isinstance(value, (str, os.PathLike)):
+        return value
+    raise MailConfigError(
+        f"attachments_dir must be a directory path or an object-storage URL such as "
+        f"'s3://bucket/mail', not {_kind(value)}."
+    )
+
+
+def check_addresses(value: Any, name: str) -> Any:
+    """``None``, a comma-separated string or a list of strings."""
+    if value is None or isinstance(value, str) or is_resolved_later(value):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(item, str) or is_resolved_later(item) for item in value
+    ):
+        return value
+    raise MailConfigError(
+        f"{name} must be addresses as a comma-separated string or a list of strings, "
+        f"not {_kind(value)}."
+    )
+
+
+def check_records(value: Any, name: str, *, optional: bool) -> Any:
+    """A dict or a list of dicts (``None`` when ``optional``); an ``XComArg`` passes."""
+    if (value is None and optional) or is_resolved_later(value) or isinstance(value, Mapping):
+        return value
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if not (isinstance(item, Mapping) or is_resolved_later(item)):
+                raise MailConfigError(
+                    f"Item {index} of {name} is {_kind(item)}; {name} must be a dict or a "
+                    "list of dicts."
+                )
+        return value
+    raise MailConfigError(f"{name} must be a dict or a list of dicts, not {_kind(value)}.")
+
+
+def check_emails(value: Any, kinds: tuple[type, ...]) -> list[Any]:
+    """A list (or any iterable) of email objects of ``kinds``, for ``SmtpHook.send``."""
+    if isinstance(value, (str, bytes, *kinds)) or not isinstance(value, Iterable):
+        raise MailConfigError(
+            f"emails must be a list of email.message.EmailMessage objects, not a "
+            f"{type(value).__name__}."
+        )
+    emails = list(value)
+    for index, email in enumerate(emails):
+        if not isinstance(email, kinds):
+            raise MailConfigError(
+                f"Email {index} of emails is a {type(email).__name__}; give "
+                "email.message.EmailMessage objects."
+            )
+    return emails

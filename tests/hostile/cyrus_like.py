@@ -1,0 +1,94 @@
+"""A proxy in front of Dovecot that deletes folders the way Cyrus does by default.
+
+Cyrus (``delete_mode: delayed``) does not remove a deleted folder: it renames it to
+``DELETED.<name>.<hex seconds>``. Deleting the same name twice within one second collides
+with the first rename and fails. This proxy answers such a second ``DELETE`` with ``NO``
+instead of passing it on, and passes everything else to the real Dovecot unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+
+from tests.hostile.proxy import chunks
+
+_DELETE = re.compile(rb'^(\S+) DELETE "?([^"\r\n]+)"?\r\n$', re.IGNORECASE)
+
+
+class CyrusLikeProxy:
+    """Listens on 127.0.0.1:``port`` and forwards to 127.0.0.1:``upstream_port``."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.refused_deletes = 0
+        self._deleted: dict[bytes, int] = {}  # folder -> second of its last DELETE
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop listening and cut every connection."""
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            send_lock = threading.Lock()  # answers from the server and from the proxy
+            threading.Thread(
+                target=self._pump, args=(upstream, client, send_lock), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._commands, args=(client, upstream, send_lock), daemon=True
+            ).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, send_lock: threading.Lock) -> None:
+        for chunk in chunks(source):
+            with send_lock, contextlib.suppress(OSError):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.close()
+
+    def _commands(
+        self, client: socket.socket, upstream: socket.socket, send_lock: threading.Lock
+    ) -> None:
+        buffer = b""
+        for chunk in chunks(client):
+            buffer += chunk
+            while b"\r\n" in buffer:
+                line, buffer = buffer.split(b"\r\n", 1)
+                line += b"\r\n"
+                match = _DELETE.match(line)
+                if match and self._collides(match.group(2)):
+                    with send_lock, contextlib.suppress(OSError):
+                        client.sendall(
+                            match.group(1) + b" NO Mailbox already exists (DELETED folder)\r\n"
+                        )
+                    continue
+                with contextlib.suppress(OSError):
+                    upstream.sendall(line)
+        with contextlib.suppress(OSError):
+            upstream.close()
+
+    def _collides(self, folder: bytes) -> bool:
+        second = int(time.time())
+        with self._lock:
+            if self._deleted.get(folder) == second:
+                self.refused_deletes += 1
+                return True
+            self._deleted[folder] = second
+            return False

@@ -1,0 +1,51 @@
+"""A backlog is fetched in chunks bounded by size: every message once, oldest first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_mail.hooks import imap
+from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail.attachments import DirectorySink
+from tests.conftest import ConnFactory, receive_connection
+from tests.servers.certs import Certificate
+from tests.servers.dovecot import Dovecot
+from tests.test_receive_sensor import numbered
+
+
+def test_a_backlog_arrives_whole_in_size_bounded_chunks(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(30, "Backlog"))
+    monkeypatch.setattr(imap, "FETCH_CHUNK", 4)
+    # Room for a few of these messages per chunk.
+    monkeypatch.setattr(imap, "FETCH_CHUNK_BYTES", 3 * len(numbered(1, "Backlog")[0]))
+    commands: list[tuple[int, ...]] = []
+    with ImapHook(conn_id) as hook:
+        claim = hook.find_new(None, unseen_only=False, max_emails=-1)
+        real_fetch = hook._uid_fetch
+
+        def fetch(uids: tuple[int, ...], items: list[bytes]) -> dict[int, object]:
+            commands.append(uids)
+            return real_fetch(uids, items)
+
+        monkeypatch.setattr(hook, "_uid_fetch", fetch)
+        records = hook.fetch(claim, DirectorySink(tmp_path))
+    assert [r["subject"] for r in records] == [f"Backlog {n}" for n in range(30)]
+    assert [r["uid"] for r in records] == list(claim.uids)
+    # One size query, then chunks of about three messages, each a compact UID range.
+    assert len(commands) >= 1 + 30 // 4
+    assert all("," not in imap._sequence_set(command) for command in commands)
+
+
+def test_sequence_sets_are_compact() -> None:
+    assert imap._sequence_set((5, 4, 3, 10, 12, 11, 1)) == "1,3:5,10:12"
+    assert imap._uid_set(imap._sequence_set((9, 2, 3))) == [2, 3, 9]
