@@ -1,6 +1,6 @@
 PYTHON ?= python
 
-.PHONY: demo demo-ui test test-deployment test-matrix lint bench bootstrap-test
+.PHONY: demo demo-ui test test-deployment test-deployment-celery test-matrix lint bench bootstrap-test
 
 # The reference integration end to end on local, throw-away mail servers and Airflow.
 # Installs what is missing first (the package, aiosmtpd, Dovecot via apt as root).
@@ -22,6 +22,12 @@ test: bootstrap-test lint
 # Only the real deployment (tests/deployment), printing sent/received/duplicates/lost.
 test-deployment: bootstrap-test
 	$(PYTHON) -m pytest -q -p no:cacheprovider -s -m deployment tests/deployment
+
+# The same deployment on the CeleryExecutor: Redis and two Celery workers, one killed -9
+# mid-hand-over. Installs the celery extra and redis-server when missing. Not part of `test`.
+test-deployment-celery: bootstrap-test
+	sh tests/deployment/bootstrap_celery.sh $(PYTHON)
+	$(PYTHON) -m pytest -q -p no:cacheprovider -s -m "deployment and celery" tests/deployment
 
 # Every Airflow 3 minor in its own venv (.matrix/): unit, real-server and dag.test() tests.
 # MATRIX="3.0.6:3.10" limits it to some entries (Airflow version:Python version).

@@ -1,10 +1,12 @@
 """A real Airflow deployment for the suite: PostgreSQL, api-server, scheduler, dag-processor,
-two triggerers and the LocalExecutor, each component its own process (group), as in
-production. Connections come from ``AIRFLOW_CONN_*`` variables given to every component.
+two triggerers and either the LocalExecutor or the CeleryExecutor with two Celery workers
+(on a Redis broker), each component its own process (group), as in production.
+Connections come from ``AIRFLOW_CONN_*`` variables given to every component.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -15,6 +17,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from tests.conftest import REPO
 from tests.servers.api_server import SIMPLE_AUTH_MANAGER
@@ -31,6 +35,10 @@ COMPONENTS = {
     "triggerer-1": ["triggerer", "--skip-serve-logs"],
     "triggerer-2": ["triggerer", "--skip-serve-logs"],
 }
+CELERY_WORKERS = ("worker-1", "worker-2")
+# Airflow's default (300 s) is how long a task whose worker died stays "running" before
+# the scheduler fails it into its retry; the Celery variant kills a worker and waits for that.
+CELERY_HEARTBEAT_TIMEOUT = "45"
 
 
 @dataclass
@@ -42,9 +50,21 @@ class Deployment:
     connections: dict[str, str]
     dags: list[Path]
     executor: str = "LocalExecutor"
+    broker_url: str | None = None
     port: int = field(default_factory=free_port)
     secret: str = field(default_factory=lambda: secrets.token_hex(32))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def components(self) -> dict[str, list[str]]:
+        """Every process to run, by name: ``COMPONENTS``, and two workers on Celery."""
+        if self.executor != "CeleryExecutor":
+            return COMPONENTS
+        workers = {
+            name: ["celery", "worker", "--celery-hostname", name, "--skip-serve-logs", "-c", "4"]
+            for name in CELERY_WORKERS
+        }
+        return {**COMPONENTS, **workers}
 
     @property
     def pause_file(self) -> Path:
@@ -82,6 +102,18 @@ class Deployment:
                 "PYTHONPATH": os.pathsep.join([str(INJECT), str(REPO)]),
             }
         )
+        if self.executor == "CeleryExecutor":
+            assert self.broker_url, "The CeleryExecutor needs a broker_url (Redis)."
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url}",
+                    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": (
+                        CELERY_HEARTBEAT_TIMEOUT
+                    ),
+                }
+            )
         return env
 
     def start(self, timeout: float = 180) -> Deployment:
@@ -99,7 +131,7 @@ class Deployment:
         # The API server first: tasks and triggers reach Airflow only through it.
         self._spawn("api-server", [*COMPONENTS["api-server"], "-p", str(self.port)], "wb")
         self._wait_for_api(timeout)
-        for name, args in COMPONENTS.items():
+        for name, args in self.components.items():
             if name != "api-server":
                 self._spawn(name, args, "wb")
         return self
@@ -134,13 +166,29 @@ class Deployment:
         return (self.home / f"{name}.log").read_text(errors="replace")[-chars:]
 
     def kill(self, name: str) -> None:
-        """SIGKILL a component and everything it started, as an OOM kill or a lost node would."""
+        """SIGKILL a component and everything it started, as an OOM kill or a lost node would.
+
+        Airflow's task supervisor puts each task process in a group of its own, so the
+        component's group alone would leave the task running: its descendants are killed too.
+        """
         process = self.processes[name]
+        descendants = psutil.Process(process.pid).children(recursive=True)
         os.killpg(process.pid, signal.SIGKILL)
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         process.wait(timeout=10)
 
+    def component_running(self, pid: int) -> str:
+        """The name of the component whose process started process ``pid``."""
+        ancestors = {parent.pid for parent in psutil.Process(pid).parents()}
+        for name, process in self.processes.items():
+            if process.pid in ancestors and process.poll() is None:
+                return name
+        raise AssertionError(f"No running component started process {pid}.")
+
     def restart(self, name: str) -> None:
-        self._spawn(name, COMPONENTS[name], "ab")
+        self._spawn(name, self.components[name], "ab")
 
     def stop(self) -> None:
         for process in self.processes.values():

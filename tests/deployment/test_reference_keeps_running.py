@@ -1,14 +1,22 @@
 """The reference integration in a real deployment keeps running, through crashes.
 
-PostgreSQL, api-server, scheduler, dag-processor, two triggerers and the LocalExecutor
+PostgreSQL, api-server, scheduler, dag-processor, two triggerers and an executor
 (``tests/deployment/airflow_deployment.py``), with ``obtain_info_emails_to_leads``
 unpaused against the suite's Dovecot and aiosmtpd. Mail arrives in three waves over more
 than two minutes; between them a triggerer is killed (-9) while the sensor waits in it, and
-the task process is killed (-9) in the middle of a hand-over (messages taken and marked
-seen, not yet read). Every email must be forwarded exactly once, by run after run.
+in the third wave a hand-over is killed in the middle (messages taken and marked seen, not
+yet read). Every email must be forwarded exactly once, by run after run.
 
-Runs with the default ``pytest`` (and ``make test-deployment`` alone); skipped only where
-PostgreSQL's server is not installed (``make test`` installs it as root).
+The test runs once per executor:
+
+- ``LocalExecutor``: the task process is killed; its supervisor reports the failure and the
+  retry delivers. Runs with the default ``pytest`` (and ``make test-deployment``); skipped
+  only where PostgreSQL's server is not installed (``make test`` installs it as root).
+- ``CeleryExecutor`` (marked ``celery``): Redis as broker and two workers; the whole
+  Celery worker running the hand-over is killed with its task, as a lost node would be,
+  the scheduler fails the task after its heartbeat timeout and the retry runs on a worker.
+  Only ``make test-deployment-celery`` runs it (it installs the ``celery`` extra and
+  ``redis-server``); any other run skips it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import pytest
 from tests.conftest import REPO
 from tests.deployment.airflow_deployment import Deployment
 from tests.deployment.postgres import Postgres, server_binaries
+from tests.deployment.redis_server import Redis
+from tests.deployment.redis_server import server_binary as redis_binary
 from tests.servers.certs import Certificate
 from tests.servers.connections import connection_variable
 from tests.servers.dovecot import Dovecot
@@ -107,6 +117,34 @@ def postgres() -> Iterator[Postgres]:
     server.stop()
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("LocalExecutor"),
+        pytest.param("CeleryExecutor", marks=pytest.mark.celery),
+    ]
+)
+def executor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def broker_url(executor: str) -> Iterator[str | None]:
+    """A Redis for the CeleryExecutor's broker; none for the LocalExecutor."""
+    if executor != "CeleryExecutor":
+        yield None
+        return
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip("redis-server is not installed (make test-deployment-celery installs it).")
+    try:
+        import airflow.providers.celery  # noqa: F401
+    except ImportError:
+        pytest.skip("The celery extra is not installed (make test-deployment-celery does it).")
+    server = Redis(binary).start()
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture
 def deployment(
     postgres: Postgres,
@@ -114,6 +152,8 @@ def deployment(
     certificate: Certificate,
     smtp: SmtpServers,
     tmp_path: Path,
+    executor: str,
+    broker_url: str | None,
 ) -> Iterator[Deployment]:
     dovecot.clear("info")
     connections = dict(
@@ -144,7 +184,7 @@ def deployment(
     home.mkdir()
     home.chmod(0o755)
     dags = [REPO / "dags_examples" / f"{DAG_ID}.py"]
-    running = Deployment(home, postgres.url, connections, dags).start()
+    running = Deployment(home, postgres.url, connections, dags, executor, broker_url).start()
     try:
         yield running
     finally:
@@ -186,6 +226,9 @@ def triggerer_holding_the_trigger(postgres: Postgres) -> str:
 def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
     postgres: Postgres, deployment: Deployment, dovecot: Dovecot, smtp: SmtpServers
 ) -> None:
+    setup = "2 triggerers"
+    if deployment.executor == "CeleryExecutor":
+        setup += ", 2 Celery workers on Redis"
     mail = Mail(dovecot, smtp)
     wait_until("the first run waits in a triggerer", lambda: waiting_trigger(postgres), 240, mail)
 
@@ -206,7 +249,9 @@ def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
     deployment.restart(killed)
 
     # Wave 3: the task process is killed mid-hand-over (after the messages were taken and
-    # marked seen, before they were read); the task's retry delivers them.
+    # marked seen, before they were read); the task's retry delivers them. On Celery the
+    # whole worker running it dies with it, and is started again (the retry may run on
+    # either worker).
     wait_until("the next run waits in a triggerer", lambda: waiting_trigger(postgres), 120, mail)
     deployment.pause_file.touch()
     time.sleep(max(0.0, WAVE_GAP - (time.monotonic() - wave_started)))
@@ -214,8 +259,15 @@ def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
     pid_file = Path(f"{deployment.pause_file}.pid")
     wait_until("a task process pauses mid-hand-over", pid_file.exists, 180, mail)
     deployment.pause_file.unlink()
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-    wait_until("wave 3 is forwarded", mail.all_forwarded, 240, mail)
+    task_pid = int(pid_file.read_text())
+    if deployment.executor == "CeleryExecutor":
+        killed_in_handover = deployment.component_running(task_pid)
+        deployment.kill(killed_in_handover)
+        deployment.restart(killed_in_handover)
+    else:
+        killed_in_handover = "a task process"
+        os.kill(task_pid, signal.SIGKILL)
+    wait_until("wave 3 is forwarded", mail.all_forwarded, 300, mail)
     time.sleep(5)  # a duplicate would arrive now
     mail.collect()
 
@@ -224,13 +276,19 @@ def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
     lost = sorted(set(mail.arrived) - set(received))
     latencies = [mail.delivered[s] - mail.arrived[s] for s in mail.arrived if s in mail.delivered]
     succeeded = runs(postgres, "success")
+    retried = query(
+        postgres, f"select count(*) from task_instance where dag_id = '{DAG_ID}' and try_number > 1"
+    )[0][0]
     print(
-        f"\ndeployment (LocalExecutor, PostgreSQL, 2 triggerers; killed {killed} and a task "
-        f"mid-hand-over): sent {len(mail.arrived)}, received {sum(received.values())}, "
-        f"duplicates {duplicates}, lost {len(lost)}, successful runs {succeeded}; "
+        f"\ndeployment ({deployment.executor}, PostgreSQL, {setup}; killed {killed} and "
+        f"{killed_in_handover} mid-hand-over): sent {len(mail.arrived)}, "
+        f"received {sum(received.values())}, duplicates {duplicates}, lost {len(lost)}, "
+        f"successful runs {succeeded}, task instances retried {retried}; "
         f"arrival-to-delivery latency median {statistics.median(latencies):.1f} s, "
         f"max {max(latencies):.1f} s"
     )
     assert lost == []
     assert duplicates == 0
     assert succeeded >= 3  # run after run, not one run that stops
+    for name, process in deployment.processes.items():
+        assert process.poll() is None, f"{name} is not running at the end"
