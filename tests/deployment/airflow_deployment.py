@@ -61,7 +61,7 @@ class Deployment:
         if self.executor != "CeleryExecutor":
             return COMPONENTS
         workers = {
-            name: ["celery", "worker", "--celery-hostname", name, "--skip-serve-logs", "-c", "4"]
+            name: ["celery", "worker", "--celery-hostname", name, "--skip-serve-logs", "-c", "2"]
             for name in CELERY_WORKERS
         }
         return {**COMPONENTS, **workers}
