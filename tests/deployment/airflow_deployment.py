@@ -191,5 +191,13 @@ class Deployment:
         self._spawn(name, self.components[name], "ab")
 
     def stop(self) -> None:
+        # Task processes sit in groups of their own: end any that outlive their component.
+        descendants = []
+        for process in self.processes.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                descendants += psutil.Process(process.pid).children(recursive=True)
         for process in self.processes.values():
             stop_process_group(process, timeout=10)
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()

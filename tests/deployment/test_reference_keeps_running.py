@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
-from tests.deployment.airflow_deployment import Deployment
+from tests.deployment.airflow_deployment import CELERY_WORKERS, Deployment
 from tests.deployment.postgres import Postgres, server_binaries
 from tests.deployment.redis_server import Redis
 from tests.deployment.redis_server import server_binary as redis_binary
@@ -290,5 +290,6 @@ def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
     assert lost == []
     assert duplicates == 0
     assert succeeded >= 3  # run after run, not one run that stops
-    for name, process in deployment.processes.items():
-        assert process.poll() is None, f"{name} is not running at the end"
+    if deployment.executor == "CeleryExecutor":
+        for name in CELERY_WORKERS:  # the killed worker came back and stayed up
+            assert deployment.processes[name].poll() is None, deployment.log_tail(name)
