@@ -222,7 +222,11 @@ def test_newcomer_path(demo_page: Page, demo_ui: DemoUi, artifacts: Path) -> Non
     expect(page.get_by_role("heading", name=DAG_ID)).to_be_visible()
     details = demo_ui.api("GET", f"dags/{DAG_ID}/details")
     if details.get("doc_md"):
-        page.get_by_role("button", name=re.compile("Doc", re.I)).last.click()
+        # The DAG's own button ("Dag Docs"), not the navigation bar's "Docs" menu, which
+        # is also there while the DAG header is still loading.
+        dag_docs = page.get_by_role("button", name=re.compile(r"^Dag Docs$", re.I))
+        expect(dag_docs).to_be_visible()
+        dag_docs.click()
         first_words = next(line for line in details["doc_md"].splitlines() if line.strip())
         expect(page.get_by_text(first_words.strip("# ")[:30]).first).to_be_visible()
         page.screenshot(path=artifacts / "newcomer-dag-docs.png", full_page=True)
@@ -267,8 +271,7 @@ def test_newcomer_path(demo_page: Page, demo_ui: DemoUi, artifacts: Path) -> Non
     )
     later = [r for r in demo_ui.runs() if r["dag_run_id"] != first["dag_run_id"]]
     if not later:
-        # Airflow 3.3.2 creates only the first run of an @continuous DAG (see
-        # docs/logs.md); start the next one as its scheduler would.
+        # The scheduler starts the next run within 30 s; start it now rather than wait.
         demo_ui.api("POST", f"dags/{DAG_ID}/dagRuns", {"logical_date": None})
 
     def got_it(run: dict[str, Any]) -> bool:
