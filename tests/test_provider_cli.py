@@ -22,13 +22,21 @@ def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
+def _json_output(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
+    # Airflow 3.0 logs plugin set-up lines on stdout before the JSON, which is the last line.
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, result.stdout + result.stderr
+    parsed: list[dict[str, str]] = json.loads(lines[-1])
+    return parsed
+
+
 def test_airflow_lists_the_provider_and_its_connection_types(airflow_db: object) -> None:
     providers = _airflow("providers", "list", "-o", "json")
     assert providers.returncode == 0, providers.stderr
-    names = [p["package_name"] for p in json.loads(providers.stdout)]
+    names = [p["package_name"] for p in _json_output(providers)]
     assert "airflow-provider-mail" in names
     hooks = _airflow("providers", "hooks", "-o", "json")
-    by_type = {h["connection_type"]: h for h in json.loads(hooks.stdout)}
+    by_type = {h["connection_type"]: h for h in _json_output(hooks)}
     assert by_type["mail_imap"]["class"] == "airflow_provider_mail.hooks.imap.ImapHook"
     assert by_type["mail_pop3"]["class"] == "airflow_provider_mail.hooks.pop3.Pop3Hook"
     assert by_type["mail_smtp"]["class"] == "airflow_provider_mail.hooks.smtp.SmtpHook"
