@@ -18,13 +18,5 @@ if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
     exit 1
   fi
   echo "Installing Dovecot (apt-get install dovecot-imapd dovecot-pop3d)..."
-  # Keep Debian's post-install scripts from starting a system-wide Dovecot on public
-  # ports: the demo starts its own, on 127.0.0.1 only.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends dovecot-imapd dovecot-pop3d >/dev/null
+  sh demo/apt_install.sh dovecot-imapd dovecot-pop3d
 fi

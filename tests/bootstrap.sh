@@ -23,13 +23,6 @@ if [ -n "$missing" ]; then
     exit 0
   fi
   echo "Installing$missing (apt-get)..."
-  # Keep post-install scripts from starting system-wide servers: the tests start their own.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  sh demo/apt_install.sh $missing
 fi

@@ -18,11 +18,5 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 0
   fi
   echo "Installing redis-server (apt-get)..."
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  sh demo/apt_install.sh redis-server
 fi
