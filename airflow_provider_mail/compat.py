@@ -20,8 +20,9 @@ Names that are the same on every supported version (``airflow.sdk.BaseOperator``
 from __future__ import annotations
 
 import asyncio
-from importlib.metadata import version
 from typing import Any
+
+from airflow import __version__ as _AIRFLOW_VERSION
 
 try:
     from airflow.sdk.exceptions import AirflowException
@@ -52,7 +53,9 @@ __all__ = [
     "variable_key",
 ]
 
-_SLASHES_IN_VARIABLE_KEYS = not version("apache-airflow").startswith("3.0.")
+# ``airflow.__version__`` rather than the package metadata: reading that scans every
+# installed distribution, a few ms of every DAG file's import (benchmarks/imports.py).
+_SLASHES_IN_VARIABLE_KEYS = not _AIRFLOW_VERSION.startswith("3.0.")
 
 
 def variable_key(key: str) -> str:

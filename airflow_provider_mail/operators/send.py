@@ -9,7 +9,6 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.mail import params
-from airflow_provider_mail.mail.describe import sent_line
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
 
 # The hook, compose and storage are imported where the task runs, not when a DAG file is
@@ -261,4 +260,6 @@ class SendEmailOperator(BaseOperator):
         return results
 
     def _log_sent(self, result: dict[str, Any]) -> None:
+        from airflow_provider_mail.mail.describe import sent_line
+
         self.log.info("%s", sent_line(result))

@@ -13,14 +13,13 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_mail.compat import AirflowSensorTimeout, AirflowSkipException, BaseHook
 from airflow_provider_mail.exceptions import MailConfigError, error_from_event
 from airflow_provider_mail.mail import params
-from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
-from airflow_provider_mail.mail.describe import received_line, waiting_line
-from airflow_provider_mail.mail.state import Claim
 
-# Hooks, storage and the trigger are imported where a task runs, not when a DAG file is
-# parsed: every DAG-processor process imports this module (benchmarks/imports.py).
+# Hooks, storage, the trigger and the record helpers are imported where a task runs, not
+# when a DAG file is parsed: every DAG-processor process imports this module
+# (benchmarks/imports.py).
 if TYPE_CHECKING:
     from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.mail.state import Claim
 
 
 class ReceiveEmailSensor(BaseSensorOperator):
@@ -97,6 +96,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
+        from airflow_provider_mail.mail.describe import waiting_line
+
         hook = self._hook()
         try:
             hook.settle_give_backs()  # what an earlier failed read took is found again
@@ -124,6 +125,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
+        from airflow_provider_mail.mail.state import Claim
         from airflow_provider_mail.storage import RESERVED, TaskLedger
 
         pending = TaskLedger.for_task("handover", context).pending()
@@ -168,6 +170,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: fetch the messages it named and hand them over."""
+        from airflow_provider_mail.mail.state import Claim
+
         status = event.get("status")
         if status == "error":
             raise error_from_event(event.get("error"), str(event.get("message")))
@@ -202,6 +206,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         reserved never took anything, so it takes again and delivers what it gets; a
         retry of a ``reserved`` entry delivers all of it, taking what is still unseen.
         """
+        from airflow_provider_mail.mail.attachments import DirectorySink
+        from airflow_provider_mail.mail.describe import received_line
         from airflow_provider_mail.storage import RESERVED, TaskLedger
 
         started = time.monotonic()
@@ -258,6 +264,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     @staticmethod
     def _default_attachments_dir(context: Any) -> str:
+        from airflow_provider_mail.mail.attachments import default_attachments_dir
+
         ti = context["ti"]
         parts = [ti.dag_id, ti.run_id, ti.task_id]
         if ti.map_index is not None and ti.map_index >= 0:

@@ -17,12 +17,12 @@ from airflow_provider_mail.exceptions import (
     MailError,
 )
 from airflow_provider_mail.mail import params
-from airflow_provider_mail.mail.state import Claim, mailbox_key
 
-# The hooks are imported where a trigger runs, not when a DAG file that uses it (an
-# AssetWatcher) is parsed: every DAG-processor process imports this module.
+# The hooks and the claims are imported where a trigger runs, not when a DAG file that
+# uses it (an AssetWatcher) is parsed: every DAG-processor process imports this module.
 if TYPE_CHECKING:
     from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.mail.state import Claim
     from airflow_provider_mail.triggers.shared_poll import SharedPoll
 
 #: The hook class per connection type, completed on first use.
@@ -176,6 +176,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         return not self.mark_seen and not self.use_idle
 
     def _share_key(self) -> tuple[Any, ...]:
+        from airflow_provider_mail.mail.state import mailbox_key
+
         return (
             type(self).__qualname__,
             self.conn_id,
