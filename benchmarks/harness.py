@@ -7,6 +7,8 @@ before anything imports Airflow or the provider (the benchmarks import those laz
 from __future__ import annotations
 
 import atexit
+import contextlib
+import math
 import os
 import shutil
 import statistics
@@ -160,3 +162,21 @@ def machine_note() -> str:
     """One sentence on how busy the machine was: the benchmarks may share it."""
     load = os.getloadavg()[0]
     return f"Machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end of the run."
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def open_sockets() -> int:
+    """Sockets this process holds open."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+    return count

@@ -30,9 +30,14 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.harness import define_connection, machine_note, prepare_airflow_home
+from benchmarks.harness import (
+    define_connection,
+    machine_note,
+    open_sockets,
+    percentile,
+    prepare_airflow_home,
+)
 from benchmarks.servers import bench_workdir, dovecot_server
-from benchmarks.triggerer_scale import open_sockets, percentile
 
 PASSWORD = "shared-Secret-2024"
 CONN_ID = "shared_polls"

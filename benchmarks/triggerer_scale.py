@@ -1,522 +1,457 @@
-"""Many ``ReceiveEmailTrigger`` in one event loop, as Airflow's triggerer runs them.
+"""Thousands of deferred ``ReceiveEmailSensor``s in ONE real ``airflow triggerer``.
 
-Run from the repository root (needs Dovecot; starts and stops its own)::
+Run from the repository root (needs Dovecot and Debian's PostgreSQL; starts and stops its
+own, with a whole Airflow)::
 
-    python -m benchmarks.triggerer_scale                      # N = 100, 250, 500; 30 s each
-    python -m benchmarks.triggerer_scale --counts 500 --seconds 60 --threads 64
+    python -m benchmarks.triggerer_scale --sensors 500,1000      # one deployment per size
+    python -m benchmarks.triggerer_scale --sensors 5000 --window 120 --arrivals 24
 
-For each N, a fresh child process (so memory and CPU belong to that N alone) runs N
-triggers in AssetWatcher mode (``unseen_only=True``, ``mark_seen=True``, ``delay=5``), each
-trigger's ``run()`` driven by its own task in one asyncio loop, as the triggerer does.
-Trigger ``i`` watches its own folder ``w<i // users>`` of user ``u<i % users>`` over
-implicit TLS (verified against the throw-away certificate); connections come from
-``AIRFLOW_CONN_*`` variables, which ``BaseHook.aget_connection`` reads outside a
-triggerer too (the environment-variable secrets backend is always consulted).
+Per size N: Dovecot with N/5 mailboxes (limits raised, see :func:`dovecot_limits`), a
+throw-away PostgreSQL, and Airflow's api-server, scheduler, dag-processor and ONE
+triggerer (``[triggerer] capacity`` raised to N + 10) on the LocalExecutor. The DAGs
+(:mod:`benchmarks.scale_dags`) are one per mailbox with 5 deferrable sensors (unseen only,
+``delay=5``), each run once, so the workers start N sensor tasks that defer; plus one
+task that defers to :class:`benchmarks.lag_probe.LagProbeTrigger`, which measures the
+triggerer's own event loop from inside it.
 
-Once every trigger has polled once (start-up excluded from every figure), this process
-APPENDs a message to a random trigger's folder every 0.5 s over its own IMAP sessions and
-tells the child the UID and the time just before the APPEND; the child measures, over the
-steady window: its CPU, the event loop's lag (a task sleeping 50 ms and measuring its
-oversleep), RSS, open sockets, polls per second, and the latency from APPEND to the
-trigger yielding the event that names that UID.
+Once all N sensors are deferred and their triggers assigned, and one more ``2 x delay``
+has passed, a steady window of ``--window`` seconds measures the triggerer (its process
+and the trigger runner under it): CPU, RSS, IMAP sessions to Dovecot, the lag probe's
+oversleep, Airflow's own "async thread was blocked" lines; meanwhile ``--arrivals``
+messages are APPENDed, each to a different mailbox at random, and the latency from the
+APPEND to the first sensor of that mailbox in state success (its ``end_date`` in the
+database) is recorded. The start-up (all N sensors deferred) is reported with the CPU
+all Airflow components spent on it.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import inspect
 import json
 import math
 import os
 import random
-import re
 import resource
 import shutil
-import subprocess
+import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from email.message import EmailMessage
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imapclient import IMAPClient
+import psutil
 
-from benchmarks.harness import define_connection, machine_note, prepare_airflow_home
-from benchmarks.servers import bench_workdir, dovecot_server
+from benchmarks.harness import machine_note, percentile
+from benchmarks.servers import bench_workdir
+from tests.deployment.airflow_deployment import COMPONENTS, Deployment
+from tests.deployment.postgres import Postgres, server_binaries
+from tests.servers.connections import connection_variable
+from tests.servers.dovecot import Dovecot
 
+SENSORS_PER_MAILBOX = 5
+DELAY = 5.0
 PASSWORD = "scale-Secret-2024"
-LAG_PROBE_SECONDS = 0.05
-MARK = "@@"  # prefix of the child's protocol lines on stdout (Airflow may log there too)
-APPENDUID = re.compile(rb"APPENDUID (\d+) (\d+)")
+DAGS = Path(__file__).resolve().parent / "scale_dags.py"
+BLOCKED = "async thread was blocked"
 
 
-def user_name(number: int) -> str:
-    return f"u{number}"
+def dovecot_limits(mailboxes: int) -> str:
+    """What Dovecot needs for one session per mailbox plus the resumed tasks' sessions.
+
+    Every IMAP session is a process of its own (``service imap``, ``client_limit = 1``),
+    so its process limit must exceed the sessions; all come from 127.0.0.1, so the
+    per-user-and-IP limit must allow the triggerer's session and the tasks' at once.
+    """
+    sessions = 2 * mailboxes + 200
+    return (
+        f"mail_max_userip_connections = {SENSORS_PER_MAILBOX * 4}\n"
+        f"default_process_limit = {sessions}\n"
+        f"default_client_limit = {2 * sessions}\n"
+        f"service imap {{\n  process_limit = {sessions}\n}}\n"
+        f"service imap-login {{\n  process_limit = 64\n  client_limit = {sessions}\n}}\n"
+        f"service anvil {{\n  client_limit = {2 * sessions}\n}}\n"
+        f"service auth {{\n  client_limit = {2 * sessions}\n}}\n"
+    )
 
 
-def conn_id(number: int) -> str:
-    return f"scale_{user_name(number)}"
+@dataclass
+class ScaleDeployment(Deployment):
+    """The suite's deployment with ONE triggerer and the benchmark's settings."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def components(self) -> dict[str, list[str]]:
+        return {name: args for name, args in COMPONENTS.items() if name != "triggerer-2"}
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), **self.settings}
 
 
-def target(index: int, users: int) -> tuple[int, str]:
-    """The user number and folder that trigger ``index`` watches."""
-    return index % users, f"w{index // users}"
+def tree(pid: int) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    return []
 
 
-# --- the child: N triggers in one loop -------------------------------------------------
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU of these processes and everything under them, reaped children included."""
+    total = 0.0
+    for pid in pids:
+        for process in tree(pid):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
-def open_sockets() -> int:
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for process in tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
+    return total
+
+
+def sessions(pid: int, port: int) -> int:
+    """Established TCP connections from the process tree of ``pid`` to ``port``."""
     count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                count += 1
+    for process in tree(pid):
+        with contextlib.suppress(psutil.Error):
+            for conn in process.net_connections(kind="tcp"):
+                if conn.raddr and conn.raddr.port == port and conn.status == "ESTABLISHED":
+                    count += 1
     return count
 
 
-def rss_bytes() -> int:
-    try:
-        import psutil
-    except ImportError:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise
-    return int(psutil.Process().memory_info().rss)
+class Database:
+    def __init__(self, postgres: Postgres) -> None:
+        import psycopg2
 
+        self.connection = psycopg2.connect(postgres.dsn)
+        self.connection.autocommit = True
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+    def one(self, sql: str, *params: Any) -> Any:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()[0]
 
+    def counts(self) -> tuple[int, int, int]:
+        """Sensors deferred, sensors succeeded, triggers assigned to a triggerer."""
+        deferred = self.one(
+            "select count(*) from task_instance where dag_id like 'scale_m%%' "
+            "and state = 'deferred'"
+        )
+        succeeded = self.one(
+            "select count(*) from task_instance where dag_id like 'scale_m%%' and state = 'success'"
+        )
+        assigned = self.one("select count(*) from trigger where triggerer_id is not null")
+        return int(deferred), int(succeeded), int(assigned)
 
-class Child:
-    """What the child process measures while its triggers run."""
+    def first_success(self, dag_id: str, since: float) -> tuple[float, float, float] | None:
+        """When the first sensor of ``dag_id`` to succeed after ``since`` was resumed.
 
-    def __init__(self, count: int, users: int, delay: float, use_idle: bool) -> None:
-        self.count = count
-        self.users = users
-        self.delay = delay
-        self.use_idle = use_idle
-        #: hook -> time its last ``find_new`` started
-        self.last_poll: dict[int, float] = {}
-        self.poll_intervals: list[float] = []
-        self.poll_seconds: list[float] = []
-        #: (trigger index, uid) -> time of the APPEND / of the event
-        self.appended: dict[tuple[int, int], float] = {}
-        self.events: dict[tuple[int, int], float] = {}
-        self.latencies: list[float] = []
-        self.lags: list[float] = []
-        self.measuring = False
-        self.failures: list[str] = []
-
-    def watch_polls(self) -> None:
-        """Time ``find_new`` calls (in this process only): start-up, poll period, duration."""
-        from airflow_provider_mail.hooks.imap import ImapHook
-
-        hook_class = ImapHook
-        original = hook_class.find_new
-        child = self
-
-        def find_new(hook: Any, *args: Any, **kwargs: Any) -> Any:
-            started = time.monotonic()
-            result = original(hook, *args, **kwargs)
-            previous = child.last_poll.get(id(hook))
-            child.last_poll[id(hook)] = started
-            if child.measuring:
-                child.poll_seconds.append(time.monotonic() - started)
-                if previous is not None:
-                    child.poll_intervals.append(started - previous)
-            return result
-
-        hook_class.find_new = find_new  # type: ignore[method-assign]
-
-    def match(self, key: tuple[int, int]) -> None:
-        if key in self.appended and key in self.events:
-            self.latencies.append(self.events.pop(key) - self.appended.pop(key))
-
-    async def drive(self, index: int, trigger: Any) -> None:
-        """What the triggerer does with one trigger: iterate its ``run()``."""
-        async for event in trigger.run():
-            now = time.monotonic()
-            for uid in event.payload.get("uids", ()):
-                self.events[(index, uid)] = now
-                self.match((index, uid))
-
-    async def probe_lag(self) -> None:
-        while True:
-            started = time.monotonic()
-            await asyncio.sleep(LAG_PROBE_SECONDS)
-            if self.measuring:
-                self.lags.append(time.monotonic() - started - LAG_PROBE_SECONDS)
-
-    async def read_appends(self) -> None:
-        """Lines ``index uid monotonic-time`` from the parent, one per APPEND."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while line := await reader.readline():
-            index, uid, appended = line.split()
-            key = (int(index), int(uid))
-            self.appended[key] = float(appended)
-            self.match(key)
-
-    async def run(self, seconds: float, threads: int) -> dict[str, Any]:
-        from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-
-        if threads:
-            from concurrent.futures import ThreadPoolExecutor
-
-            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads))
-        self.watch_polls()
-        rss_start = rss_bytes()
-        extra = {"use_idle": True} if self.use_idle else {}
-        started = time.monotonic()
-        tasks = []
-        for index in range(self.count):
-            user, folder = target(index, self.users)
-            trigger = ReceiveEmailTrigger(
-                conn_id(user),
-                folder=folder,
-                unseen_only=True,
-                max_emails=5,
-                delay=self.delay,
-                mark_seen=True,
-                **extra,
+        Unix times at which its trigger's event reached the database (``scheduled_dttm``),
+        the scheduler queued it, and it ended; None while none has succeeded.
+        """
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "select extract(epoch from scheduled_dttm), extract(epoch from queued_dttm), "
+                "extract(epoch from end_date) from task_instance where dag_id = %s and "
+                "state = 'success' and end_date >= to_timestamp(%s) order by end_date limit 1",
+                (dag_id, since),
             )
-            tasks.append(asyncio.create_task(self.drive(index, trigger)))
-        helpers = [
-            asyncio.create_task(self.probe_lag()),
-            asyncio.create_task(self.read_appends()),
-        ]
-        while len(self.last_poll) < self.count:
-            done = [task for task in tasks if task.done()]
-            if done:
-                break
-            await asyncio.sleep(0.1)
-        startup = time.monotonic() - started
-        self.collect_failures(tasks)
-        # One more period so that the start-up burst has settled.
-        await asyncio.sleep(self.delay)
-        print(f"{MARK}ready", flush=True)
-        self.measuring = True
-        cpu_before, wall_before = time.process_time(), time.monotonic()
-        usage_before = resource.getrusage(resource.RUSAGE_SELF)
-        sockets_max, rss_max = 0, 0
-        while time.monotonic() - wall_before < seconds:
-            await asyncio.sleep(1.0)
-            sockets_max = max(sockets_max, open_sockets())
-            rss_max = max(rss_max, rss_bytes())
-        cpu = time.process_time() - cpu_before
-        wall = time.monotonic() - wall_before
-        usage_after = resource.getrusage(resource.RUSAGE_SELF)
-        self.measuring = False
-        rss_steady, sockets = rss_bytes(), open_sockets()
-        print(f"{MARK}stop", flush=True)
-        # The last APPENDs still deserve their event: as is, that can take two periods.
-        await asyncio.sleep(2 * self.delay + 2.0)
-        self.collect_failures(tasks)
-        for task in [*tasks, *helpers]:
-            task.cancel()
-        await asyncio.gather(*tasks, *helpers, return_exceptions=True)
-        return {
-            "count": self.count,
-            "use_idle": self.use_idle,
-            "threads": threads or min(32, (os.cpu_count() or 1) + 4),
-            "startup_s": startup,
-            "cpu_percent": 100 * cpu / wall,
-            "voluntary_switches": usage_after.ru_nvcsw - usage_before.ru_nvcsw,
-            "lag_p50_ms": 1000 * percentile(self.lags, 0.50),
-            "lag_p99_ms": 1000 * percentile(self.lags, 0.99),
-            "lag_max_ms": 1000 * max(self.lags, default=math.nan),
-            "rss_start_mb": rss_start / 2**20,
-            "rss_steady_mb": rss_steady / 2**20,
-            "rss_max_mb": rss_max / 2**20,
-            "sockets": sockets,
-            "sockets_max": sockets_max,
-            "polls": len(self.poll_seconds),
-            "poll_period_p50_s": percentile(self.poll_intervals, 0.50),
-            "poll_period_p99_s": percentile(self.poll_intervals, 0.99),
-            "find_new_p50_ms": 1000 * percentile(self.poll_seconds, 0.50),
-            "find_new_p99_ms": 1000 * percentile(self.poll_seconds, 0.99),
-            "latency_p50_s": percentile(self.latencies, 0.50),
-            "latency_p99_s": percentile(self.latencies, 0.99),
-            "latency_max_s": max(self.latencies, default=math.nan),
-            "events": len(self.latencies),
-            "missing": len(self.appended),
-            "failures": self.failures[:3],
-            "failed_triggers": len(self.failures),
-        }
-
-    def collect_failures(self, tasks: list[asyncio.Task[None]]) -> None:
-        self.failures = [
-            f"{type(task.exception()).__name__}: {task.exception()}"
-            for task in tasks
-            if task.done() and not task.cancelled() and task.exception() is not None
-        ]
-
-
-def child_main(args: argparse.Namespace) -> None:
-    child = Child(args.child, args.users, args.delay, args.use_idle)
-    result = asyncio.run(child.run(args.seconds, args.threads))
-    print(f"{MARK}result {json.dumps(result)}", flush=True)
-
-
-# --- the parent: Dovecot, deliveries, the table ------------------------------------------
+            row = cursor.fetchone()
+        return None if row is None else (float(row[0]), float(row[1]), float(row[2]))
 
 
 def message(number: int) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = "Lead <lead@example.com>"
-    mail["To"] = "info@example.org"
-    mail["Subject"] = f"Scale test {number}"
-    mail["Message-ID"] = f"<scale-{number}-{time.time_ns()}@example.com>"
-    mail.set_content(f"Message {number}.\n")
-    return mail.as_bytes()
+    return (
+        f"From: Lead {number} <lead{number}@example.org>\r\nTo: info@example.com\r\n"
+        f"Subject: Scale inquiry {number}\r\nMessage-ID: <scale-{number}-{time.time_ns()}"
+        f"@example.org>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nPrice list, please.\r\n"
+    ).encode()
 
 
-class Deliverer(threading.Thread):
-    """APPENDs to a random trigger's folder every ``interval`` seconds, tells the child."""
+class Arrivals(threading.Thread):
+    """APPENDs ``count`` messages, one every ``interval`` s, each to another mailbox."""
 
-    def __init__(
-        self, port: int, users: int, count: int, interval: float, child: subprocess.Popen[str]
-    ) -> None:
+    def __init__(self, dovecot: Dovecot, mailboxes: int, count: int, interval: float) -> None:
         super().__init__(daemon=True)
-        self.port, self.users, self.count, self.interval = port, users, count, interval
-        self.child = child
-        self.stopped = threading.Event()
-        self.sent = 0
+        self.dovecot, self.interval = dovecot, interval
+        self.targets = random.Random(mailboxes).sample(range(mailboxes), min(count, mailboxes))
+        self.appended: dict[int, float] = {}
 
     def run(self) -> None:
-        sessions: dict[int, IMAPClient] = {}
-        rng = random.Random(self.count)
-        try:
-            next_at = time.monotonic()
-            while not self.stopped.is_set():
-                index = rng.randrange(self.count)
-                user, folder = target(index, self.users)
-                if user not in sessions:
-                    sessions[user] = IMAPClient("127.0.0.1", port=self.port, ssl=False)
-                    sessions[user].login(user_name(user), PASSWORD)
-                appended = time.monotonic()
-                answer = sessions[user].append(folder, message(self.sent))
-                found = APPENDUID.search(answer)
-                if found is None:
-                    raise RuntimeError(f"Dovecot gave no APPENDUID: {answer!r}")
-                assert self.child.stdin is not None
-                self.child.stdin.write(f"{index} {int(found[2])} {appended}\n")
-                self.child.stdin.flush()
-                self.sent += 1
-                next_at += self.interval
-                self.stopped.wait(max(0.0, next_at - time.monotonic()))
-        finally:
-            for session in sessions.values():
-                with contextlib.suppress(Exception):
-                    session.logout()
+        next_at = time.monotonic()
+        for number, mailbox in enumerate(self.targets):
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            with self.dovecot.client(f"m{mailbox}") as client:
+                self.appended[mailbox] = time.time()
+                client.append("INBOX", message(number))
+                client.logout()
+            next_at += self.interval
 
 
-def run_child(count: int, args: argparse.Namespace, dovecot: Any, use_idle: bool) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.triggerer_scale",
-        "--child",
-        str(count),
-        "--users",
-        str(args.users),
-        "--seconds",
-        str(args.seconds),
-        "--delay",
-        str(args.delay),
-        "--threads",
-        str(args.threads),
-    ] + (["--use-idle"] if use_idle else [])
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None and child.stdin is not None
-
-    def wait_for(word: str) -> str:
-        assert child.stdout is not None
-        for line in child.stdout:
-            if line.startswith(MARK + word):
-                return line[len(MARK + word) :].strip()
-        raise RuntimeError(f"the child for N={count} exited ({child.wait()}) before {word!r}")
-
-    deliverer = Deliverer(dovecot.imap_port, args.users, count, args.interval, child)
-    try:
-        wait_for("ready")
-        deliverer.start()
-        wait_for("stop")
-        processes = dovecot_processes(dovecot)
-        deliverer.stopped.set()
-        deliverer.join()
-        child.stdin.close()
-        result: dict[str, Any] = json.loads(wait_for("result"))
-    finally:
-        deliverer.stopped.set()
-        if child.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(60)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    result["sent"] = deliverer.sent
-    result["dovecot_processes"] = processes
-    return result
+def lag_samples(path: Path, start: float, end: float) -> list[float]:
+    samples = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            at, late = line.split()
+            if start <= float(at) <= end:
+                samples.append(float(late))
+    return samples
 
 
-def prepare_mailboxes(dovecot: Any, users: int, folders: int) -> None:
-    for user in range(users):
-        with dovecot.client(user_name(user)) as client:
-            for number in range(folders):
-                name = f"w{number}"
-                if not client.folder_exists(name):
-                    client.create_folder(name)
-            client.logout()
+def blocked_lines(log: Path) -> int:
+    with contextlib.suppress(FileNotFoundError):
+        return log.read_text(errors="replace").count(BLOCKED)
+    return 0
 
 
-def dovecot_processes(dovecot: Any) -> int:
-    """Processes of our Dovecot now running (its ``imap`` and ``imap-login`` included)."""
-    try:
-        import psutil
-    except ImportError:
-        return -1
-    with contextlib.suppress(psutil.Error):
-        return 1 + len(psutil.Process(dovecot.process.pid).children(recursive=True))
-    return -1
+def wait_for_sensors(
+    database: Database, deployment: ScaleDeployment, sensors: int, timeout: float
+) -> tuple[int, int, int]:
+    deadline = time.monotonic() + timeout
+    last_print = 0.0
+    counts = (0, 0, 0)
+    while time.monotonic() < deadline:
+        for name, process in deployment.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{deployment.log_tail(name)}")
+        counts = database.counts()
+        deferred, _succeeded, assigned = counts
+        if deferred >= sensors and assigned >= sensors + 1:
+            return counts
+        if time.monotonic() - last_print > 30:
+            print(f"  {deferred}/{sensors} deferred, {assigned} triggers assigned", flush=True)
+            last_print = time.monotonic()
+        time.sleep(2)
+    raise RuntimeError(f"only {counts[0]} of {sensors} sensors deferred within {timeout:.0f} s")
 
 
-def label(use_idle: bool) -> str:
-    return "IDLE" if use_idle else "polling"
+def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One deployment of ``sensors`` deferred sensors: start-up, then the steady window."""
+    mailboxes = sensors // SENSORS_PER_MAILBOX
+    bin_dir = server_binaries()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL's server is not installed (apt-get install postgresql).")
+    with contextlib.ExitStack() as stack:
+        workdir, certificate = stack.enter_context(bench_workdir())
+        users = {f"m{number}": PASSWORD for number in range(mailboxes)}
+        dovecot = Dovecot(
+            workdir / "dovecot", certificate, users=users, extra_config=dovecot_limits(mailboxes)
+        ).start()
+        stack.callback(dovecot.stop)
+        postgres = Postgres(bin_dir).start()
+        stack.callback(postgres.stop)
+        connections = dict(
+            connection_variable(
+                f"scale_m{number}",
+                "mail_imap",
+                port=dovecot.imaps_port,
+                login=f"m{number}",
+                password=PASSWORD,
+                security="ssl",
+                timeout=30,
+            )
+            for number in range(mailboxes)
+        )
+        home = workdir / "airflow"
+        home.mkdir()
+        lag_file = workdir / "lag.txt"
+        settings = {
+            "SCALE_MAILBOXES": str(mailboxes),
+            "SCALE_SENSORS_PER_MAILBOX": str(SENSORS_PER_MAILBOX),
+            "SCALE_LAG_FILE": str(lag_file),
+            # The connections name no certificate (1,000 copies would not fit in the
+            # environment): the system trust store is this benchmark's certificate.
+            "SSL_CERT_FILE": str(certificate.cert_path),
+            "SCALE_START_FROM_TRIGGER": "1" if args.start_from_trigger else "0",
+            "AIRFLOW__TRIGGERER__CAPACITY": str(sensors + 10),
+            "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
+            # A loaded api-server answers a task's calls in more than the default 5 s.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "900",
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "900",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
+            "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": "50",
+        }
+        deployment = ScaleDeployment(home, postgres.url, connections, [DAGS], settings=settings)
+        print(f"N={sensors}: starting Airflow ({mailboxes} mailboxes) ...", flush=True)
+        started = time.monotonic()
+        deployment.start()
+        stack.callback(deployment.stop)
+        database = Database(postgres)
+        components = [process.pid for process in deployment.processes.values()]
+        triggerer = deployment.processes["triggerer-1"].pid
+        counts = wait_for_sensors(database, deployment, sensors, args.ramp_timeout)
+        startup = time.monotonic() - started
+        startup_cpu = cpu_seconds(components)
+        print(f"  all {sensors} deferred after {startup:.0f} s; settling", flush=True)
+        time.sleep(2 * DELAY)
+
+        log = home / "triggerer-1.log"
+        blocked_before = blocked_lines(log)
+        arrivals = Arrivals(dovecot, mailboxes, args.arrivals, args.window / args.arrivals)
+        cpu_before, wall_start = cpu_seconds([triggerer]), time.time()
+        rss, held, loads = [], [], []
+        arrivals.start()
+        while time.time() - wall_start < args.window:
+            time.sleep(1.0)
+            rss.append(rss_bytes(triggerer))
+            held.append(sessions(triggerer, dovecot.imaps_port))
+            loads.append(os.getloadavg()[0])
+        wall_end = time.time()
+        cpu = cpu_seconds([triggerer]) - cpu_before
+        blocked = blocked_lines(log) - blocked_before
+        arrivals.join()
+        lags = lag_samples(lag_file, wall_start, wall_end)
+        steps = collect_latencies(database, arrivals, timeout=4 * DELAY + 60)
+        latencies = steps["success"]
+        result = {
+            "sensors": sensors,
+            "mailboxes": mailboxes,
+            "startup_s": startup,
+            "startup_cpu_s": startup_cpu,
+            "deferred_at_start": counts[0],
+            "triggerer_cpu_percent": 100 * cpu / (wall_end - wall_start),
+            "lag_p50_ms": percentile(lags, 0.50),
+            "lag_p99_ms": percentile(lags, 0.99),
+            "lag_max_ms": max(lags, default=math.nan),
+            "lag_samples": len(lags),
+            "blocked_lines": blocked,
+            "blocked_lines_total": blocked_lines(log),
+            "rss_mb_max": max(rss) / 2**20,
+            "rss_mb_end": rss[-1] / 2**20,
+            "imap_sessions_max": max(held),
+            "imap_sessions_end": held[-1],
+            "arrivals": len(arrivals.appended),
+            "delivered": len(latencies),
+            "latency_p50_s": percentile(latencies, 0.50),
+            "latency_p99_s": percentile(latencies, 0.99),
+            "latency_max_s": max(latencies, default=math.nan),
+            "event_p50_s": percentile(steps["event"], 0.50),
+            "event_p99_s": percentile(steps["event"], 0.99),
+            "queued_p50_s": percentile(steps["queued"], 0.50),
+            "queued_p99_s": percentile(steps["queued"], 0.99),
+            "start_from_trigger": args.start_from_trigger,
+            "load_avg_max": max(loads),
+            "load_avg_mean": sum(loads) / len(loads),
+            "dovecot_processes": len(tree(dovecot.process.pid)) if dovecot.process else 0,
+        }
+        print(f"  {json.dumps(result)}", flush=True)
+        if args.keep_logs:
+            keep = Path(tempfile.mkdtemp(prefix=f"scale-{sensors}-logs-"))
+            for name in deployment.processes:
+                shutil.copy(home / f"{name}.log", keep)
+            print(f"  logs kept in {keep}", flush=True)
+        return result
+
+
+def collect_latencies(
+    database: Database, arrivals: Arrivals, timeout: float
+) -> dict[str, list[float]]:
+    """Seconds from each APPEND to its mailbox's first sensor success, and the steps.
+
+    ``event``: APPEND to the trigger's event in the database; ``queued``: to the
+    scheduler queueing the task; ``success``: to the task's end. Waits for stragglers.
+    """
+    found: dict[int, tuple[float, float, float]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(found) < len(arrivals.appended):
+        for mailbox, appended in arrivals.appended.items():
+            if mailbox not in found:
+                success = database.first_success(f"scale_m{mailbox}", appended)
+                if success is not None:
+                    found[mailbox] = tuple(at - appended for at in success)  # type: ignore[assignment]
+        time.sleep(1)
+    steps = list(found.values())
+    return {
+        name: sorted(step[index] for step in steps)
+        for index, name in enumerate(("event", "queued", "success"))
+    }
 
 
 def table(results: list[dict[str, Any]]) -> str:
     header = [
-        "N",
-        "CPU (% of 1 core)",
+        "sensors (mailboxes)",
+        "triggerer CPU (% of 1 core)",
         "loop lag p50 / p99 / max (ms)",
-        "RSS start → steady (MB)",
-        "RSS growth (MB)",
-        "sockets",
-        "poll period p50 / p99 (s)",
-        "find_new p50 / p99 (ms)",
-        "latency p50 / p99 / max (s)",
-        "events / sent",
-        "start-up (s)",
+        '"blocked" lines',
+        "triggerer RSS (MB)",
+        "IMAP sessions",
+        "arrival → event p50 / p99 (s)",
+        "arrival → queued p50 / p99 (s)",
+        "arrival → success p50 / p99 / max (s)",
+        "delivered / sent",
+        "start-up: s, CPU s of all components",
+        "load avg (mean / max)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for row in results:
-        name = f"{row['count']} {label(row['use_idle'])}"
-        failed = f", {row['failed_triggers']} failed" if row["failed_triggers"] else ""
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    name,
-                    f"{row['cpu_percent']:.1f}",
-                    f"{row['lag_p50_ms']:.1f} / {row['lag_p99_ms']:.1f} / {row['lag_max_ms']:.0f}",
-                    f"{row['rss_start_mb']:.0f} → {row['rss_steady_mb']:.0f}",
-                    f"{row['rss_steady_mb'] - row['rss_start_mb']:+.0f}",
-                    str(row["sockets"]),
-                    f"{row['poll_period_p50_s']:.2f} / {row['poll_period_p99_s']:.2f}",
-                    f"{row['find_new_p50_ms']:.1f} / {row['find_new_p99_ms']:.1f}",
-                    f"{row['latency_p50_s']:.2f} / {row['latency_p99_s']:.2f} / "
-                    f"{row['latency_max_s']:.2f}",
-                    f"{row['events']} / {row['sent']}{failed}",
-                    f"{row['startup_s']:.1f}",
-                ]
-            )
-            + " |"
-        )
+        cells = [
+            f"{row['sensors']:,} ({row['mailboxes']:,})"
+            + (", scheduler-deferred" if row["start_from_trigger"] else ""),
+            f"{row['triggerer_cpu_percent']:.0f}",
+            f"{row['lag_p50_ms']:.0f} / {row['lag_p99_ms']:.0f} / {row['lag_max_ms']:.0f}",
+            f"{row['blocked_lines']} ({row['blocked_lines_total']} since start)",
+            f"{row['rss_mb_max']:.0f}",
+            f"{row['imap_sessions_max']}",
+            f"{row['latency_p50_s']:.1f} / {row['latency_p99_s']:.1f} / {row['latency_max_s']:.1f}",
+            f"{row['delivered']} / {row['arrivals']}",
+            f"{row['startup_s']:.0f}, {row['startup_cpu_s']:.0f}",
+            f"{row['load_avg_mean']:.1f} / {row['load_avg_max']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 @contextlib.contextmanager
-def airflow_home() -> Iterator[Path]:
-    home = prepare_airflow_home()
-    try:
-        yield home
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+def enough_files() -> Iterator[None]:
+    """One socket per mailbox in the triggerer, one file per IMAP process in Dovecot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    yield
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", default="100,250,500", help="trigger counts, comma-separated")
-    parser.add_argument("--seconds", type=float, default=30.0, help="steady window per N")
-    parser.add_argument("--delay", type=float, default=5.0, help="the triggers' poll delay")
-    parser.add_argument("--users", type=int, default=20, help="mailboxes the triggers share")
-    parser.add_argument("--interval", type=float, default=0.5, help="seconds between APPENDs")
+    parser.add_argument("--sensors", default="500,1000", help="sizes, comma-separated")
+    parser.add_argument("--window", type=float, default=90.0, help="steady window (s)")
+    parser.add_argument("--arrivals", type=int, default=18, help="messages in the window")
+    parser.add_argument("--parallelism", type=int, default=8, help="LocalExecutor slots")
+    parser.add_argument("--ramp-timeout", type=float, default=3600.0)
     parser.add_argument(
-        "--threads", type=int, default=0, help="default executor size (0: asyncio's own)"
+        "--start-from-trigger",
+        action="store_true",
+        help="the scheduler defers the sensors (start_from_trigger); no worker starts them",
     )
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--use-idle", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
-    if args.child is not None:
-        child_main(args)
-        return
-
-    counts = [int(count) for count in args.counts.split(",")]
-    # Raise the soft limit of open files for the children: one socket per trigger.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    with airflow_home(), bench_workdir() as (workdir, certificate):
-        users = {user_name(user): PASSWORD for user in range(args.users)}
-        with dovecot_server(workdir, certificate, users) as dovecot:
-            prepare_mailboxes(dovecot, args.users, math.ceil(max(counts) / args.users))
-            for user in range(args.users):
-                define_connection(
-                    conn_id(user),
-                    "mail_imap",
-                    port=dovecot.imaps_port,
-                    login=user_name(user),
-                    password=PASSWORD,
-                    security="ssl",
-                    server_certificate=certificate.pem,
-                    timeout=30,
-                )
-            from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-
-            has_idle = "use_idle" in inspect.signature(ReceiveEmailTrigger).parameters
-            runs = [(count, False) for count in counts] + ([(100, True)] if has_idle else [])
-            results = []
-            for count, use_idle in runs:
-                print(f"N={count} {label(use_idle)}: running ...", flush=True)
-                result = run_child(count, args, dovecot, use_idle)
-                result["delay"] = args.delay
-                results.append(result)
-                for failure in result["failures"]:
-                    print(f"  a trigger failed: {failure}", flush=True)
+    # SIGTERM unwinds like Ctrl-C, so that Airflow, PostgreSQL and Dovecot are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    results = []
+    with enough_files():
+        for sensors in [int(size) for size in args.sensors.split(",")]:
+            results.append(measure(sensors, args))
     print(
-        f"\n### {', '.join(str(run[0]) for run in runs)} ReceiveEmailTrigger in one "
-        f"event loop (IMAP implicit TLS, delay {args.delay:g} s, unseen_only, mark_seen; "
-        f"{args.users} users; one APPEND every {args.interval:g} s; "
-        f"steady window {args.seconds:g} s)\n"
+        f"\n### Deferred ReceiveEmailSensors in one real `airflow triggerer` (delay {DELAY:g} s, "
+        f"{SENSORS_PER_MAILBOX} per mailbox, IMAP implicit TLS; window {args.window:g} s, "
+        f"{args.arrivals} arrivals)\n"
     )
     print(table(results))
-    executor = results[0]["threads"]
-    print(
-        f"\nExecutor: {executor} threads"
-        f"{' (asyncio default)' if not args.threads else ''}. Dovecot processes at the end "
-        f"of the last run: {results[-1]['dovecot_processes']}. "
-        + (
-            ""
-            if has_idle
-            else "`ReceiveEmailTrigger` has no `use_idle` parameter: the IDLE row is skipped. "
-        )
-        + machine_note()
-    )
+    print(f"\n{machine_note()}")
     print("\nRaw results (JSON):")
     for result in results:
         print(json.dumps(result))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
