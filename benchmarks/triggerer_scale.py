@@ -40,7 +40,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +47,10 @@ import psutil
 
 from benchmarks.harness import machine_note, percentile
 from benchmarks.servers import bench_workdir
-from tests.deployment.airflow_deployment import COMPONENTS, Deployment
-from tests.deployment.postgres import Postgres, server_binaries
-from tests.servers.connections import connection_variable
-from tests.servers.dovecot import Dovecot
+from devtools.airflow_deployment import Deployment
+from devtools.connections import connection_variable
+from devtools.dovecot import Dovecot
+from devtools.postgres import Postgres, server_binaries
 
 SENSORS_PER_MAILBOX = 5
 DELAY = 5.0
@@ -77,20 +76,6 @@ def dovecot_limits(mailboxes: int) -> str:
         f"service anvil {{\n  client_limit = {2 * sessions}\n}}\n"
         f"service auth {{\n  client_limit = {2 * sessions}\n}}\n"
     )
-
-
-@dataclass
-class ScaleDeployment(Deployment):
-    """The suite's deployment with ONE triggerer and the benchmark's settings."""
-
-    settings: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def components(self) -> dict[str, list[str]]:
-        return {name: args for name, args in COMPONENTS.items() if name != "triggerer-2"}
-
-    def environment(self) -> dict[str, str]:
-        return {**super().environment(), **self.settings}
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -216,7 +201,7 @@ def blocked_lines(log: Path) -> int:
 
 
 def wait_for_sensors(
-    database: Database, deployment: ScaleDeployment, sensors: int, timeout: float
+    database: Database, deployment: Deployment, sensors: int, timeout: float
 ) -> tuple[int, int, int]:
     deadline = time.monotonic() + timeout
     last_print = 0.0
@@ -283,7 +268,9 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
             "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": "50",
         }
-        deployment = ScaleDeployment(home, postgres.url, connections, [DAGS], settings=settings)
+        deployment = Deployment(
+            home, postgres.url, connections, [DAGS], triggerers=1, settings=settings
+        )
         print(f"N={sensors}: starting Airflow ({mailboxes} mailboxes) ...", flush=True)
         started = time.monotonic()
         deployment.start()

@@ -1,7 +1,7 @@
 """The reference integration in a real deployment keeps running, through crashes.
 
 PostgreSQL, api-server, scheduler, dag-processor, two triggerers and an executor
-(``tests/deployment/airflow_deployment.py``), with ``obtain_info_emails_to_leads``
+(``devtools/airflow_deployment.py``), with ``obtain_info_emails_to_leads``
 unpaused against the suite's Dovecot and aiosmtpd. Mail arrives in three waves over more
 than two minutes; between them a triggerer is killed (-9) while the sensor waits in it, and
 in the third wave a hand-over is killed in the middle (messages taken and marked seen, not
@@ -32,17 +32,19 @@ from typing import Any
 
 import pytest
 
+from devtools.airflow_deployment import CELERY_WORKERS, Deployment
 from devtools.certs import Certificate
 from devtools.connections import connection_variable
 from devtools.dovecot import Dovecot
+from devtools.postgres import Postgres, server_binaries
 from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
 from tests.conftest import REPO
-from tests.deployment.airflow_deployment import CELERY_WORKERS, Deployment
-from tests.deployment.postgres import Postgres, server_binaries
 from tests.deployment.redis_server import Redis
 from tests.deployment.redis_server import server_binary as redis_binary
 
 DAG_ID = "obtain_info_emails_to_leads"
+# Fault injection and the triggerers' host names, on every component's PYTHONPATH.
+INJECT = Path(__file__).resolve().parent / "inject"
 LEADS = "leads@example.com"
 WAVE_GAP = 60.0  # seconds between the starts of two waves: three waves span > 2 minutes
 
@@ -184,7 +186,16 @@ def deployment(
     home.mkdir()
     home.chmod(0o755)
     dags = [REPO / "dags_examples" / f"{DAG_ID}.py"]
-    running = Deployment(home, postgres.url, connections, dags, executor, broker_url).start()
+    running = Deployment(
+        home,
+        postgres.url,
+        connections,
+        dags,
+        executor,
+        broker_url,
+        pythonpath=[INJECT],
+        triggerer_hostname_callable="deployment_hostname.hostname",
+    ).start()
     try:
         yield running
     finally:

@@ -1,7 +1,8 @@
-"""A real Airflow deployment for the suite: PostgreSQL, api-server, scheduler, dag-processor,
-two triggerers and either the LocalExecutor or the CeleryExecutor with two Celery workers
-(on a Redis broker), each component its own process (group), as in production.
-Connections come from ``AIRFLOW_CONN_*`` variables given to every component.
+"""A real Airflow deployment for the suite and the benchmarks: PostgreSQL, api-server,
+scheduler, dag-processor, one or more triggerers (two by default) and either the
+LocalExecutor or the CeleryExecutor with two Celery workers (on a Redis broker), each
+component its own process (group), as in production. Connections come from
+``AIRFLOW_CONN_*`` variables given to every component.
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ import psutil
 from devtools.api_server import SIMPLE_AUTH_MANAGER
 from devtools.certs import free_port
 from devtools.processes import stop_process_group
-from tests.conftest import REPO
 
-INJECT = Path(__file__).resolve().parent / "inject"
+REPO = Path(__file__).resolve().parent.parent
 # No log servers: they listen on every interface (and two triggerers on one port); the
 # task logs stay on this machine's disk anyway.
 COMPONENTS = {
     "api-server": ["api-server", "-H", "127.0.0.1", "-w", "1"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
-    "triggerer-1": ["triggerer", "--skip-serve-logs"],
-    "triggerer-2": ["triggerer", "--skip-serve-logs"],
 }
+TRIGGERER = ["triggerer", "--skip-serve-logs"]
 CELERY_WORKERS = ("worker-1", "worker-2")
 # Airflow's default (300 s) is how long a task whose worker died stays "running" before
 # the scheduler fails it into its retry; the Celery variant kills a worker and waits for that.
@@ -54,17 +53,28 @@ class Deployment:
     port: int = field(default_factory=free_port)
     secret: str = field(default_factory=lambda: secrets.token_hex(32))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: ``triggerer-1``, ``triggerer-2``...
+    triggerers: int = 2
+    #: Put before the repository on every component's ``PYTHONPATH`` (the suite's fault
+    #: injection).
+    pythonpath: list[Path] = field(default_factory=list)
+    #: The triggerers' ``[core] hostname_callable``; it reads the component's name from
+    #: ``MAIL_DEPLOYMENT_COMPONENT``, so that the ``job`` table tells them apart.
+    triggerer_hostname_callable: str | None = None
+    #: More environment for every component (Airflow settings), applied last.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def components(self) -> dict[str, list[str]]:
-        """Every process to run, by name: ``COMPONENTS``, and two workers on Celery."""
+        """Every process to run, by name: ``COMPONENTS``, the triggerers, Celery workers."""
+        triggerers = {f"triggerer-{number}": TRIGGERER for number in range(1, self.triggerers + 1)}
         if self.executor != "CeleryExecutor":
-            return COMPONENTS
+            return {**COMPONENTS, **triggerers}
         workers = {
             name: ["celery", "worker", "--celery-hostname", name, "--skip-serve-logs", "-c", "2"]
             for name in CELERY_WORKERS
         }
-        return {**COMPONENTS, **workers}
+        return {**COMPONENTS, **triggerers, **workers}
 
     @property
     def pause_file(self) -> Path:
@@ -99,7 +109,7 @@ class Deployment:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "AIRFLOW_PROVIDER_MAIL_LOCK_DIR": str(self.home / "locks"),
                 "MAIL_DEPLOYMENT_PAUSE_FILE": str(self.pause_file),
-                "PYTHONPATH": os.pathsep.join([str(INJECT), str(REPO)]),
+                "PYTHONPATH": os.pathsep.join([*map(str, self.pythonpath), str(REPO)]),
             }
         )
         if self.executor == "CeleryExecutor":
@@ -114,6 +124,7 @@ class Deployment:
                     ),
                 }
             )
+        env.update(self.settings)
         return env
 
     def start(self, timeout: float = 180) -> Deployment:
@@ -138,8 +149,8 @@ class Deployment:
 
     def _spawn(self, name: str, args: list[str], mode: str) -> None:
         env = self.environment()
-        if name.startswith("triggerer"):
-            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "deployment_hostname.hostname"
+        if name.startswith("triggerer") and self.triggerer_hostname_callable:
+            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = self.triggerer_hostname_callable
             env["MAIL_DEPLOYMENT_COMPONENT"] = name
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "airflow", *args],

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster on 127.0.0.1 for the deployment suite.
+"""A throw-away PostgreSQL cluster on 127.0.0.1 for the deployment suite and benchmarks.
 
 Debian's server binaries (``apt-get install postgresql``), a fresh ``initdb`` in a
 temporary directory, ``pg_ctl`` on a free port; as root the cluster runs as the
