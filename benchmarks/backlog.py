@@ -6,7 +6,7 @@ Run from the repository root (needs Dovecot; starts and stops its own)::
     python -m benchmarks.backlog --messages 2000 --repeat 5
 
 Contenders, each in a fresh child process so that its peak RSS is its own, timed from
-connecting to logging out (implicit TLS, verified), through :mod:`benchmarks.latency_proxy`:
+connecting to logging out (implicit TLS, verified), through :mod:`devtools.latency_proxy`:
 
 - ``ours``: ``ImapHook(conn).receive(unseen_only=True, max_emails=-1)``: takes the messages
   (``\\Seen``), fetches them in chunks of ``FETCH_CHUNK``, builds every record;
@@ -21,35 +21,31 @@ its resident size right before the timed call (Airflow and the provider already 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.response_parser import parse_fetch_response
 
-from benchmarks.harness import define_imap_connection, machine_note, prepare_airflow_home
-from benchmarks.latency_proxy import ProxyProcess
+from benchmarks.harness import (
+    define_imap_connection,
+    machine_note,
+    prepare_airflow_home,
+    report_to_parent,
+    run_child,
+    status_kb,
+)
 from benchmarks.memory import bulk_load, first_select
 from benchmarks.servers import bench_workdir, dovecot_server
+from devtools.latency_proxy import ProxyProcess
 
 USER, PASSWORD = "backlog", "backlog-Secret-2024"
 CONN_ID = "bench_backlog"
-MARK = "BACKLOG-RESULT "
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def child(which: str, port: int, cafile: str, expected: int) -> None:
@@ -61,7 +57,7 @@ def child(which: str, port: int, cafile: str, expected: int) -> None:
     # Untimed: reading the connection imports much of Airflow on first use, which a
     # worker has done long before its task runs.
     _ = hook.settings
-    rss_before = _status_kb("VmRSS")
+    rss_before = status_kb("VmRSS")
     started = time.perf_counter()
     if which == "ours":
         with tempfile.TemporaryDirectory() as attachments, hook:
@@ -80,22 +76,11 @@ def child(which: str, port: int, cafile: str, expected: int) -> None:
         "seconds": seconds,
         "count": count,
         "rss_before_mb": rss_before / 1024,
-        "rss_peak_mb": _status_kb("VmHWM") / 1024,
+        "rss_peak_mb": status_kb("VmHWM") / 1024,
     }
     if count != expected:
         result["error"] = f"{which} received {count} messages, expected {expected}"
-    print(MARK + json.dumps(result), flush=True)
-
-
-def run_child(which: str, port: int, cafile: str, expected: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "benchmarks.backlog", "--child", which]
-    command += ["--port", str(port), "--cafile", cafile, "--messages", str(expected)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    line = next(line for line in output.splitlines() if line.startswith(MARK))
-    result: dict[str, Any] = json.loads(line.removeprefix(MARK))
-    if "error" in result:
-        raise RuntimeError(result["error"])
-    return result
+    report_to_parent(result)
 
 
 def mark_unseen(port: int) -> None:
@@ -141,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
             for round_number in range(args.repeat):
                 for which in results:
                     mark_unseen(dovecot.imap_port)
-                    results[which].append(run_child(which, proxy.port, cafile, args.messages))
+                    options = ["--child", which, "--port", str(proxy.port), "--cafile", cafile]
+                    options += ["--messages", str(args.messages)]
+                    results[which].append(run_child("benchmarks.backlog", *options))
                 print(f"  round {round_number + 1}/{args.repeat} done", flush=True)
     floor = statistics.median(run["seconds"] for run in results["floor"])
     print(

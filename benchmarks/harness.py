@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import math
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -180,3 +183,40 @@ def open_sockets() -> int:
             if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
                 count += 1
     return count
+
+
+def wan_name(delay: float) -> str:
+    """The name of a simulated link with ``delay`` seconds each way: ``20 ms RTT``."""
+    return f"{2 * delay * 1000:g} ms RTT"
+
+
+def network_key(network: str) -> str:
+    """A network's name as part of a connection id: ``TLS, 20 ms RTT`` -> ``tls20msrtt``."""
+    return "".join(char for char in network if char.isalnum()).lower()
+
+
+def status_kb(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``: the peak RSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+CHILD_RESULT = "BENCH-RESULT "
+
+
+def report_to_parent(result: dict[str, Any]) -> None:
+    """In a child started by :func:`run_child`: hand ``result`` to the parent."""
+    print(CHILD_RESULT + json.dumps(result), flush=True)
+
+
+def run_child(module: str, *args: str) -> dict[str, Any]:
+    """``python -m module args`` in a fresh process (its memory is its own); its result."""
+    command = [sys.executable, "-m", module, *args]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith(CHILD_RESULT))
+    result: dict[str, Any] = json.loads(line.removeprefix(CHILD_RESULT))
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result

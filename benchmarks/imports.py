@@ -2,103 +2,91 @@
 
 Run from the repository root::
 
-    python -m benchmarks.imports              # 7 fresh interpreters per row
-    python -m benchmarks.imports --repeat 15
+    python -m benchmarks.imports              # 9 fresh interpreters per measure
+    python -m benchmarks.imports --repeat 21
 
 Every DAG-processor process imports these modules for each DAG file that uses them, after
-``airflow.sdk``. Each row is the median CPU time of fresh interpreters
-(``python -c "import ..."``), run alternately so that load on the machine hits both rows
-alike; the provider's cost is the difference. ``python -X importtime`` then names the
-provider's modules that cost the most.
+``airflow.sdk``. Two measures, each in fresh interpreters that import ``airflow.sdk``
+first (so only the provider's own cost counts):
+
+- ``python -X importtime``: the cumulative time of the provider's top-level imports (what
+  the issue asks for), per module too;
+- the CPU time (``time.process_time``) the provider's imports take in the same process,
+  which a busy machine inflates less than wall time.
+
+Medians and minimums: on a shared machine the minimum is the closest to a quiet one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
+from collections import defaultdict
 
 from benchmarks.harness import machine_note, prepare_airflow_home
 
-BASE = "import airflow.sdk"
 PROVIDER_MODULES = [
     "airflow_provider_mail.sensors.receive",
     "airflow_provider_mail.operators.map",
     "airflow_provider_mail.operators.send",
     "airflow_provider_mail.triggers.receive",
 ]
-WITH_PROVIDER = BASE + "; import " + ", ".join(PROVIDER_MODULES)
+IMPORTS = "import airflow.sdk; import " + ", ".join(PROVIDER_MODULES)
+CPU_OF_IMPORTS = (
+    "import time, airflow.sdk; started = time.process_time(); import "
+    + ", ".join(PROVIDER_MODULES)
+    + "; print((time.process_time() - started) * 1000)"
+)
 
 
-def cpu_time(code: str) -> float:
-    """CPU seconds (user + system) of a fresh interpreter running ``code``.
-
-    CPU rather than wall time: on a shared machine the wall time of a process that
-    imports for seconds mostly measures the other processes.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def provider_import_times() -> list[tuple[int, str]]:
-    """``-X importtime`` cumulative microseconds of modules imported after ``airflow.sdk``."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", WITH_PROVIDER],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
+def python(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], check=True, capture_output=True, text=True, env=os.environ.copy()
     )
-    rows = []
+
+
+def importtime() -> dict[str, float]:
+    """``-X importtime`` cumulative ms of each top-level import after ``airflow.sdk``."""
+    rows: dict[str, float] = {}
     after_sdk = False
-    for line in result.stderr.splitlines():
+    for line in python("-X", "importtime", "-c", IMPORTS).stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        _self, cumulative, name = line.removeprefix("import time:").split("|")
-        if name.strip() == "airflow.sdk" and name.startswith("  airflow.sdk") is False:
+        _own, cumulative, name = line.removeprefix("import time:").split("|")
+        if name.strip() == "airflow.sdk" and not name.startswith("  "):
             after_sdk = True
-            continue
-        if after_sdk and name.strip() and cumulative.strip().isdigit():
-            rows.append((int(cumulative), name.rstrip()))
+        elif after_sdk and cumulative.strip().isdigit() and not name.startswith("   "):
+            rows[name.strip()] = int(cumulative) / 1000
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args(argv)
     prepare_airflow_home()
-    cpu_time(WITH_PROVIDER)  # warm the file cache and the bytecode
-    base, provider, importtime = [], [], []
-    tops: list[tuple[int, str]] = []
+    python("-c", IMPORTS)  # warm the file cache and the bytecode
+    totals, cpu = [], []
+    modules: dict[str, list[float]] = defaultdict(list)
     for _ in range(args.repeat):
-        base.append(cpu_time(BASE))
-        provider.append(cpu_time(WITH_PROVIDER))
-        rows = provider_import_times()
-        tops = [row for row in rows if not row[1].startswith("  ")]
-        importtime.append(sum(cumulative for cumulative, _name in tops) / 1000)
-    base_ms = statistics.median(base) * 1000
-    provider_ms = statistics.median(provider) * 1000
-    print(f"\n### Import cost (median of {args.repeat} fresh interpreters)\n")
-    print("| measure | ms |\n|---|---:|")
+        rows = importtime()
+        totals.append(sum(rows.values()))
+        for name, ms in rows.items():
+            modules[name].append(ms)
+        cpu.append(float(python("-c", CPU_OF_IMPORTS).stdout.split()[-1]))
+    print(f"\n### Import cost over `import airflow.sdk` ({args.repeat} fresh interpreters)\n")
+    print("| measure | median (ms) | min (ms) |\n|---|---:|---:|")
     print(
-        "| `-X importtime`: the provider's modules imported after `airflow.sdk` "
-        f"(cumulative) | **{statistics.median(importtime):.0f}** |"
+        "| `-X importtime`: the sensor, both operators and the trigger (cumulative) | "
+        f"**{statistics.median(totals):.0f}** | {min(totals):.0f} |"
     )
-    print(f"| CPU of `import airflow.sdk` | {base_ms:.0f} |")
-    print(f"| CPU of the same + sensor, trigger, both operators | {provider_ms:.0f} |")
-    print(
-        "\nThe CPU rows differ by less than their noise when `airflow.sdk` alone takes "
-        "seconds; `-X importtime` times the provider's modules themselves."
-    )
-    print("\n`-X importtime`, last run (top-level imports after `airflow.sdk`, cumulative ms):\n")
-    for cumulative, name in sorted(tops, reverse=True)[:12]:
-        print(f"- `{name.strip()}`: {cumulative / 1000:.1f}")
+    print(f"| CPU time of the same imports | {statistics.median(cpu):.0f} | {min(cpu):.0f} |")
+    print("\n`-X importtime` per top-level import (cumulative ms, median / min):\n")
+    for name, values in sorted(modules.items(), key=lambda item: -statistics.median(item[1])):
+        print(f"- `{name}`: {statistics.median(values):.1f} / {min(values):.1f}")
     print(f"\n{machine_note()}")
 
 

@@ -15,39 +15,39 @@ and SHA-256).
 (b) Two users' inboxes, one with ``--small`` and one with ``--big`` seen messages, bulk
 loaded as maildir files (owned by ``nobody``) that Dovecot indexes on the first SELECT.
 Before each timed poll, 5 fresh unseen messages are APPENDed; the poll takes them with
-``max_emails=5, unseen_only=True`` (SELECT, SEARCH UNSEEN, the CONDSTORE claim, ``UID FETCH
-BODY.PEEK[]``, ``STORE \\Seen``), in a new session per poll and in a kept session; a
-third mode polls ``unseen_only=False`` (``SEARCH ALL``) in a kept session. Each step is
-timed separately; the tables show medians.
+``ImapHook.receive(max_emails=5, unseen_only=True)`` in a new session, timed from
+connecting to logging out; the table shows medians.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import hashlib
-import json
 import os
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import define_imap_connection, machine_note, prepare_airflow_home
+from benchmarks.harness import (
+    define_imap_connection,
+    machine_note,
+    prepare_airflow_home,
+    report_to_parent,
+    run_child,
+    status_kb,
+)
 from benchmarks.servers import bench_workdir, dovecot_server
 
 PASSWORD = "memory-Secret-2024"
 HUGE_USER, SMALL_USER, BIG_USER = "huge", "small", "big"
 NOBODY = 65534
 MiB = 2**20
-CPU = " (client CPU)"
 
 
 # --- (a) one huge message, received in a child process ------------------------------------
@@ -70,13 +70,6 @@ def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def reset_peak_rss() -> bool:
     """Reset ``VmHWM`` (the kernel's peak RSS) to the current RSS; False if not allowed.
 
@@ -97,14 +90,14 @@ def child_receive(conn_id: str, attachments_dir: str) -> dict[str, Any]:
     hook = ImapHook(conn_id)
     _ = hook.settings
     gc.collect()
-    baseline = status_bytes("VmRSS")
+    baseline = status_kb("VmRSS") * 1024
     maxrss_baseline = max_rss_bytes()
     hwm_reset = reset_peak_rss()
     started = time.perf_counter()
     with hook:
         records = hook.receive(max_emails=1, attachments_dir=attachments_dir)
     seconds = time.perf_counter() - started
-    peak = status_bytes("VmHWM") if hwm_reset else max_rss_bytes()
+    peak = status_kb("VmHWM") * 1024 if hwm_reset else max_rss_bytes()
     maxrss_peak = max_rss_bytes()
     files = []
     for attachment in records[0]["attachments"] if records else []:
@@ -140,20 +133,7 @@ def measure_huge(dovecot: Any, conn_id: str, workdir: Path, attachment_bytes: in
     append_seconds = time.perf_counter() - started
     del raw
     attachments_dir = workdir / "huge-attachments"
-    output = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.memory",
-            "--child-receive",
-            conn_id,
-            str(attachments_dir),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = json.loads(output.strip().splitlines()[-1])
+    result = run_child("benchmarks.memory", "--child-receive", conn_id, str(attachments_dir))
     growth = result["peak"] - result["baseline"]
     files = result["files"]
     written = (
@@ -228,84 +208,23 @@ def bulk_load(maildir: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-class Poller:
-    """Timed polls of one inbox; each step of a poll is a separate phase."""
+def timed_poll(dovecot: Any, user: str, conn_id: str, workdir: Path, run: int) -> float:
+    """Five new unseen messages, then one ``receive(max_emails=5, unseen_only=True)`` in a
+    new session, timed (wall seconds) from connecting to logging out."""
+    from airflow_provider_mail.hooks.imap import ImapHook
 
-    def __init__(self, dovecot: Any, user: str, conn_id: str, workdir: Path) -> None:
-        from airflow_provider_mail.hooks.imap import ImapHook
-
-        self.dovecot = dovecot
-        self.user = user
-        self.conn_id = conn_id
-        self.workdir = workdir
-        self.hook_class = ImapHook
-        self.kept: Any = None
-        self.runs = 0
-
-    def deliver_unseen(self) -> None:
-        self.dovecot.deliver(self.user, [small_message(n, f"fresh-{self.runs}") for n in range(5)])
-
-    def poll(self, mode: str) -> dict[str, float]:
-        """One timed poll; ``mode`` is ``new session``, ``kept session`` or ``all, kept``."""
-        from airflow_provider_mail.mail.attachments import DirectorySink
-
-        unseen_only = mode != "all, kept"
-        if unseen_only:
-            self.deliver_unseen()
-        if mode == "new session":
-            hook = self.hook_class(self.conn_id)
-            _ = hook.settings
-        else:
-            if self.kept is None:
-                self.kept = self.hook_class(self.conn_id)
-                self.kept._select("INBOX")
-            hook = self.kept
-            # A kept session learns of the APPENDs above only with its next command, and
-            # Dovecot's SEARCH does not yet include them (see benchmarks/triggerer_scale.py):
-            # sync untimed, so that this poll is the one that takes them.
-            hook.client.noop()
-        self.runs += 1
-        sink = DirectorySink(str(self.workdir / "poll-attachments" / str(self.runs)))
-        phases: dict[str, float] = {}
-        with timed(phases, "total"):
-            with timed(phases, "connect + TLS + login"):
-                _ = hook.client
-            with timed(phases, "SELECT"):
-                hook._select("INBOX")
-            with timed(phases, "SEARCH"):
-                claim = hook.find_new(None, unseen_only, 5)
-            with timed(phases, "claim (FETCH FLAGS MODSEQ + STORE)"):
-                if unseen_only:
-                    claim = hook.claim(claim)
-            with timed(phases, "FETCH BODY.PEEK[] + parse"):
-                records = hook.fetch(claim, sink)
-            with timed(phases, "STORE \\Seen"):
-                hook.mark_seen(claim)
-            with timed(phases, "LOGOUT"):
-                if mode == "new session":
-                    hook.close()
-        phases["total"] = phases.pop("total")
-        phases["total" + CPU] = phases.pop("total" + CPU)
-        if len(records) != 5:
-            raise RuntimeError(f"{mode} poll of {self.user} returned {len(records)} of 5 messages")
-        return phases
-
-    def close(self) -> None:
-        if self.kept is not None:
-            self.kept.close()
-
-
-@contextlib.contextmanager
-def timed(phases: dict[str, float], name: str) -> Iterator[None]:
-    """Wall time under ``name`` and this process's CPU time under ``name + CPU``."""
-    started, cpu = time.perf_counter(), time.process_time()
-    yield
-    phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
-    phases[name + CPU] = phases.get(name + CPU, 0.0) + time.process_time() - cpu
-
-
-def median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {phase: statistics.median(run[phase] for run in runs) for phase in runs[0]}
+    dovecot.deliver(user, [small_message(n, f"fresh-{run}") for n in range(5)])
+    hook = ImapHook(conn_id)
+    _ = hook.settings  # reading the connection is not the poll
+    started = time.perf_counter()
+    with hook:
+        records = hook.receive(
+            max_emails=5, unseen_only=True, attachments_dir=str(workdir / "polls" / str(run))
+        )
+    seconds = time.perf_counter() - started
+    if len(records) != 5:
+        raise RuntimeError(f"the poll of {user} returned {len(records)} of 5 messages")
+    return seconds
 
 
 def first_select(dovecot: Any, user: str) -> float:
@@ -322,47 +241,25 @@ def measure_folders(
 ) -> str:
     loads = {user: bulk_load(dovecot.maildir(user), count) for user, count in sizes.items()}
     indexing = {user: first_select(dovecot, user) for user in sizes}
-    modes = ["new session", "kept session", "all, kept"]
-    pollers = {user: Poller(dovecot, user, conn_ids[user], workdir) for user in sizes}
-    results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    try:
-        for mode in modes:
-            for user in sizes:
-                pollers[user].poll(mode)  # warm-up: imports, the server's caches
-            # Interleaved, so that drift on a shared machine spreads over both folders.
-            for _ in range(polls):
-                for user, poller in pollers.items():
-                    results.setdefault((mode, user), []).append(poller.poll(mode))
-    finally:
-        for poller in pollers.values():
-            poller.close()
-
-    small, big = sizes
-    lines = [
-        f"| mode | step | {sizes[small]:,} msgs: wall (client CPU) ms | "
-        f"{sizes[big]:,} msgs: wall (client CPU) ms | wall ratio |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for mode in modes:
-        medians = {user: median_phases(results[(mode, user)]) for user in sizes}
-        for phase in medians[small]:
-            if phase.endswith(CPU):
-                continue
-            if phase != "total" and max(medians[user][phase] for user in sizes) < 0.00005:
-                continue
-            cells = [
-                f"{medians[user][phase] * 1000:.1f} ({medians[user][phase + CPU] * 1000:.1f})"
-                for user in sizes
-            ]
-            a, b = medians[small][phase], medians[big][phase]
-            name = f"**{phase}**" if phase == "total" else phase
-            lines.append(f"| {mode} | {name} | {cells[0]} | {cells[1]} | {b / a:.2f} |")
+    times: dict[str, list[float]] = {user: [] for user in sizes}
+    for run in range(polls + 1):
+        # Interleaved, so that drift on a shared machine spreads over both folders.
+        for user in sizes:
+            seconds = timed_poll(dovecot, user, conn_ids[user], workdir, run)
+            if run:  # the first is a warm-up: imports, the server's caches
+                times[user].append(seconds)
+    small, big = (statistics.median(times[user]) for user in sizes)
     setup = ", ".join(
         f"{sizes[user]:,} messages written in {loads[user]:.1f} s, first SELECT (indexing) "
         f"{indexing[user] * 1000:.0f} ms"
         for user in sizes
     )
-    return "\n".join(lines) + f"\n\nBulk load: {setup}."
+    counts = list(sizes.values())
+    return (
+        f"| folder | {counts[0]:,} messages | {counts[1]:,} messages | ratio |\n"
+        f"|---|---:|---:|---:|\n| one poll, new session (ms) | {small * 1000:.1f} | "
+        f"{big * 1000:.1f} | {big / small:.2f} |\n\nBulk load: {setup}."
+    )
 
 
 # --- main --------------------------------------------------------------------------------
@@ -377,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child-receive", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_receive:
-        print(json.dumps(child_receive(*args.child_receive)))
+        report_to_parent(child_receive(*args.child_receive))
         return
 
     home = prepare_airflow_home()

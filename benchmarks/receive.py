@@ -15,7 +15,7 @@ Contenders, each timed from connecting to logging out (TLS handshake and login i
   MIME parsing, nothing written.
 
 Networks: ``loopback`` (straight to Dovecot) and ``20 ms RTT`` (through
-:mod:`benchmarks.latency_proxy` in its own process, 10 ms each way). All TLS is verified
+:mod:`devtools.latency_proxy` in its own process, 10 ms each way). All TLS is verified
 against the throw-away certificate; the official hook can only use the system trust store
 (``ssl_context`` ``default`` or ``none``), so this process sets ``SSL_CERT_FILE`` to it.
 """
@@ -31,10 +31,9 @@ import itertools
 import os
 import pstats
 import ssl
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -48,17 +47,15 @@ from benchmarks.harness import (
     machine_note,
     markdown_table,
     measure,
+    network_key,
     prepare_airflow_home,
+    wan_name,
 )
-from benchmarks.latency_proxy import ProxyProcess
 from benchmarks.servers import Certificate, bench_workdir, dovecot_server
+from devtools.latency_proxy import ProxyProcess
 
 USER, PASSWORD = "bench", "bench-Secret-2024"
 LOOPBACK = "loopback"
-
-
-def wan_name(delay: float) -> str:
-    return f"{2 * delay * 1000:g} ms RTT"
 
 
 def messages(count: int) -> list[bytes]:
@@ -103,7 +100,7 @@ class Setup:
         self.tls[network] = tls
         for name, claim_lock in (("bench_ours_", "host"), ("bench_ours_server_lock_", "server")):
             define_connection(
-                name + self.key(network),
+                name + network_key(network),
                 "mail_imap",
                 port=port,
                 login=USER,
@@ -114,7 +111,7 @@ class Setup:
                 claim_lock=claim_lock,
             )
         define_connection(
-            f"bench_official_{self.key(network)}",
+            f"bench_official_{network_key(network)}",
             "imap",
             port=port,
             login=USER,
@@ -123,14 +120,10 @@ class Setup:
             ssl_context="default",
         )
 
-    @staticmethod
-    def key(network: str) -> str:
-        return "".join(char for char in network if char.isalnum()).lower()
-
     def ours(self, network: str) -> None:
         from airflow_provider_mail.hooks.imap import ImapHook
 
-        with ImapHook(f"bench_ours_{self.key(network)}") as hook:
+        with ImapHook(f"bench_ours_{network_key(network)}") as hook:
             records = hook.receive(
                 max_emails=-1, unseen_only=False, attachments_dir=str(self.attachments_dir())
             )
@@ -141,7 +134,7 @@ class Setup:
         from airflow_provider_mail.hooks.imap import ImapHook
 
         conn_id = "bench_ours_" + ("server_lock_" if claim_lock == "server" else "")
-        with ImapHook(conn_id + self.key(network)) as hook:
+        with ImapHook(conn_id + network_key(network)) as hook:
             records = hook.receive(
                 max_emails=-1, unseen_only=True, attachments_dir=str(self.attachments_dir())
             )
@@ -159,7 +152,7 @@ class Setup:
 
         directory = self.attachments_dir()
         directory.mkdir(parents=True)
-        with OfficialImapHook(f"bench_official_{self.key(network)}") as hook:
+        with OfficialImapHook(f"bench_official_{network_key(network)}") as hook:
             hook.download_mail_attachments(".*", str(directory), check_regex=True)
         _check(len(list(directory.iterdir())), self.count, "official")
 
@@ -191,48 +184,29 @@ def _check(got: int, expected: int, who: str) -> None:
         raise RuntimeError(f"{who} received {got} messages, expected {expected}")
 
 
-@contextlib.contextmanager
-def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+#: Where cProfile attributes ``receive``'s time: row -> (file path part, function name
+#: part, cumulative?). Builtins (``~``) count their own time, functions their cumulative.
+PROFILE_ROWS = {
+    "TLS reads and writes (waiting for the wire)": ("~", "_ssl._SSLSocket", False),
+    "imapclient: parse the FETCH answers": ("imapclient/response_parser", "parse_fetch", True),
+    "`build_record` (parse into the record)": ("airflow_provider_mail/mail/", "build_record", True),
+    "writing attachment files": ("airflow_provider_mail/mail/attachments", "save", True),
+}
 
 
-def phase_breakdown(setup: Setup, network: str, hook_class: type[Any]) -> dict[str, float]:
-    """Where one ``receive`` spends its time: the hook's steps, fetch split in wire/parse."""
-    from airflow_provider_mail.mail.attachments import DirectorySink
+def profile_rows(stats: pstats.Stats) -> dict[str, float]:
+    """Seconds of the :data:`PROFILE_ROWS` functions in ``stats``.
 
-    phases: dict[str, float] = {}
-    hook = hook_class(f"bench_ours_{setup.key(network)}")
-    with _timed(phases, "total"):
-        with _timed(phases, "read the Airflow connection"):
-            _ = hook.settings
-        with _timed(phases, "connect + TLS + login"):
-            client = hook.client
-        wire_fetch: Callable[..., Any] = client.fetch
-
-        def timed_fetch(*args: Any, **kwargs: Any) -> Any:
-            with _timed(phases, "UID FETCH (wire + imapclient)"):
-                return wire_fetch(*args, **kwargs)
-
-        client.fetch = timed_fetch
-        with _timed(phases, "SELECT + UID SEARCH"):
-            claim = hook.find_new(None, unseen_only=False, max_emails=-1)
-        with _timed(phases, "fetch() total"):
-            hook.fetch(claim, DirectorySink(str(setup.attachments_dir())))
-        with _timed(phases, "STORE +FLAGS \\Seen"):
-            hook.mark_seen(claim)
-        with _timed(phases, "LOGOUT"):
-            hook.close()
-    phases["parse + write attachments"] = (
-        phases.pop("fetch() total") - phases["UID FETCH (wire + imapclient)"]
-    )
-    phases["total"] = phases.pop("total")  # last row
-    return phases
-
-
-def median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {phase: statistics.median(run[phase] for run in runs) for phase in runs[0]}
+    Only the public ``receive`` runs, so this reads the same however the hook is built
+    inside (cProfile's own overhead inflates the Python rows).
+    """
+    rows = dict.fromkeys(PROFILE_ROWS, 0.0)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (path, _line, function), (_cc, _nc, own, cumulative, _callers) in raw.items():
+        for row, (part, name, whole) in PROFILE_ROWS.items():
+            if part in path and name in function:
+                rows[row] += cumulative if whole else own
+    return rows
 
 
 def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
@@ -275,32 +249,31 @@ def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
 
 
 def profile(setup: Setup, networks: list[str], count: int) -> None:
-    """Where ``ours`` spends its time: phases per network, CPU per step, cProfile."""
-    from airflow_provider_mail.hooks.imap import ImapHook
-
-    breakdowns = {
-        network: median_phases([phase_breakdown(setup, network, ImapHook) for _ in range(3)])
-        for network in networks
-    }
-    print("\n### Where `ours` spends its time (ms, median of 3)\n")
-    print("| phase | " + " | ".join(networks) + " |")
-    print("|---|" + "---:|" * len(networks))
-    for phase in next(iter(breakdowns.values())):
-        cells = " | ".join(f"{breakdowns[network][phase] * 1000:.1f}" for network in networks)
-        print(f"| {phase} | {cells} |")
-
+    """Where ``ours`` spends its time: CPU per step without a network, cProfile per network."""
     print(f"\n### CPU for {count} messages, no network (best of 5)\n")
     print("| step | CPU (ms) |\n|---|---:|")
     for name, seconds in cpu_costs(count, setup.workdir).items():
         print(f"| {name} | {seconds * 1000:.1f} |")
 
-    profiler = cProfile.Profile()
-    profiler.enable()
-    setup.ours(networks[0])
-    profiler.disable()
+    print("\n### Where one `receive` spends its time (cProfile, ms)\n")
+    print("| | " + " | ".join(networks) + " |\n|---|" + "---:|" * len(networks))
+    columns, last = {}, None
+    for network in networks:
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.runcall(setup.ours, network)
+        wall = time.perf_counter() - started
+        setup.mark_unseen()
+        last = pstats.Stats(profiler)
+        columns[network] = {"wall time (profiled)": wall, **profile_rows(last)}
+    for row in next(iter(columns.values())):
+        cells = " | ".join(f"{columns[network][row] * 1000:.0f}" for network in networks)
+        print(f"| {row} | {cells} |")
+    assert last is not None
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-    print(f"\ncProfile of `ours` on {networks[0]} (top 25 by own time):\n```")
+    last.stream = text  # type: ignore[attr-defined]
+    last.sort_stats("tottime").print_stats(20)
+    print(f"\ncProfile of `ours` on {networks[-1]} (top 20 by own time):\n```")
     print(text.getvalue().strip())
     print("```")
 

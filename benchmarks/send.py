@@ -17,7 +17,7 @@ Contenders, each timed from connecting to the last reply (TLS and AUTH included)
   100 ``EmailOperator`` tasks (or a mapped ``EmailOperator``) do;
 - ``floor``: raw smtplib, one session, ``sendmail`` x100 of messages built beforehand.
 
-Networks: ``loopback`` and ``20 ms RTT`` (:mod:`benchmarks.latency_proxy` in its own
+Networks: ``loopback`` and ``20 ms RTT`` (:mod:`devtools.latency_proxy` in its own
 process). The server is aiosmtpd in its own process, requiring STARTTLS before AUTH; every
 client verifies its certificate (the official hook through ``SSL_CERT_FILE``, since it only
 knows the system trust store).
@@ -40,9 +40,10 @@ from benchmarks.harness import (
     machine_note,
     markdown_table,
     measure,
+    network_key,
     prepare_airflow_home,
+    wan_name,
 )
-from benchmarks.latency_proxy import ProxyProcess
 from benchmarks.servers import (
     SMTP_PASSWORD,
     SMTP_USER,
@@ -50,13 +51,10 @@ from benchmarks.servers import (
     SmtpServerProcess,
     bench_workdir,
 )
+from devtools.latency_proxy import ProxyProcess
 
 LOOPBACK = "loopback"
 SENDER = "sales@example.com"
-
-
-def wan_name(delay: float) -> str:
-    return f"{2 * delay * 1000:g} ms RTT"
 
 
 def email_fields(count: int) -> list[dict[str, str]]:
@@ -84,14 +82,10 @@ class Setup:
         self.ports: dict[str, int] = {}
         self.floor_messages = [self._floor_message(fields) for fields in self.fields]
 
-    @staticmethod
-    def key(network: str) -> str:
-        return "".join(char for char in network if char.isalnum()).lower()
-
     def define(self, network: str, port: int) -> None:
         self.ports[network] = port
         define_connection(
-            f"bench_ours_smtp_{self.key(network)}",
+            f"bench_ours_smtp_{network_key(network)}",
             "mail_smtp",
             port=port,
             login=SMTP_USER,
@@ -101,7 +95,7 @@ class Setup:
             timeout=60,
         )
         define_connection(
-            f"bench_official_smtp_{self.key(network)}",
+            f"bench_official_smtp_{network_key(network)}",
             "smtp",
             port=port,
             login=SMTP_USER,
@@ -125,7 +119,7 @@ class Setup:
         from airflow_provider_mail.mail.compose import compose_email
 
         emails = [compose_email(fields, item=index) for index, fields in enumerate(self.fields)]
-        SmtpHook(f"bench_ours_smtp_{self.key(network)}").send(
+        SmtpHook(f"bench_ours_smtp_{network_key(network)}").send(
             emails, max_connections=max_connections
         )
 
@@ -147,7 +141,7 @@ class Setup:
             run_id=str(uuid.uuid4()),
             map_index=None,
         )
-        SmtpHook(f"bench_ours_smtp_{self.key(network)}").send(
+        SmtpHook(f"bench_ours_smtp_{network_key(network)}").send(
             emails, progress=SentRecord(ledger, {}, range(len(emails)))
         )
 
@@ -165,7 +159,7 @@ class Setup:
     def official_one_session(self, network: str) -> None:
         from airflow.providers.smtp.hooks.smtp import SmtpHook as OfficialSmtpHook
 
-        with OfficialSmtpHook(f"bench_official_smtp_{self.key(network)}") as hook:
+        with OfficialSmtpHook(f"bench_official_smtp_{network_key(network)}") as hook:
             for fields in self.fields:
                 self._official_send(hook, fields)
 
@@ -173,7 +167,7 @@ class Setup:
         from airflow.providers.smtp.hooks.smtp import SmtpHook as OfficialSmtpHook
 
         for fields in self.fields:
-            with OfficialSmtpHook(f"bench_official_smtp_{self.key(network)}") as hook:
+            with OfficialSmtpHook(f"bench_official_smtp_{network_key(network)}") as hook:
                 self._official_send(hook, fields)
 
     @staticmethod

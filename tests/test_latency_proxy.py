@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from benchmarks.latency_proxy import LatencyProxy, ProxyProcess
+from devtools.latency_proxy import LatencyProxy, ProxyProcess
 
 DELAY = 0.05
 GREETING = b"* OK hello from the server\r\n"

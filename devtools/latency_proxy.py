@@ -16,7 +16,7 @@ Two ways to run it:
 
 Command line (what :class:`ProxyProcess` starts)::
 
-    python -m benchmarks.latency_proxy --target-port 9993 --delay 0.010
+    python -m devtools.latency_proxy --target-port 9993 --delay 0.010
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class LatencyProxy:
 
 
 class ProxyProcess:
-    """The proxy in a child process (``python -m benchmarks.latency_proxy``).
+    """The proxy in a child process (``python -m devtools.latency_proxy``).
 
     Same parameters as :class:`LatencyProxy`; :attr:`port` is known once :meth:`start`
     returns. Only this object's own child is ever stopped.
@@ -219,7 +219,7 @@ class ProxyProcess:
             [
                 sys.executable,
                 "-m",
-                "benchmarks.latency_proxy",
+                "devtools.latency_proxy",
                 "--target-port",
                 str(self.target_port),
                 "--delay",
