@@ -7,7 +7,6 @@ before anything imports Airflow or the provider (the benchmarks import those laz
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import math
 import os
@@ -173,16 +172,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def open_sockets() -> int:
-    """Sockets this process holds open."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                count += 1
-    return count
 
 
 def wan_name(delay: float) -> str:

@@ -338,6 +338,8 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
             keep = Path(tempfile.mkdtemp(prefix=f"scale-{sensors}-logs-"))
             for name in deployment.processes:
                 shutil.copy(home / f"{name}.log", keep)
+            shutil.copy(dovecot.log_path, keep)
+            shutil.copytree(home / "logs", keep / "tasks")
             print(f"  logs kept in {keep}", flush=True)
         return result
 

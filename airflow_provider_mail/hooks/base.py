@@ -26,7 +26,7 @@ from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim
-from airflow_provider_mail.masking import register_short_choices
+from airflow_provider_mail.masking import connection_extra, register_short_choices
 from airflow_provider_mail.storage import (
     AssetDeliveries,
     DeliveredMessageIds,
@@ -91,7 +91,7 @@ class MailHook(BaseHook, Generic[ClientT]):
                 port=conn.port,
                 login=conn.login,
                 password=conn.password,
-                extra=conn.extra_dejson or {},
+                extra=connection_extra(conn),
             )
         return self._settings
 

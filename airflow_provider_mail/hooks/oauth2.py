@@ -12,7 +12,6 @@ decides when to ask and turns failures into one sentence.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +33,7 @@ from airflow_provider_mail.mail.oauth2 import (
     token_refused,
 )
 from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.masking import mask
 
 #: How the client proves who it is to the token endpoint (RFC 6749 2.3.1): form fields
 #: first (what Microsoft's and Google's documentation show), then HTTP Basic (what every
@@ -46,17 +46,6 @@ class TokenRefused(Exception):
 
 
 Request = Callable[[OAuth2Credentials, float], Mapping[str, Any]]
-
-
-def _mask(value: str) -> None:
-    """Have Airflow's secrets masker hide ``value`` in every log line of this process."""
-    for module in ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker"):
-        try:
-            mask_secret = importlib.import_module(module).mask_secret
-        except (ImportError, AttributeError):
-            continue  # not this Airflow version's home of mask_secret
-        mask_secret(value)
-        return
 
 
 _methods: dict[str, str] = {}
@@ -179,7 +168,7 @@ class TokenCache:
             if entry is None:
                 entry = self._entries[key] = _Entry(credentials.refresh_token)
                 for secret in credentials.secrets():
-                    _mask(secret)  # also when the connection did not come from Airflow's API
+                    mask(secret)  # also when the connection did not come from Airflow's API
             return entry
 
     def get(self, credentials: OAuth2Credentials, account: str, timeout: float) -> AccessToken:
@@ -204,10 +193,10 @@ class TokenCache:
                 )
             response = self._request(current, timeout)
             token = token_from_response(response, self._clock(), time.time())
-            _mask(token.value)
+            mask(token.value)
             rotated = str(response.get("refresh_token") or "")
             if credentials.refresh_token and rotated and rotated != entry.refresh_token:
-                _mask(rotated)
+                mask(rotated)
                 entry.refresh_token = rotated
             entry.token = token
             return token
