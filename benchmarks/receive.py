@@ -187,7 +187,7 @@ def _check(got: int, expected: int, who: str) -> None:
 #: Where cProfile attributes ``receive``'s time: row -> (file path part, function name
 #: part, cumulative?). Builtins (``~``) count their own time, functions their cumulative.
 PROFILE_ROWS = {
-    "TLS reads and writes (waiting for the wire)": ("~", "_ssl._SSLSocket", False),
+    "socket and TLS reads/writes (waiting for the wire)": ("~", "socket", False),
     "imapclient: parse the FETCH answers": ("imapclient/response_parser", "parse_fetch", True),
     "`build_record` (parse into the record)": ("airflow_provider_mail/mail/", "build_record", True),
     "writing attachment files": ("airflow_provider_mail/mail/attachments", "save", True),
@@ -204,7 +204,7 @@ def profile_rows(stats: pstats.Stats) -> dict[str, float]:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     for (path, _line, function), (_cc, _nc, own, cumulative, _callers) in raw.items():
         for row, (part, name, whole) in PROFILE_ROWS.items():
-            if part in path and name in function:
+            if part in path and name in function.lower():
                 rows[row] += cumulative if whole else own
     return rows
 

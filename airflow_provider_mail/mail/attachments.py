@@ -95,9 +95,10 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_CHARACTERS.sub("_", name)
-    name = "".join(
-        "_" if unicodedata.category(char) in _INVISIBLE_CATEGORIES else char for char in name
-    )
+    if not name.isascii():  # no ASCII character is in an invisible category
+        name = "".join(
+            "_" if unicodedata.category(char) in _INVISIBLE_CATEGORIES else char for char in name
+        )
     name = name.strip(" ").lstrip(".").rstrip(". ")
     if not name:
         return _fallback_name(fallback)
