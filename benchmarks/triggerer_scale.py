@@ -222,12 +222,16 @@ def wait_for_sensors(
 
 
 def wait_for_sessions(triggerer: int, port: int, mailboxes: int, timeout: float) -> float:
-    """Seconds until the triggerer holds a session per mailbox (every trigger polled)."""
+    """Seconds until the triggerer holds a session per mailbox (every trigger polled).
+
+    After ``timeout`` the window starts anyway; the table shows the sessions held.
+    """
     started = time.monotonic()
     last_print = started
     while (held := sessions(triggerer, port)) < mailboxes:
         if time.monotonic() - started > timeout:
-            raise RuntimeError(f"only {held} of {mailboxes} IMAP sessions after {timeout:.0f} s")
+            print(f"  only {held} of {mailboxes} IMAP sessions after {timeout:.0f} s", flush=True)
+            break
         if time.monotonic() - last_print > 30:
             print(f"  {held}/{mailboxes} IMAP sessions", flush=True)
             last_print = time.monotonic()
@@ -274,6 +278,7 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
             "SSL_CERT_FILE": str(certificate.cert_path),
             "SCALE_START_FROM_TRIGGER": "1" if args.start_from_trigger else "0",
             "AIRFLOW__TRIGGERER__CAPACITY": str(sensors + 10),
+            "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "500",
             "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
             # A loaded api-server answers a task's calls in more than the default 5 s.
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
@@ -295,7 +300,7 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
         counts = wait_for_sensors(database, deployment, sensors, args.ramp_timeout)
         startup = time.monotonic() - started
         print(f"  all {sensors} deferred after {startup:.0f} s", flush=True)
-        opened = wait_for_sessions(triggerer, dovecot.imaps_port, mailboxes, args.ramp_timeout)
+        opened = wait_for_sessions(triggerer, dovecot.imaps_port, mailboxes, args.sessions_timeout)
         startup_cpu = cpu_seconds(components)
         print(f"  {mailboxes} IMAP sessions after {opened:.0f} s more; settling", flush=True)
         time.sleep(2 * DELAY)
@@ -316,7 +321,7 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
         blocked = blocked_lines(log) - blocked_before
         arrivals.join()
         lags = lag_samples(lag_file, wall_start, wall_end)
-        steps = collect_latencies(database, arrivals, timeout=4 * DELAY + 60)
+        steps = collect_latencies(database, arrivals, timeout=4 * DELAY + 160)
         latencies = steps["success"]
         result = {
             "sensors": sensors,
@@ -433,7 +438,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=90.0, help="steady window (s)")
     parser.add_argument("--arrivals", type=int, default=18, help="messages in the window")
     parser.add_argument("--parallelism", type=int, default=8, help="LocalExecutor slots")
-    parser.add_argument("--ramp-timeout", type=float, default=3600.0)
+    parser.add_argument("--ramp-timeout", type=float, default=3600.0, help="all deferred (s)")
+    parser.add_argument("--sessions-timeout", type=float, default=1200.0, help="all sessions (s)")
     parser.add_argument(
         "--start-from-trigger",
         action="store_true",
