@@ -21,7 +21,10 @@ its resident size right before the timed call (Airflow and the provider already 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import functools
 import os
+import pstats
 import ssl
 import statistics
 import sys
@@ -36,6 +39,7 @@ from benchmarks.harness import (
     define_imap_connection,
     machine_note,
     prepare_airflow_home,
+    profile_rows,
     report_to_parent,
     run_child,
     status_kb,
@@ -48,8 +52,11 @@ USER, PASSWORD = "backlog", "backlog-Secret-2024"
 CONN_ID = "bench_backlog"
 
 
-def child(which: str, port: int, cafile: str, expected: int) -> None:
-    """One timed drain in this (fresh) process; prints seconds and RSS as JSON."""
+def child(which: str, port: int, cafile: str, expected: int, profile: bool) -> None:
+    """One timed drain in this (fresh) process; reports seconds, CPU and RSS.
+
+    ``profile``: under cProfile, reporting where the time went instead.
+    """
     from airflow_provider_mail.hooks.imap import ImapHook
 
     count = 0
@@ -58,10 +65,14 @@ def child(which: str, port: int, cafile: str, expected: int) -> None:
     # worker has done long before its task runs.
     _ = hook.settings
     rss_before = status_kb("VmRSS")
-    started = time.perf_counter()
+    profiler = cProfile.Profile() if profile else None
+    started, cpu = time.perf_counter(), time.process_time()
     if which == "ours":
         with tempfile.TemporaryDirectory() as attachments, hook:
-            count = len(hook.receive(unseen_only=True, max_emails=-1, attachments_dir=attachments))
+            receive = functools.partial(
+                hook.receive, unseen_only=True, max_emails=-1, attachments_dir=attachments
+            )
+            count = len(profiler.runcall(receive) if profiler else receive())
     else:
         context = ssl.create_default_context(cafile=cafile)
         client = IMAPClient("localhost", port=port, ssl=True, ssl_context=context)
@@ -72,12 +83,15 @@ def child(which: str, port: int, cafile: str, expected: int) -> None:
         count = len(parse_fetch_response(data, True, True)) if status == "OK" and unseen else 0
         client.logout()
     seconds = time.perf_counter() - started
-    result = {
+    result: dict[str, Any] = {
         "seconds": seconds,
+        "cpu_s": time.process_time() - cpu,
         "count": count,
         "rss_before_mb": rss_before / 1024,
         "rss_peak_mb": status_kb("VmHWM") / 1024,
     }
+    if profiler is not None:
+        result["profile"] = profile_rows(pstats.Stats(profiler))
     if count != expected:
         result["error"] = f"{which} received {count} messages, expected {expected}"
     report_to_parent(result)
@@ -99,9 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", choices=["ours", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cafile", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help="then where ours spends")
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.port, args.cafile, args.messages)
+        child(args.child, args.port, args.cafile, args.messages, args.profile)
         return
 
     prepare_airflow_home()
@@ -130,13 +145,20 @@ def main(argv: list[str] | None = None) -> None:
                     options += ["--messages", str(args.messages)]
                     results[which].append(run_child("benchmarks.backlog", *options))
                 print(f"  round {round_number + 1}/{args.repeat} done", flush=True)
+            if args.profile:
+                mark_unseen(dovecot.imap_port)
+                options = ["--child", "ours", "--port", str(proxy.port), "--cafile", cafile]
+                options += ["--messages", str(args.messages), "--profile"]
+                profiled = run_child("benchmarks.backlog", *options)
     floor = statistics.median(run["seconds"] for run in results["floor"])
     print(
         f"\n### Drain {args.messages:,} unseen messages (~1 KB each), `max_emails=-1`, "
         f"{2 * args.delay * 1000:g} ms RTT, implicit TLS (median of {args.repeat})\n"
     )
-    print("| contender | time (s) | x wire floor | RSS before (MB) | peak RSS growth (MB) |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| contender | time (s) | x wire floor | CPU (s) | RSS before (MB) | "
+        "peak RSS growth (MB) |\n|---|---:|---:|---:|---:|---:|"
+    )
     names = {
         "ours": "ours: `ImapHook.receive(unseen_only=True, max_emails=-1)`",
         "floor": "wire floor: one `UID FETCH 1:* BODY.PEEK[]`, nothing parsed",
@@ -145,10 +167,18 @@ def main(argv: list[str] | None = None) -> None:
         seconds = statistics.median(run["seconds"] for run in runs)
         before = statistics.median(run["rss_before_mb"] for run in runs)
         growth = statistics.median(run["rss_peak_mb"] - run["rss_before_mb"] for run in runs)
+        cpu = statistics.median(run["cpu_s"] for run in runs)
         print(
-            f"| {names[which]} | {seconds:.2f} | {seconds / floor:.2f} | {before:.0f} | "
-            f"{growth:.0f} |"
+            f"| {names[which]} | {seconds:.2f} | {seconds / floor:.2f} | {cpu:.2f} | "
+            f"{before:.0f} | {growth:.0f} |"
         )
+    if args.profile:
+        print(
+            f"\nWhere ours spends its time (cProfile of one more drain, "
+            f"{profiled['seconds']:.1f} s):\n"
+        )
+        for row, seconds in profiled["profile"].items():
+            print(f"- {row}: {seconds:.2f} s")
     print(f"\n{machine_note()} Each run in a fresh process (`{os.path.basename(sys.executable)}`).")
 
 

@@ -49,6 +49,7 @@ from benchmarks.harness import (
     measure,
     network_key,
     prepare_airflow_home,
+    profile_rows,
     wan_name,
 )
 from benchmarks.servers import Certificate, bench_workdir, dovecot_server
@@ -182,31 +183,6 @@ class Setup:
 def _check(got: int, expected: int, who: str) -> None:
     if got != expected:
         raise RuntimeError(f"{who} received {got} messages, expected {expected}")
-
-
-#: Where cProfile attributes ``receive``'s time: row -> (file path part, function name
-#: part, cumulative?). Builtins (``~``) count their own time, functions their cumulative.
-PROFILE_ROWS = {
-    "socket and TLS reads/writes (waiting for the wire)": ("~", "socket", False),
-    "imapclient: parse the FETCH answers": ("imapclient/response_parser", "parse_fetch", True),
-    "`build_record` (parse into the record)": ("airflow_provider_mail/mail/", "build_record", True),
-    "writing attachment files": ("airflow_provider_mail/mail/attachments", "save", True),
-}
-
-
-def profile_rows(stats: pstats.Stats) -> dict[str, float]:
-    """Seconds of the :data:`PROFILE_ROWS` functions in ``stats``.
-
-    Only the public ``receive`` runs, so this reads the same however the hook is built
-    inside (cProfile's own overhead inflates the Python rows).
-    """
-    rows = dict.fromkeys(PROFILE_ROWS, 0.0)
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    for (path, _line, function), (_cc, _nc, own, cumulative, _callers) in raw.items():
-        for row, (part, name, whole) in PROFILE_ROWS.items():
-            if part in path and name in function.lower():
-                rows[row] += cumulative if whole else own
-    return rows
 
 
 def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
