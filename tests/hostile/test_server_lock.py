@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_mail.hooks.imap import LOCK_FOLDER, ImapHook
+from airflow_provider_mail.handover.locks import LOCK_FOLDER
+from airflow_provider_mail.hooks.imap import ImapHook
 from tests.conftest import ConnFactory, receive_connection
 from tests.hostile.cyrus_like import CyrusLikeProxy
 from tests.hostile.proxy import HostileProxy
