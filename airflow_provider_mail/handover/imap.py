@@ -7,8 +7,6 @@ of the AssetWatcher, the Message-ID lookups for recreated folders.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from imapclient import SEEN
 from imapclient.imapclient import join_message_ids
 
@@ -19,14 +17,10 @@ from airflow_provider_mail.handover.locks import (
     ServerClaimLock,
     all_held,
 )
-from airflow_provider_mail.handover.mailbox import Poll, Reserve
-from airflow_provider_mail.hooks.imap import imaplib_of
-from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.handover.mailbox import HookMailbox, Reserve
+from airflow_provider_mail.hooks.imap import ImapHook, imaplib_of
 from airflow_provider_mail.mail.settings import SERVER_LOCK
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key
-
-if TYPE_CHECKING:
-    from airflow_provider_mail.hooks.imap import ImapHook
 
 #: Keyword of messages a trigger took but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
@@ -36,25 +30,10 @@ PENDING = b"$AirflowMailPending"
 _WARNED_NO_CONDSTORE: set[tuple[str, str]] = set()
 
 
-class ImapMailbox:
+class ImapMailbox(HookMailbox[ImapHook]):
     """The :class:`~airflow_provider_mail.handover.mailbox.Mailbox` of an ImapHook."""
 
     protocol = "imap"
-
-    def __init__(self, hook: ImapHook) -> None:
-        self.hook = hook
-
-    def peek(self, poll: Poll) -> Claim:
-        """``UID SEARCH UNSEEN`` (or ``ALL``): the oldest ``max_emails`` UIDs."""
-        return self.hook.find_new(poll.folder, poll.unseen_only, poll.max_emails)
-
-    def read(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
-        """``UID FETCH BODY.PEEK[]`` in chunks (flags unchanged)."""
-        return self.hook.fetch(claim, attachments)
-
-    def reopen(self) -> None:
-        """Close the session; the next command opens a fresh one."""
-        self.hook.close()
 
     def locks(self, folder: str) -> list[ClaimLock]:
         """The claim locks of ``folder``: the host's, and with Claim Lock ``server`` the
@@ -144,11 +123,7 @@ class ImapMailbox:
 
     def mark(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""
-        if not claim.uids:
-            return
-        with self.hook.translate_errors():
-            if self._still_valid(claim):
-                self.hook.client.add_flags(list(claim.uids), [SEEN], silent=True)
+        self._change_flags(claim, add=[SEEN])
 
     def give_back(self, claim: Claim) -> bool:
         """Clear ``\\Seen`` again after a failed hand-over; whether that worked.
@@ -176,11 +151,7 @@ class ImapMailbox:
 
     def release_pending(self, claim: Claim) -> None:
         """The claim's event is out: clear ``$AirflowMailPending``."""
-        if not claim.uids:
-            return
-        with self.hook.translate_errors():
-            if self._still_valid(claim):
-                self.hook.client.remove_flags(list(claim.uids), [PENDING], silent=True)
+        self._change_flags(claim, remove=[PENDING])
 
     def message_ids(self, claim: Claim) -> dict[int, str]:
         """UID -> Message-ID of the claimed messages (one FETCH of that header only)."""
@@ -205,9 +176,22 @@ class ImapMailbox:
             status = self.hook.client.folder_status(folder, [b"UIDNEXT"])
         return int(status[b"UIDNEXT"])
 
+    def _change_flags(
+        self, claim: Claim, *, add: list[bytes] | None = None, remove: list[bytes] | None = None
+    ) -> None:
+        """``UID STORE +FLAGS.SILENT`` / ``-FLAGS.SILENT`` while the claim is still valid."""
+        if not claim.uids:
+            return
+        with self.hook.translate_errors():
+            if self._still_valid(claim):
+                if add:
+                    self.hook.client.add_flags(list(claim.uids), add, silent=True)
+                if remove:
+                    self.hook.client.remove_flags(list(claim.uids), remove, silent=True)
+
     def _still_valid(self, claim: Claim) -> bool:
         """Select the claim's folder; whether its UIDs still name the claimed messages."""
-        return self.hook.uidvalidity(claim.folder) == claim.uidvalidity
+        return bool(self.hook.uidvalidity(claim.folder) == claim.uidvalidity)
 
 
 def _uid_set(text: bytes | str) -> list[int]:

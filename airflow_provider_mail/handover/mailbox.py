@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.state import Claim
+
+if TYPE_CHECKING:
+    from airflow_provider_mail.hooks.base import ReceiveHook
 
 #: Called by :meth:`Mailbox.take` under the claim locks with the messages about to be
 #: taken, before they are: the hand-over writes its reservation there.
@@ -72,3 +75,25 @@ class Mailbox(Protocol):
 
     def uid_next(self, folder: str) -> int:
         """The UID the folder's next message will get (IMAP)."""
+
+
+HookT = TypeVar("HookT", bound="ReceiveHook[Any]")
+
+
+class HookMailbox(Generic[HookT]):
+    """What the mailboxes over a hook share: the hook's search, read and session."""
+
+    def __init__(self, hook: HookT) -> None:
+        self.hook = hook
+
+    def peek(self, poll: Poll) -> Claim:
+        """The hook's search (``find_new``): the oldest ``max_emails`` the poll finds."""
+        return self.hook.find_new(poll.folder, poll.unseen_only, poll.max_emails)
+
+    def read(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
+        """The hook's read (``fetch``): records, flags unchanged."""
+        return self.hook.fetch(claim, attachments)
+
+    def reopen(self) -> None:
+        """Close the session; the next command opens a fresh one."""
+        self.hook.close()

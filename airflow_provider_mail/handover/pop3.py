@@ -7,41 +7,22 @@ it there under the host lock, so pollers of one host never take the same message
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mail.handover.mailbox import Poll, Reserve
-from airflow_provider_mail.keyvalue import update, variable_lock
-from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.handover.mailbox import HookMailbox, Reserve
+from airflow_provider_mail.hooks.pop3 import Pop3Hook
+from airflow_provider_mail.keyvalue import KeyValueStore, update, variable_lock
 from airflow_provider_mail.mail.state import INBOX, Claim, remember_seen
 
-if TYPE_CHECKING:
-    from airflow_provider_mail.hooks.pop3 import Pop3Hook
 
-
-class Pop3Mailbox:
+class Pop3Mailbox(HookMailbox[Pop3Hook]):
     """The :class:`~airflow_provider_mail.handover.mailbox.Mailbox` of a Pop3Hook."""
 
     protocol = "pop3"
 
-    def __init__(self, hook: Pop3Hook) -> None:
-        self.hook = hook
-
     @property
-    def store(self) -> Any:
+    def store(self) -> KeyValueStore:
         """Where the account's seen and pending ids live (the hook's ``state_store``)."""
         return self.hook.state_store
-
-    def peek(self, poll: Poll) -> Claim:
-        """``UIDL``, minus the seen ids with ``unseen_only``: the oldest ``max_emails``."""
-        return self.hook.find_new(poll.folder, poll.unseen_only, poll.max_emails)
-
-    def read(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
-        """``RETR`` of the claimed messages (POP3 changes nothing by reading)."""
-        return self.hook.fetch(claim, attachments)
-
-    def reopen(self) -> None:
-        """Close the session; the next command opens a fresh one."""
-        self.hook.close()
 
     def take(self, claim: Claim, *, reserve: Reserve | None = None, pending: bool = False) -> Claim:
         """Add the claimed ids no other poller took to the seen set; returns them.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -26,11 +27,17 @@ from airflow_provider_mail.mail.attachments import (
     UnsafeDirectoryError,
     default_attachments_dir,
 )
-from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.errors import (
+    describe_network_error,
+    login_rejected,
+    password_not_ascii,
+    starttls_not_offered,
+)
 from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.tls import Security, build_ssl_context
 from airflow_provider_mail.masking import register_short_choices
 
 register_short_choices()  # tasks and triggers read connections: see masking.py
@@ -184,7 +191,78 @@ class MailHook(BaseHook, Generic[ClientT]):
         )
 
     def _open(self, settings: ServerSettings) -> ClientT:
+        """Connect, STARTTLS when asked, sign in: the one sequence of all three protocols.
+
+        ``starttls`` never falls back to plain text: a server that does not offer it is an
+        error. Each protocol supplies the commands (:meth:`_connect`, :meth:`_starttls`...).
+        """
+        context = build_ssl_context(settings.server_certificate)
+        client = self._connect(settings, context)
+        try:
+            self._greet(client)
+            if settings.security is Security.STARTTLS:
+                if not self._offers_starttls(client):
+                    raise starttls_not_offered(settings)
+                self._starttls(client, context)
+            if settings.oauth2 is not None:
+                offered = self._sasl_mechanisms(client, settings)
+                self.sign_in_with_token(settings, offered, self._sasl_exchange(client))
+                self._signed_in(client)
+            elif settings.login:
+                try:
+                    self._login(client, settings)
+                except self.login_refused as err:
+                    raise login_rejected(settings) from err
+                except UnicodeEncodeError:
+                    raise password_not_ascii(settings) from None
+                self._signed_in(client)
+        except BaseException:
+            self._abandon(client)
+            raise
+        return client
+
+    #: What the protocol's library raises when the server refuses a user name and password.
+    login_refused: tuple[type[BaseException], ...] = ()
+
+    #: The library's plain and implicit-TLS client classes, when their constructors take
+    #: ``(host, port, timeout=...)`` and ``(..., context=...)`` (poplib, smtplib).
+    client_classes: tuple[Any, Any] = (None, None)
+
+    def _connect(self, settings: ServerSettings, context: ssl.SSLContext) -> ClientT:
+        """A connected client (implicit TLS with ``context`` for Security Method ``ssl``)."""
+        plain, implicit_tls = self.client_classes
+        client: ClientT
+        if settings.security is Security.SSL:
+            client = implicit_tls(
+                settings.host, settings.port, timeout=settings.timeout, context=context
+            )
+        else:
+            client = plain(settings.host, settings.port, timeout=settings.timeout)
+        return client
+
+    def _greet(self, client: ClientT) -> None:
+        """What the protocol says first after connecting (SMTP: ``EHLO``)."""
+
+    def _offers_starttls(self, client: ClientT) -> bool:
         raise NotImplementedError
+
+    def _starttls(self, client: ClientT, context: ssl.SSLContext) -> None:
+        raise NotImplementedError
+
+    def _sasl_mechanisms(self, client: ClientT, settings: ServerSettings) -> list[str]:
+        """The SASL mechanisms the server offers (for OAuth 2.0)."""
+        raise NotImplementedError
+
+    def _sasl_exchange(self, client: ClientT) -> Callable[[str, str], None]:
+        """``exchange(mechanism, initial response)``: one SASL authentication."""
+        raise NotImplementedError
+
+    def _login(self, client: ClientT, settings: ServerSettings) -> None:
+        """Sign in with the user name and password."""
+        raise NotImplementedError
+
+    def _signed_in(self, client: ClientT) -> None:
+        """After a successful sign-in (IMAP: cache the new capabilities)."""
 
     def _close(self, client: ClientT) -> None:
         raise NotImplementedError

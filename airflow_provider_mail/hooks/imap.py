@@ -6,6 +6,7 @@ import contextlib
 import imaplib
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,15 +19,10 @@ from airflow_provider_mail.exceptions import MailError, MailProtocolError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.mail.attachments import AttachmentSink
-from airflow_provider_mail.mail.errors import (
-    login_rejected,
-    password_not_ascii,
-    starttls_not_offered,
-)
 from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
-from airflow_provider_mail.mail.tls import Security, build_ssl_context
+from airflow_provider_mail.mail.tls import Security
 
 if TYPE_CHECKING:
     from airflow_provider_mail.handover.imap import ImapMailbox
@@ -65,8 +61,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
     fetch_slice = FETCH_SLICE
     _selected: tuple[tuple[int, str], int] | None = None
 
-    def _open(self, settings: ServerSettings) -> IMAPClient:
-        context = build_ssl_context(settings.server_certificate)
+    login_refused = (LoginError,)
+
+    def _connect(self, settings: ServerSettings, context: ssl.SSLContext) -> IMAPClient:
         client = IMAPClient(
             settings.host,
             port=settings.port,
@@ -75,31 +72,33 @@ class ImapHook(ReceiveHook[IMAPClient]):
             timeout=settings.timeout,
         )
         _bound_literals(client, settings, max(MAX_LITERAL, self.fetch_slice + 1024 * 1024))
-        try:
-            # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
-            # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
-            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if settings.security is Security.STARTTLS:
-                if not client.has_capability("STARTTLS"):
-                    raise starttls_not_offered(settings)
-                client.starttls(context)
-            if settings.oauth2 is not None:
-                self.sign_in_with_token(settings, _sasl_mechanisms(client), _exchange(client))
-                client.capabilities()
-            elif settings.login:
-                try:
-                    client.login(settings.login, settings.password)
-                except LoginError as err:
-                    raise login_rejected(settings) from err
-                except UnicodeEncodeError:
-                    raise password_not_ascii(settings) from None
-                # SELECT makes imaplib forget the capabilities sent with the LOGIN reply;
-                # caching them now saves a CAPABILITY round trip on the first SEARCH.
-                client.capabilities()
-        except BaseException:
-            self._abandon(client)
-            raise
         return client
+
+    def _greet(self, client: IMAPClient) -> None:
+        # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
+        # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _offers_starttls(self, client: IMAPClient) -> bool:
+        return bool(client.has_capability("STARTTLS"))
+
+    def _starttls(self, client: IMAPClient, context: ssl.SSLContext) -> None:
+        client.starttls(context)
+
+    def _sasl_mechanisms(self, client: IMAPClient, settings: ServerSettings) -> list[str]:
+        names = [c.decode("ascii", "replace") for c in client.capabilities()]
+        return [name[5:] for name in names if name.upper().startswith("AUTH=")]
+
+    def _sasl_exchange(self, client: IMAPClient) -> Callable[[str, str], None]:
+        return _exchange(client)
+
+    def _login(self, client: IMAPClient, settings: ServerSettings) -> None:
+        client.login(settings.login, settings.password)
+
+    def _signed_in(self, client: IMAPClient) -> None:
+        # SELECT makes imaplib forget the capabilities sent with the LOGIN reply;
+        # caching them now saves a CAPABILITY round trip on the first SEARCH.
+        client.capabilities()
 
     def _close(self, client: IMAPClient) -> None:
         self._selected = None
@@ -331,12 +330,6 @@ def _sequence_set(uids: tuple[int, ...]) -> str:
     if ordered:
         ranges.append(f"{start}:{previous}" if previous != start else str(start))
     return ",".join(ranges)
-
-
-def _sasl_mechanisms(client: IMAPClient) -> list[str]:
-    """The SASL mechanisms the server offers (``AUTH=...`` capabilities)."""
-    names = [c.decode("ascii", "replace") for c in client.capabilities()]
-    return [name[5:] for name in names if name.upper().startswith("AUTH=")]
 
 
 def _exchange(client: IMAPClient) -> Callable[[str, str], None]:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import poplib
+import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mail.exceptions import MailConfigError
-from airflow_provider_mail.handover.pop3 import Pop3Mailbox
 from airflow_provider_mail.handover.state import pop3_pending_key, pop3_seen_key
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.keyvalue import KeyValueStore, VariableStore
 from airflow_provider_mail.mail.attachments import AttachmentSink
-from airflow_provider_mail.mail.errors import (
-    login_rejected,
-    password_not_ascii,
-    starttls_not_offered,
-)
 from airflow_provider_mail.mail.oauth2 import b64, error_reply
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
@@ -29,7 +24,9 @@ from airflow_provider_mail.mail.state import (
     is_inbox,
     new_pop3_messages,
 )
-from airflow_provider_mail.mail.tls import Security, build_ssl_context
+
+if TYPE_CHECKING:
+    from airflow_provider_mail.handover.pop3 import Pop3Mailbox
 
 # poplib refuses lines over 2048 bytes, which real mail (long HTML lines) exceeds; RFC 5322
 # allows 998 but servers relay longer ones, and losing such a message is worse. poplib has
@@ -73,35 +70,24 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         self._listing: list[tuple[int, str]] | None = None
         self.seen_before_listing: list[str] = []
 
-    def _open(self, settings: ServerSettings) -> poplib.POP3:
-        context = build_ssl_context(settings.server_certificate)
-        client: poplib.POP3
-        if settings.security is Security.SSL:
-            client = poplib.POP3_SSL(
-                settings.host, settings.port, timeout=settings.timeout, context=context
-            )
-        else:
-            client = poplib.POP3(settings.host, settings.port, timeout=settings.timeout)
-        try:
-            if settings.security is Security.STARTTLS:
-                if "STLS" not in _capabilities(client):
-                    raise starttls_not_offered(settings)
-                client.stls(context)
-            if settings.oauth2 is not None:
-                offered = _capabilities(client).get("SASL", [])
-                self.sign_in_with_token(settings, offered, _exchange(client))
-            elif settings.login:
-                try:
-                    client.user(settings.login)
-                    client.pass_(settings.password)
-                except poplib.error_proto as err:
-                    raise login_rejected(settings) from err
-                except UnicodeEncodeError:
-                    raise password_not_ascii(settings) from None
-        except BaseException:
-            self._abandon(client)
-            raise
-        return client
+    login_refused = (poplib.error_proto,)
+    client_classes = (poplib.POP3, poplib.POP3_SSL)
+
+    def _offers_starttls(self, client: poplib.POP3) -> bool:
+        return "STLS" in _capabilities(client)
+
+    def _starttls(self, client: poplib.POP3, context: ssl.SSLContext) -> None:
+        client.stls(context)
+
+    def _sasl_mechanisms(self, client: poplib.POP3, settings: ServerSettings) -> list[str]:
+        return list(_capabilities(client).get("SASL", []))
+
+    def _sasl_exchange(self, client: poplib.POP3) -> Callable[[str, str], None]:
+        return _exchange(client)
+
+    def _login(self, client: poplib.POP3, settings: ServerSettings) -> None:
+        client.user(settings.login)
+        client.pass_(settings.password)
 
     def _close(self, client: poplib.POP3) -> None:
         self._listing = None
@@ -114,6 +100,8 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         client.stat()
 
     def _new_mailbox(self) -> Pop3Mailbox:
+        from airflow_provider_mail.handover.pop3 import Pop3Mailbox
+
         return Pop3Mailbox(self)
 
     def check_folder(self, folder: str | None) -> None:
