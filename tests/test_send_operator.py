@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mail.exceptions import MailConfigError, MailSendError
-from airflow_provider_mail.hooks.smtp import SendIncompleteError
+from airflow_provider_mail.exceptions import MailConfigError, MailSendError, SendIncompleteError
 from airflow_provider_mail.operators.map import apply_mapping
 from airflow_provider_mail.operators.send import SendEmailOperator
+from devtools.smtp import SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 CONTEXT: Any = {}
 

@@ -21,10 +21,10 @@ from airflow_provider_mail import keyvalue
 from airflow_provider_mail.compat import BaseHook
 from airflow_provider_mail.hooks.registry import receive_hook
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 #: Most calls per phase: task start (owed give-backs, the ledger entry), the trigger's poll
 #: (POP3 reads its seen ids), the hand-over (write ahead, reserve, take, Message-IDs).
