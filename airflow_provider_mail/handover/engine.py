@@ -110,27 +110,15 @@ class HandOver:
     def watch(self, poll: Poll, *, recover_pending: bool) -> Claim:
         """An AssetWatcher's poll: the messages its next event names, taken with a
         pending mark (the event is the hand-over). ``recover_pending``: first a claim of
-        an earlier life of the trigger whose event may not have gone out. After a folder
-        was recreated, messages handed over before (:meth:`fetch_claimed` records their
-        Message-IDs) are left out, as on every other path."""
+        an earlier life of the trigger whose event may not have gone out."""
         if recover_pending:
             pending = self.mailbox.find_pending(poll.folder)
             if pending:
                 return pending
         claim = self.peek(poll)
-        if not claim:
-            return claim
-        owned = self.take(claim, pending=True)
-        if not owned:
-            return owned
-        kept = self._without_repeats(owned, self._delivered(owned))
-        if kept != owned:
-            # Handed over before the folder was recreated: they stay seen, with no event.
-            repeats = tuple(uid for uid in owned.uids if uid not in kept.uids)
-            self.mailbox.release_pending(
-                Claim(owned.protocol, owned.folder, owned.uidvalidity, repeats)
-            )
-        return kept
+        if claim:
+            claim = self.take(claim, pending=True)
+        return claim
 
     def released(self, claim: Claim) -> None:
         """The AssetWatcher's event went out: clear the pending mark."""
@@ -140,13 +128,10 @@ class HandOver:
         self, claim: Claim, attachments: AttachmentSink, *, run_id: str | None
     ) -> Records:
         """Read what an AssetWatcher event named. With ``run_id``, a message another run
-        read first (a repeated event) is skipped; a retry of that run gets it again. The
-        Message-IDs read are recorded for a folder that may be recreated."""
+        read first (a repeated event) is skipped; a retry of that run gets it again."""
         if run_id is not None and self.stores is not None:
             claim = self._not_handed_over_elsewhere(claim, run_id, self.stores)
-        records = self.read(claim, attachments, taken=False)
-        self._remember(claim, records, self._delivered(claim))
-        return records
+        return self.read(claim, attachments, taken=False)
 
     # The steps -------------------------------------------------------------------------
 
@@ -208,13 +193,7 @@ class HandOver:
         Message-IDs recorded for a folder that may be recreated."""
         if claim:
             self.after.after_hand_over(self.mailbox, claim, taken=taken)
-        self._remember(claim, records, delivered)
-
-    def _remember(
-        self, claim: Claim, records: Records, delivered: DeliveredMessageIds | None
-    ) -> None:
-        """Record the Message-IDs handed over, for a folder that may be recreated."""
-        if delivered is None or not records:
+        if delivered is None:
             return
         message_ids = [r["message_id"] for r in records if r["message_id"]]
         try:
