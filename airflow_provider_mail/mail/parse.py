@@ -34,6 +34,7 @@ from airflow_provider_mail.mail.attachments import (
     shorten_filename,
 )
 from airflow_provider_mail.mail.large_bodies import LiftedBodies, Run, lift_large_bodies
+from airflow_provider_mail.mail.replies import reply_fields
 
 __all__ = ["build_record", "decode_bytes", "decode_header_value", "html_to_text", "message_key"]
 
@@ -172,6 +173,9 @@ def build_record(
         "uidvalidity": uidvalidity,
         "uidl": uidl,
         "size": len(raw),
+        "in_reply_to": None,
+        "references": [],
+        "automatic": False,
         "truncated": {},
     }
     key = message_key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
@@ -188,6 +192,7 @@ def build_record(
     leaves = list(_leaves(message))
     charsets = _DeclaredCharsets(message, leaves)
     record.update(_header_fields(message, key, charsets))
+    record.update(reply_fields(message.raw_items()))
     for field in _CAPPED_HEADERS:
         record[field] = _cap(record[field], MAX_HEADER_CHARS, field, truncated)
     texts: list[str] = []
