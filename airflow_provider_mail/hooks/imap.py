@@ -651,6 +651,8 @@ def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
             raise TokenRefused(mechanism) from err
 
     return exchange
+
+
 def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) -> None:
     """Refuse a literal larger than ``limit`` before imaplib reserves memory for it.
 

@@ -141,6 +141,29 @@ def check_attachments_dir(value: Any) -> Any:
     )
 
 
+def check_headers(value: Any) -> Any:
+    """``None`` or a dict of header name -> text (checked fully when the email is built)."""
+    if value is None or is_resolved_later(value) or isinstance(value, (Mapping, str)):
+        return value
+    raise MailConfigError(
+        f"headers must be a dict such as {{'X-Ticket-Id': '42'}}, not {_kind(value)}."
+    )
+
+
+def check_dirs(value: Any, name: str) -> Any:
+    """``None``, a directory path or URL, or a list of them."""
+    if value is None or is_resolved_later(value) or isinstance(value, (str, os.PathLike)):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(item, (str, os.PathLike)) for item in value
+    ):
+        return value
+    raise MailConfigError(
+        f"{name} must be a directory path or object-storage URL, or a list of them, not "
+        f"{_kind(value)}."
+    )
+
+
 def check_addresses(value: Any, name: str) -> Any:
     """``None``, a comma-separated string or a list of strings."""
     if value is None or isinstance(value, str) or is_resolved_later(value):
