@@ -114,8 +114,9 @@ class SendEmailOperator(BaseOperator):
         ``multipart/alternative`` and mail programs show the version they prefer.
     :param reply_to: where replies go, default ``None`` (to the sender).
     :param data: the consumed data, default ``None``: a dict or a list of dicts with any of
-        the keys ``from``, ``to``, ``cc``, ``bcc``, ``subject``, ``text``, ``html`` and
-        ``reply_to`` (other keys are ignored, with a warning). ``None`` sends one email from
+        the keys ``from``, ``to``, ``cc``, ``bcc``, ``subject``, ``text``, ``html``,
+        ``reply_to``, ``attachments``, ``in_reply_to``, ``references``, ``headers`` and
+        ``auto_submitted`` (other keys are ignored, with a warning). ``None`` sends one email from
         the input values alone; an empty list sends nothing and the task succeeds.
     :param parameter_priority: which side wins when both set a field:
         ``"input_values"`` (default: the operator's value wins, the item's value is the
