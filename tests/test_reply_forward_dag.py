@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.smtp import SmtpServers
 from tests.airflow_runs import task_result
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 
 def test_a_mapped_reply_threads_and_forwards_the_files_byte_for_byte(

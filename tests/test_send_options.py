@@ -20,11 +20,11 @@ from airflow_provider_mail.exceptions import MailConfigError, MailSendError
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import default_attachments_dir
 from airflow_provider_mail.operators.send import SendEmailOperator
-from tests.conftest import ConnFactory, receive_connection
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.smtp import SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SmtpServers
 
 CONTEXT: Any = {}
 # Bytes a text encoding would change: NUL, bare CR and LF, a lone dot line, 8-bit, no EOL.

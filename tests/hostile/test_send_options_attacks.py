@@ -18,8 +18,8 @@ from airflow_provider_mail.mail.attachments import DirectorySink
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.operators.map import apply_mapping
 from airflow_provider_mail.operators.send import SendEmailOperator
+from devtools.smtp import SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 CONTEXT: Any = {}
 
