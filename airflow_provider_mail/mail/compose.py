@@ -18,7 +18,7 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
-from email.policy import SMTPUTF8, Policy
+from email.policy import SMTPUTF8, Policy, compat32
 from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -39,6 +39,9 @@ from airflow_provider_mail.mail.outgoing import (
 from airflow_provider_mail.mail.replies import bounded_references, message_ids
 
 _HEADER_FIELDS = ("from", "to", "cc", "bcc", "reply_to", "subject")
+_LINE_BREAKS = re.compile(r"[\r\n]")
+# The longest header line written without the library (RFC 5322's recommended 78).
+_PLAIN_LINE = 78
 _MESSAGE_ID_IN_TEXT = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
 _MAX_QUOTED = 120
 # What starts an RFC 2047 encoded word. Text holding it is written so that receivers, who
@@ -416,17 +419,63 @@ def _literal_addresses(texts: list[str]) -> tuple[Address, ...]:
     )
 
 
+class _PlainHeader(str):
+    """A header whose value is short printable ASCII, written exactly as it is.
+
+    The email library parses every header it is given into an object tree and folds it
+    back when writing, about a tenth of a millisecond each; for a value that needs no
+    quoting, encoding or folding that gives back the same text, so it is skipped.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, text: str) -> _PlainHeader:
+        header = super().__new__(cls, text)
+        header.name = name
+        return header
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Any:
+        return self  # immutable, like the str it is
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header as written on the wire, ending with the policy's line separator."""
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+def _plain(name: str, text: str) -> _PlainHeader | None:
+    """``text`` as a :class:`_PlainHeader` when it can be written as it is, else ``None``."""
+    if (
+        len(name) + 2 + len(text) <= _PLAIN_LINE
+        and text.isascii()
+        and text.isprintable()
+        and text == text.strip()
+        and _ENCODED_WORD_START not in text
+    ):
+        return _PlainHeader(name, text)
+    return None
+
+
+def _plain_address(address: Address) -> bool:
+    # str(Address) quotes a display name with specials itself; a quote or backslash inside
+    # it, or non-ASCII, is left to the library.
+    return address.display_name.isascii() and not any(c in address.display_name for c in '"\\')
+
+
 def _address_header(name: str, addresses: tuple[Address, ...]) -> object:
     """The value to set for an address header: the library's, unless a name holds ``=?``."""
     if any(_ENCODED_WORD_START in a.display_name for a in addresses):
         return _LiteralHeader(name, ", ".join(map(str, addresses)), addresses)
+    if all(_plain_address(a) for a in addresses):
+        plain = _plain(name, ", ".join(map(str, addresses)))
+        if plain is not None:
+            return plain
     return addresses
 
 
 def _text_header(name: str, text: str) -> object:
     if _ENCODED_WORD_START in text:
         return _LiteralHeader(name, text)
-    return text
+    return _plain(name, text) or text
 
 
 def _check_wire(composed: ComposedEmail, label: str) -> None:
@@ -444,7 +493,10 @@ def _check_wire(composed: ComposedEmail, label: str) -> None:
             f"{label} has a header the email library refuses to write (a line break in it "
             "could inject headers); remove line breaks from its header values."
         ) from None
-    received = BytesHeaderParser(policy=default_policy).parsebytes(folded + b"\r\n")
+    # compat32 reads the raw values without building header objects (the default policy's
+    # cost a millisecond per email); only values holding an encoded word are decoded, as a
+    # receiver would, since only those can turn into something else.
+    received = BytesHeaderParser(policy=compat32).parsebytes(folded + b"\r\n")
     names = [name.lower() for name, _value in raw]
     if [name.lower() for name in received] != names:
         raise MailSendError(
@@ -452,7 +504,10 @@ def _check_wire(composed: ComposedEmail, label: str) -> None:
             "so it was refused; remove line breaks and encoded words from its header values."
         )
     for name, value in received.items():
-        if _has_control(str(value)):
+        text = _LINE_BREAKS.sub("", str(value))  # unfolded, as the default policy does
+        if _ENCODED_WORD_START in text:
+            text = str(default_policy.header_factory(name, text))
+        if _has_control(text):
             raise MailSendError(
                 f"{label} has a {name} header that decodes to a line break or control "
                 "character, so it was refused; remove it from that value."
@@ -554,8 +609,10 @@ def compose_email(
             message["Reply-To"] = _address_header("Reply-To", reply_to)
         if subject:
             message["Subject"] = _text_header("Subject", subject)
-        message["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
-        message["Message-ID"] = new_message_id(sender.domain)
+        date = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
+        message["Date"] = _plain("Date", date) or date
+        message_id = new_message_id(sender.domain)
+        message["Message-ID"] = _plain("Message-ID", message_id) or message_id
         for name, ids in threading.items():
             if ids:
                 message[name] = _IdsHeader(name, ids)

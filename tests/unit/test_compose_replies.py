@@ -211,3 +211,37 @@ def test_attachments_arrive_byte_for_byte(tmp_path: Path) -> None:
     assert body is not None and body.get_content().strip() == "Hi"
     # The batch holds no file bytes until the email goes out.
     assert not composed.message.is_multipart()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Subject", "Weekly report 42"),
+        ("Subject", "a (b) <c> [d] ; e: f"),
+        ("Date", "Tue, 01 Dec 2026 19:03:38 +0000"),
+        ("Message-ID", "<179615181834.18000.14702609721590742137@example.com>"),
+        ("To", "Lead 0 <lead0@example.org>, b@example.org"),
+        ("From", '"J. Doe (Sales)" <j@example.org>'),
+        ("Reply-To", '"Doe, Jane" <jane@example.org>'),
+    ],
+)
+def test_headers_written_without_the_library_are_what_the_library_writes(
+    name: str, value: str
+) -> None:
+    """The short cut for short plain headers gives exactly the library's bytes."""
+    from email.headerregistry import Address
+
+    from airflow_provider_mail.mail import compose
+    from airflow_provider_mail.mail.addresses import parse_addresses
+
+    policy = email.policy.default.clone(linesep="\r\n")
+    if name in ("To", "From", "Reply-To"):
+        addresses = parse_addresses([value])
+        ours = compose._address_header(name, addresses)
+        library: object = policy.header_store_parse(name, addresses)[1]
+        assert all(isinstance(a, Address) for a in addresses)
+    else:
+        ours = compose._plain(name, value)
+        library = value
+    assert isinstance(ours, compose._PlainHeader)
+    assert policy.fold_binary(name, ours) == policy.fold_binary(name, library)
