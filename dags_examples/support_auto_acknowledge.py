@@ -17,8 +17,6 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, Variable, task
 
-from airflow_provider_mail.mail.addresses import InvalidAddressError, parse_addresses
-from airflow_provider_mail.mail.replies import message_ids
 from airflow_provider_mail.operators.map import MapOperator
 from airflow_provider_mail.operators.send import SendEmailOperator
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
@@ -63,6 +61,9 @@ STATE_PREFIX = "support_auto_acknowledge/answered/"
 
 def _address(text: str) -> str | None:
     """The first valid address of a header value, lower case; ``None`` when there is none."""
+    # Imported here, when the task runs: every DAG-processor parse imports this file.
+    from airflow_provider_mail.mail.addresses import InvalidAddressError, parse_addresses
+
     try:
         parsed = parse_addresses([text]) if text else ()
     except InvalidAddressError:
@@ -91,6 +92,8 @@ def choose_whom_to_answer(
     same run answered already stays answerable, so a retried task answers again what its
     first try chose (the send task has not run yet then).
     """
+    from airflow_provider_mail.mail.replies import message_ids
+
     own = _address(own_address)
     state = {address: entry for address, entry in answered.items() if _within(entry, now, period)}
     replies = []

@@ -30,11 +30,10 @@ from typing import Any
 
 from airflow_provider_mail.exceptions import MailSendError
 from airflow_provider_mail.mail.attachments import private_temp_root, safe_filename
+from airflow_provider_mail.mail.params import DEFAULT_MAX_ATTACHMENT_BYTES
 
-#: Default most bytes the attachments of one email may add up to (before base64): 25 MiB,
-#: the limit of Gmail and Microsoft 365 (their limit counts the encoded size; a server
-#: with a lower one refuses the email with a clear reply).
-DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_ATTACHMENT_BYTES", "attachment_requests", "read_bytes", "resolve"]
+
 #: Most files one email may attach.
 MAX_ATTACHMENTS = 100
 #: Longest text ``attachments`` may be when a template rendered it (a list as text).

@@ -23,6 +23,10 @@ from airflow_provider_mail.exceptions import MailConfigError
 #: The longest ``delay`` or ``timeout`` accepted: a year (more is a typo, and Airflow's
 #: own time arithmetic overflows long before ``inf``).
 MAX_SECONDS = 365 * 24 * 3600.0
+#: Default most bytes the attachments of one email may add up to (before base64): 25 MiB,
+#: the limit of Gmail and Microsoft 365 (their limit counts the encoded size; a server
+#: with a lower one refuses the email with a clear reply).
+DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 
 
 def is_resolved_later(value: object) -> bool:

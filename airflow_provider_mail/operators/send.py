@@ -11,7 +11,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.describe import sent_line
-from airflow_provider_mail.mail.outgoing import DEFAULT_MAX_ATTACHMENT_BYTES
 from airflow_provider_mail.mail.priority import ParameterPriority, merge_fields, unknown_keys
 
 # The hook, compose and storage are imported where the task runs, not when a DAG file is
@@ -198,7 +197,7 @@ class SendEmailOperator(BaseOperator):
         headers: Mapping[str, str] | None = None,
         auto_submitted: str | None = None,
         attachment_dirs: str | Sequence[str] | None = None,
-        max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+        max_attachment_bytes: int = params.DEFAULT_MAX_ATTACHMENT_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
