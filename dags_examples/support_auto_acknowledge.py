@@ -62,7 +62,8 @@ STATE_PREFIX = "support_auto_acknowledge/answered/"
 def _address(text: str) -> str | None:
     """The first valid address of a header value, lower case; ``None`` when there is none."""
     # Imported here, when the task runs: every DAG-processor parse imports this file.
-    from airflow_provider_mail.mail.addresses import InvalidAddressError, parse_addresses
+    from airflow_provider_mail.exceptions import InvalidAddressError
+    from airflow_provider_mail.mail.addresses import parse_addresses
 
     try:
         parsed = parse_addresses([text]) if text else ()
