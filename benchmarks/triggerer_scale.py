@@ -302,7 +302,8 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
         print(f"  all {sensors} deferred after {startup:.0f} s", flush=True)
         opened = wait_for_sessions(triggerer, dovecot.imaps_port, mailboxes, args.sessions_timeout)
         startup_cpu = cpu_seconds(components)
-        print(f"  {mailboxes} IMAP sessions after {opened:.0f} s more; settling", flush=True)
+        held = sessions(triggerer, dovecot.imaps_port)
+        print(f"  {held} IMAP sessions after {opened:.0f} s more; settling", flush=True)
         time.sleep(2 * DELAY)
 
         log = home / "triggerer-1.log"
