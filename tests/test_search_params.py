@@ -8,7 +8,7 @@ from datetime import date, datetime
 import pytest
 
 from airflow_provider_mail.exceptions import MailConfigError
-from airflow_provider_mail.mail import params
+from airflow_provider_mail.mail import params, settle
 from airflow_provider_mail.mail.search import (
     Literal,
     SearchCriteria,
@@ -204,3 +204,38 @@ def test_handed_over_is_per_uidvalidity() -> None:
     assert 9 in handed_over(value, 7)
     assert len(handed_over(value, 8)) == 0  # the folder was recreated: other messages
     assert with_handed_over(value, 8, [1]) == {"uidvalidity": 8, "uids": "1"}
+
+
+def test_settling_acts_only_for_successful_task_instances() -> None:
+    move = {"after_receive": "move", "move_to": "Processed", "uids": [1, 2]}
+    entries = {
+        "run_ok#-1": move,
+        "run_failed#-1": {**move, "uids": [3]},
+        "run_running#-1": {**move, "uids": [4]},
+        "run_deleted#-1": {**move, "uids": [5]},
+        "run_mapped#2": {**move, "after_receive": "delete", "uids": [6]},
+        "run_done#-1": {**move, "settled": True},
+        "run_seen#-1": {**move, "after_receive": "mark_seen"},
+        "run_empty#-1": {**move, "uids": []},
+        "mine#-1": move,
+    }
+    owed = settle.unsettled(entries, "mine#-1")
+    assert sorted(owed) == [
+        "run_deleted#-1",
+        "run_failed#-1",
+        "run_mapped#2",
+        "run_ok#-1",
+        "run_running#-1",
+    ]
+    states = {
+        "run_ok": {"receive": "success"},
+        "run_failed": {"receive": "failed"},
+        "run_running": {"receive": "up_for_retry"},
+        "run_mapped": {"receive_2": "success"},
+    }
+    decided = {s.entry: s.act for s in settle.plan(owed, "receive", states)}
+    assert decided == {"run_ok#-1": True, "run_failed#-1": False, "run_mapped#2": True}
+    assert settle.split_entry("scheduled__2026-12-01T00:00:00+00:00#-1") == (
+        "scheduled__2026-12-01T00:00:00+00:00",
+        -1,
+    )
