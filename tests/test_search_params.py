@@ -17,7 +17,12 @@ from airflow_provider_mail.mail.search import (
     imap_search,
     pop3_matches,
 )
-from airflow_provider_mail.mail.uid_ranges import UidRanges, handed_over, with_handed_over
+from airflow_provider_mail.mail.uid_ranges import (
+    UidRanges,
+    handed_over,
+    with_handed_over,
+    without_handed_over,
+)
 
 
 @pytest.mark.parametrize("value", ["mark_seen", "leave_unread", "delete"])
@@ -195,6 +200,7 @@ def test_uid_ranges_are_compact() -> None:
     assert UidRanges.from_stored(ranges.to_stored()) == ranges
     with pytest.raises(ValueError):
         UidRanges.parse("5:3")
+    assert UidRanges.parse("1:10,20").remove([1, 5, 6, 10, 20, 30]).to_text() == "2:4,7:9"
 
 
 def test_handed_over_is_per_uidvalidity() -> None:
@@ -204,6 +210,7 @@ def test_handed_over_is_per_uidvalidity() -> None:
     assert 9 in handed_over(value, 7)
     assert len(handed_over(value, 8)) == 0  # the folder was recreated: other messages
     assert with_handed_over(value, 8, [1]) == {"uidvalidity": 8, "uids": "1"}
+    assert without_handed_over(value, 7, [2, 9]) == {"uidvalidity": 7, "uids": "1,3:4"}
 
 
 def test_settling_acts_only_for_successful_task_instances() -> None:

@@ -96,6 +96,22 @@ class UidRanges:
         pairs.append((start, previous))
         return UidRanges(_normalised(pairs))
 
+    def remove(self, uids: Iterable[int]) -> UidRanges:
+        """This set without ``uids`` (a give-back after a failed read)."""
+        gone = sorted({int(uid) for uid in uids if uid in self})
+        if not gone:
+            return self
+        pairs: list[tuple[int, int]] = []
+        for first, last in self.ranges:
+            start = first
+            for uid in gone[bisect.bisect_left(gone, first) : bisect.bisect_right(gone, last)]:
+                if uid > start:
+                    pairs.append((start, uid - 1))
+                start = uid + 1
+            if start <= last:
+                pairs.append((start, last))
+        return UidRanges(tuple(pairs))
+
     def __contains__(self, uid: object) -> bool:
         if not isinstance(uid, int):
             return False
@@ -123,6 +139,14 @@ def _normalised(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
         else:
             merged.append((first, last))
     return tuple(merged)
+
+
+def without_handed_over(
+    value: object, uidvalidity: int | None, uids: Iterable[int]
+) -> dict[str, object]:
+    """The stored value after ``uids`` were given back (a read that failed)."""
+    ranges = handed_over(value, uidvalidity).remove(uids)
+    return {"uidvalidity": uidvalidity, "uids": ranges.to_stored()}
 
 
 def handed_over(value: object, uidvalidity: int | None) -> UidRanges:
