@@ -38,7 +38,7 @@ bootstrap-test:
 	sh tests/bootstrap.sh $(PYTHON)
 
 lint:
-	$(PYTHON) -m ruff check airflow_provider_mail tests dags_examples benchmarks demo
+	$(PYTHON) -m ruff check airflow_provider_mail devtools tests dags_examples benchmarks demo
 	$(PYTHON) -m mypy
 
 bench:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers.connections import connection_variable
+from devtools.connections import connection_variable
 
 
 def prepare_airflow_home() -> Path:

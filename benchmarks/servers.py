@@ -1,4 +1,4 @@
-"""Real mail servers for the benchmarks, reusing the test suite's ``tests/servers``.
+"""Real mail servers for the benchmarks, from the checkout's ``devtools/``.
 
 - :func:`dovecot_server`: Dovecot (IMAP/POP3, implicit TLS and STARTTLS) from a temporary
   config, as in ``tests/conftest.py``; it is its own process already.
@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from tests.servers.certs import Certificate, make_certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
+from devtools.certs import Certificate, make_certificate
+from devtools.dovecot import Dovecot
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 __all__ = [
     "SMTP_PASSWORD",
@@ -63,7 +63,7 @@ def dovecot_server(
 
 
 class SmtpServerProcess:
-    """aiosmtpd (``tests.servers.smtp.SmtpServer``) in a child process.
+    """aiosmtpd (``devtools.smtp.SmtpServer``) in a child process.
 
     :param flavour: ``plain``, ``starttls`` (STARTTLS required before AUTH) or ``ssl``.
     :param certificate: the server's certificate.

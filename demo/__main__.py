@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# The demo reuses the test suite's server helpers (tests.servers): make the checkout
+# The demo uses the checkout's development servers (devtools/): make the checkout
 # importable however the demo was started.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.servers.processes import stop_process_group
+from devtools.processes import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags_examples"

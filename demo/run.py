@@ -20,7 +20,7 @@ from demo.airflow_env import (
 from demo.samples import sample_inquiries
 from demo.servers import MAIL_DOMAIN, MailServers
 from demo.session import DemoError, DemoSession, say, step
-from tests.servers.processes import stop_process_group
+from devtools.processes import stop_process_group
 
 DAG_ID = "obtain_info_emails_to_leads"
 # Not the DAG's defaults: the run's params choose the connections, as a user's would.

@@ -22,9 +22,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.servers.certs import Certificate, free_port, make_certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER, Recorder, server_tls_context
+from devtools.certs import Certificate, free_port, make_certificate
+from devtools.dovecot import Dovecot
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER, Recorder, server_tls_context
 
 # Mailbox users of the demo and their passwords (throw-away, like everything here).
 USERS = {

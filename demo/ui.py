@@ -33,9 +33,9 @@ from demo.feed import remove_state, write_state
 from demo.samples import sample_inquiries
 from demo.servers import MAIL_DOMAIN, USERS, MailServers
 from demo.session import DemoError, DemoSession, say, step
-from tests.servers.certs import free_port
-from tests.servers.processes import stop_process_group
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER
+from devtools.certs import free_port
+from devtools.processes import stop_process_group
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER
 
 STEPS = 4
 DAG_ID = "obtain_info_emails_to_leads"

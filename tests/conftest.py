@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,11 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
-from tests.servers.certs import Certificate, make_certificate  # noqa: E402
-from tests.servers.connections import connection_variable  # noqa: E402
-from tests.servers.dovecot import Dovecot  # noqa: E402
+from devtools.certs import Certificate, make_certificate  # noqa: E402
+from devtools.connections import USERS, ConnFactory, connection_variable  # noqa: E402
+from devtools.dovecot import Dovecot  # noqa: E402
 
 pytest_plugins = ["tests.fixtures_smtp", "tests.oauth_fixtures"]
-
-USERS = {"info": "info-secret", "support": "support-secret", "leads": "leads-secret"}
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +81,6 @@ def dovecot_no_tls(workdir: Path) -> Iterator[Dovecot]:
     server.stop()
 
 
-ConnFactory = Callable[..., str]
-
-
 @pytest.fixture
 def mail_connection(monkeypatch: pytest.MonkeyPatch) -> ConnFactory:
     """Define an Airflow connection through an ``AIRFLOW_CONN_*`` variable; returns its id."""
@@ -108,40 +103,6 @@ def mail_connection(monkeypatch: pytest.MonkeyPatch) -> ConnFactory:
         return conn_id
 
     return define
-
-
-def receive_connection(
-    mail_connection: ConnFactory,
-    server: Dovecot,
-    protocol: str,
-    security: str,
-    certificate: Certificate | None,
-    *,
-    user: str = "info",
-    conn_id: str | None = None,
-    **overrides: Any,
-) -> str:
-    """A ``mail_imap`` / ``mail_pop3`` connection to ``server`` in one security mode."""
-    ports = {
-        ("imap", "ssl"): server.imaps_port,
-        ("pop3", "ssl"): server.pop3s_port,
-        ("imap", "starttls"): server.imap_port,
-        ("imap", "none"): server.imap_port,
-        ("pop3", "starttls"): server.pop3_port,
-        ("pop3", "none"): server.pop3_port,
-    }
-    settings: dict[str, Any] = {
-        "port": ports[(protocol, security)],
-        "login": user,
-        "password": server.users[user],
-        "security": security,
-        "server_certificate": certificate.pem if certificate else "",
-        "timeout": 10,
-    }
-    settings.update(overrides)
-    return mail_connection(
-        conn_id or f"{protocol}_{security}_{user}", f"mail_{protocol}", **settings
-    )
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers.certs import Certificate
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER, SilentServer, SmtpServer, SmtpServers
+from devtools.certs import Certificate
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SilentServer, SmtpServer, SmtpServers
 
 SmtpConnFactory = Callable[..., str]
 

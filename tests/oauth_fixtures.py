@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import USERS, ConnFactory
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.oauth_smtp import OAuthSmtpServer
-from tests.servers.token_endpoint import BASIC, MAIL_SCOPE, POST, TokenEndpoint
+from devtools.certs import Certificate
+from devtools.connections import USERS, ConnFactory
+from devtools.dovecot import Dovecot
+from devtools.oauth_smtp import OAuthSmtpServer
+from devtools.token_endpoint import BASIC, MAIL_SCOPE, POST, TokenEndpoint
 
 CLIENT_ID = "mail-app"
 CLIENT_SECRET = "app-Secret-0815-xyz"

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.smtp import SmtpServers
 from tests.airflow_runs import task_result, task_states
-from tests.conftest import REPO, ConnFactory, receive_connection
+from tests.conftest import REPO
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SmtpServers
 
 sys.path.insert(0, str(REPO / "dags_examples"))
 

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 
 def _first_event_after_delivery(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 
 def test_kept_session_finds_mail_on_the_first_poll_after_it_arrives(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.smtp import SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 
 def test_map_send_dag_delivers_to_the_leads(

@@ -18,14 +18,14 @@ from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.hooks.smtp import SmtpHook
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
+from devtools.certs import free_port
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
+from devtools.oauth_smtp import OAuthSmtpServer
+from devtools.token_endpoint import TokenEndpoint
 from tests.airflow_runs import run_dag, task_result, task_states
 from tests.dags import receive_dags
 from tests.oauth_fixtures import CLIENT_SECRET, MAILBOX, OAuthConnFactory
-from tests.servers.certs import free_port
-from tests.servers.dovecot import Dovecot
-from tests.servers.oauth_smtp import OAuthSmtpServer
-from tests.servers.token_endpoint import TokenEndpoint
-from tests.test_receive_sensor import numbered
 
 HOOKS: dict[str, type[MailHook[Any]]] = {"imap": ImapHook, "pop3": Pop3Hook, "smtp": SmtpHook}
 GRANTS = ["client_credentials", "refresh_token"]

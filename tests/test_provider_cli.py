@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import USERS
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
+from devtools.certs import Certificate
+from devtools.connections import USERS
+from devtools.dovecot import Dovecot
 
 
 def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -15,12 +15,13 @@ from datetime import datetime, timezone
 
 import pytest
 
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 from tests.airflow_runs import task_result
-from tests.conftest import REPO, ConnFactory, receive_connection
+from tests.conftest import REPO
 from tests.dags import receive_dags
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
 
 CRASH_RUN = """
 import sys

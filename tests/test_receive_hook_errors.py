@@ -11,10 +11,10 @@ from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.storage import MemoryStore
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 WITH_ATTACHMENT = (
     b"From: a@example.org\r\nSubject: With file\r\nMessage-ID: <file@example.org>\r\n"

@@ -10,9 +10,9 @@ import pytest
 
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate, free_port
-from tests.servers.dovecot import Dovecot
+from devtools.certs import Certificate, free_port
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
 
 HOOKS = {"imap": ImapHook, "pop3": Pop3Hook}
 PROTOCOLS = ["imap", "pop3"]

@@ -11,28 +11,18 @@ import pytest
 
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 from tests.airflow_runs import run_dag as _run_dag
 from tests.airflow_runs import task_result, task_states
-from tests.conftest import ConnFactory, receive_connection
 from tests.dags import receive_dags
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
 
 
 def run_dag(dag: object, conn_id: str, folder: str = "") -> object:
     """Every param passed explicitly: dag.test() keeps the last run's conf as defaults."""
     return _run_dag(dag, conn_id=conn_id, folder=folder)
-
-
-def numbered(count: int, prefix: str = "Lead") -> list[bytes]:
-    return [
-        (
-            f"From: Person {i} <person{i}@example.com>\r\nTo: info@example.com\r\n"
-            f"Subject: {prefix} {i}\r\nMessage-ID: <{prefix.lower()}-{i}@example.com>\r\n"
-            f"Date: Sun, 29 Nov 2026 10:{i:02d}:00 +0100\r\n\r\nHello number {i}.\r\n"
-        ).encode()
-        for i in range(count)
-    ]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from airflow_provider_mail.exceptions import MailConfigError, MailSendError
 from airflow_provider_mail.hooks.smtp import SendIncompleteError
 from airflow_provider_mail.operators.map import apply_mapping
 from airflow_provider_mail.operators.send import SendEmailOperator
+from devtools.smtp import SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 CONTEXT: Any = {}
 

@@ -10,10 +10,10 @@ import pytest
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 TRIGGERS = 20
 DELAY = 0.5

@@ -14,9 +14,9 @@ from airflow_provider_mail.exceptions import (
     MailTLSError,
 )
 from airflow_provider_mail.hooks.smtp import SendIncompleteError, SmtpHook
+from devtools.certs import Certificate, free_port
+from devtools.smtp import SMTP_PASSWORD, SilentServer, SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.certs import Certificate, free_port
-from tests.servers.smtp import SMTP_PASSWORD, SilentServer, SmtpServers
 
 WRONG_PASSWORD = "Wrong-Pa55word-0815"
 

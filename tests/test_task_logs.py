@@ -15,12 +15,13 @@ from airflow.sdk import Connection
 
 from airflow_provider_mail.get_provider_info import get_provider_info
 from airflow_provider_mail.masking import short_choices
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.smtp import SmtpServers
 from tests.airflow_runs import task_states
-from tests.conftest import REPO, ConnFactory, receive_connection
+from tests.conftest import REPO
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SmtpServers
 
 sys.path.insert(0, str(REPO / "dags_examples"))
 

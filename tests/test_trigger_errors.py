@@ -16,9 +16,9 @@ from airflow_provider_mail.exceptions import MailAuthError, MailConnectionError,
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
 
 
 def first_event(trigger: ReceiveEmailTrigger) -> dict[str, Any]:

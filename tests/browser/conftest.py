@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.api_server import ApiServer
+from devtools.api_server import ApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from devtools.api_server import ApiServer
+from devtools.certs import Certificate
+from devtools.connections import USERS
+from devtools.dovecot import Dovecot
 from tests.browser.conftest import missing_browser
-from tests.conftest import USERS
-from tests.servers.api_server import ApiServer
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
 
 _reason = missing_browser()
 if _reason:

@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from devtools.certs import free_port
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER
 from tests.browser.conftest import missing_browser
 from tests.browser.test_connection_forms import (
     choose_security,
@@ -34,8 +36,6 @@ from tests.browser.test_connection_forms import (
     open_section,
     press_test,
 )
-from tests.servers.certs import free_port
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER
 
 _reason = missing_browser()
 if _reason:

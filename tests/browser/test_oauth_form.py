@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.api_server import ApiServer
+from devtools.certs import Certificate
+from devtools.dovecot import Dovecot
+from devtools.token_endpoint import MAIL_SCOPE, TokenEndpoint
 from tests.browser.conftest import missing_browser
 from tests.oauth_fixtures import CLIENT_ID, CLIENT_SECRET, MAILBOX
-from tests.servers.api_server import ApiServer
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.servers.token_endpoint import MAIL_SCOPE, TokenEndpoint
 
 _reason = missing_browser()
 if _reason:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import psutil
 
+from devtools.api_server import SIMPLE_AUTH_MANAGER
+from devtools.certs import free_port
+from devtools.processes import stop_process_group
 from tests.conftest import REPO
-from tests.servers.api_server import SIMPLE_AUTH_MANAGER
-from tests.servers.certs import free_port
-from tests.servers.processes import stop_process_group
 
 INJECT = Path(__file__).resolve().parent / "inject"
 # No log servers: they listen on every interface (and two triggerers on one port); the

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers.certs import free_port
+from devtools.certs import free_port
 
 
 def server_binaries() -> Path | None:

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers.certs import free_port
-from tests.servers.processes import stop_process_group
+from devtools.certs import free_port
+from devtools.processes import stop_process_group
 
 
 def server_binary() -> str | None:

@@ -32,15 +32,15 @@ from typing import Any
 
 import pytest
 
+from devtools.certs import Certificate
+from devtools.connections import connection_variable
+from devtools.dovecot import Dovecot
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
 from tests.conftest import REPO
 from tests.deployment.airflow_deployment import CELERY_WORKERS, Deployment
 from tests.deployment.postgres import Postgres, server_binaries
 from tests.deployment.redis_server import Redis
 from tests.deployment.redis_server import server_binary as redis_binary
-from tests.servers.certs import Certificate
-from tests.servers.connections import connection_variable
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
 
 DAG_ID = "obtain_info_emails_to_leads"
 LEADS = "leads@example.com"

@@ -27,10 +27,10 @@ from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.locks import LOCK_DIR_VARIABLE
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import USERS, ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import USERS, ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 POLLERS = 4
 MESSAGES = 120

@@ -36,10 +36,10 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import ConnFactory, receive_connection
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
 from tests.faults.injection import HOOK_POINTS, die, inject_crash
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
 
 SEED = int(os.environ.get("MAIL_FAULTS_SEED", "20261129"))
 KILLS = 25  # per hand-over path; the suite kills at least 3 x KILLS processes

@@ -18,9 +18,9 @@ from collections import Counter
 import pytest
 
 from airflow_provider_mail.operators.send import SendEmailOperator
+from devtools.smtp import SmtpServers
 from tests.conftest import REPO
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 RECIPIENTS = [f"lead{number}@example.org" for number in range(5)]
 

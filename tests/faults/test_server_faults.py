@@ -13,10 +13,10 @@ import pytest
 from airflow_provider_mail.exceptions import MailError
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
-from tests.conftest import USERS, ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import USERS, ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 
 from airflow_provider_mail.hooks import imap
 from airflow_provider_mail.hooks.imap import ImapHook
-from tests.conftest import ConnFactory, receive_connection
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 from tests.faults.test_concurrent_pollers import dovecot_without_condstore  # noqa: F401
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
 
 
 def test_no_condstore_is_said_once_per_process(

@@ -16,10 +16,10 @@ import pytest
 
 from airflow_provider_mail.exceptions import MailProtocolError
 from airflow_provider_mail.hooks.imap import ImapHook
-from tests.conftest import ConnFactory, receive_connection
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 from tests.hostile.proxy import HostileProxy
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
 
 ANNOUNCED = 1_000_000_000
 

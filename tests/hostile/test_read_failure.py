@@ -23,10 +23,10 @@ from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
 from airflow_provider_mail.storage import MemoryStore, TaskLedger
-from tests.conftest import ConnFactory, receive_connection
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 from tests.hostile.proxy import Action, HostileProxy
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
 
 FETCH_BODIES = b"BODY.PEEK[]"
 

@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 
 from airflow_provider_mail.hooks.imap import ImapHook
-from tests.conftest import ConnFactory, receive_connection
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 
 
 def test_hook_receive_neither_repeats_nor_skips_after_recreation(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.smtp import SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory
-from tests.servers.smtp import SmtpServers
 
 INJECTION = "hi\r\nBcc: victim@x.org\r\nX-Injected: yes\r\n\r\nFAKE BODY"
 

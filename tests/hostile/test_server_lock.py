@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_mail.hooks.imap import LOCK_FOLDER, ImapHook
-from tests.conftest import ConnFactory, receive_connection
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from devtools.messages import numbered
 from tests.hostile.cyrus_like import CyrusLikeProxy
 from tests.hostile.proxy import HostileProxy
-from tests.servers.dovecot import Dovecot
-from tests.test_receive_sensor import numbered
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.mail.settings import settings_from_connection
 from airflow_provider_mail.mail.tls import Security, build_ssl_context, default_port
-from tests.servers.certs import make_certificate
+from devtools.certs import make_certificate
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from tests.servers.certs import Certificate, free_port
-from tests.servers.processes import stop_process_group
+from devtools.certs import Certificate, free_port
+from devtools.processes import stop_process_group
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 NOBODY_UID = 65534

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
-from tests.servers.certs import Certificate
-from tests.servers.smtp import SmtpServer
-from tests.servers.token_endpoint import TokenEndpoint
+from devtools.certs import Certificate
+from devtools.smtp import SmtpServer
+from devtools.token_endpoint import TokenEndpoint
 
 ERROR_REPORT = json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"})
 

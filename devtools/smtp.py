@@ -26,7 +26,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.servers.certs import Certificate, free_port
+from devtools.certs import Certificate, free_port
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "smtp-Secret-4711"
@@ -126,7 +126,8 @@ class _CountingController(Controller):
     """A Controller whose every connection gets a number, recorded with its messages."""
 
     def factory(self) -> SMTP:
-        server = super().factory()
+        # aiosmtpd's Controller.factory has no annotations.
+        server: SMTP = super().factory()  # type: ignore[no-untyped-call]
         server.connection_number = self.handler.new_connection()  # type: ignore[attr-defined]
         return server
 
