@@ -20,9 +20,9 @@ from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks import mailbox_actions as actions
 from airflow_provider_mail.mail.params import check_search
 from airflow_provider_mail.mail.search import imap_search, pop3_matches
-from tests.conftest import USERS
-from tests.servers.certs import Certificate
-from tests.servers.dovecot import Dovecot
+from devtools.certs import Certificate
+from devtools.connections import USERS
+from devtools.dovecot import Dovecot
 
 
 def mail(
