@@ -192,13 +192,19 @@ def check_emails(value: Any, kinds: tuple[type, ...]) -> list[Any]:
 AFTER_RECEIVE = ("mark_seen", "leave_unread", "move", "delete")
 
 
-def check_after_receive(after_receive: Any, move_to: Any) -> tuple[str, str | None]:
-    """``after_receive`` and ``move_to``: ``move`` needs a folder, nothing else takes one."""
+def check_after_receive_value(after_receive: Any) -> str:
+    """One of :data:`AFTER_RECEIVE`."""
     if after_receive not in AFTER_RECEIVE:
         raise MailConfigError(
             f"after_receive is {after_receive!r}; use one of "
             f"{', '.join(repr(value) for value in AFTER_RECEIVE)}."
         )
+    return str(after_receive)
+
+
+def check_after_receive(after_receive: Any, move_to: Any) -> tuple[str, str | None]:
+    """``after_receive`` and ``move_to``: ``move`` needs a folder, nothing else takes one."""
+    check_after_receive_value(after_receive)
     if move_to is not None and not isinstance(move_to, str):
         raise MailConfigError(f"move_to must be a folder name, not {_kind(move_to)}.")
     if after_receive == "move" and not (move_to or "").strip():
