@@ -6,6 +6,8 @@ ever contains a password or a message body.
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow_provider_mail.compat import AirflowException
 
 
@@ -39,6 +41,29 @@ class MailStorageError(MailError):
 
 class MailSendError(MailError):
     """An email could not be composed or sent (bad address, header injection, refused recipient)."""
+
+
+class SendIncompleteError(MailSendError):
+    """Sending stopped part-way through a batch.
+
+    :ivar sent: the result dicts of the emails that did go out, in the batch's order.
+    """
+
+    def __init__(self, message: str, sent: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.sent = sent or []
+
+
+class InvalidAddressError(ValueError):
+    """``value`` is not a usable email address; ``value`` is the offending text.
+
+    Raised by the pure address functions (``mail/addresses.py``); composing an email turns
+    it into a :class:`MailSendError` that names the item.
+    """
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 def error_from_event(name: object, message: str) -> MailError:

@@ -39,7 +39,8 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_mail.mail.parse import build_record, html_to_text
+from airflow_provider_mail.mail.html_text import html_to_text
+from airflow_provider_mail.mail.parse import build_record
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus"
 Parser = Callable[[bytes], dict[str, Any]]

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mail.exceptions import MailConfigError, MailSendError
-from airflow_provider_mail.hooks.smtp import SendIncompleteError
+from airflow_provider_mail.exceptions import MailConfigError, MailSendError, SendIncompleteError
 from airflow_provider_mail.operators.map import apply_mapping
 from airflow_provider_mail.operators.send import SendEmailOperator
 from devtools.smtp import SmtpServers

@@ -12,8 +12,9 @@ from airflow_provider_mail.exceptions import (
     MailConnectionError,
     MailSendError,
     MailTLSError,
+    SendIncompleteError,
 )
-from airflow_provider_mail.hooks.smtp import SendIncompleteError, SmtpHook
+from airflow_provider_mail.hooks.smtp import SmtpHook
 from devtools.certs import Certificate, free_port
 from devtools.smtp import SMTP_PASSWORD, SilentServer, SmtpServers
 from tests.fixtures_smtp import SmtpConnFactory

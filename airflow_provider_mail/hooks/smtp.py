@@ -14,6 +14,7 @@ from airflow_provider_mail.exceptions import (
     MailAuthError,
     MailError,
     MailSendError,
+    SendIncompleteError,
 )
 from airflow_provider_mail.hooks.base import MailHook
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
@@ -29,17 +30,6 @@ from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.params import check_emails, check_max_connections
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
-
-
-class SendIncompleteError(MailSendError):
-    """Sending stopped part-way through a batch.
-
-    :ivar sent: the result dicts of the emails that did go out, in the batch's order.
-    """
-
-    def __init__(self, message: str, sent: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.sent = sent or []
 
 
 class _Batch:

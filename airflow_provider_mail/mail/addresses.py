@@ -12,17 +12,11 @@ from collections.abc import Iterable
 from email.headerregistry import Address
 from email.policy import default as default_policy
 
+from airflow_provider_mail.exceptions import InvalidAddressError
+
 # Defects that do not make an address unusable: a non-ASCII local part is valid with
 # SMTPUTF8, and obsolete syntax (such as a doubled comma) still names real mailboxes.
 _HARMLESS_DEFECTS = (email.errors.NonASCIILocalPartDefect, email.errors.ObsoleteHeaderDefect)
-
-
-class InvalidAddressError(ValueError):
-    """``value`` is not a usable email address; ``value`` is the offending text."""
-
-    def __init__(self, value: str) -> None:
-        super().__init__(value)
-        self.value = value
 
 
 class AddressList(list[str]):

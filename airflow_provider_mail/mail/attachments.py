@@ -9,6 +9,7 @@ object storage (``s3://``, ``gs://``, ``file://``...).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mimetypes
 import os
 import re
@@ -22,7 +23,13 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-__all__ = ["AttachmentSink", "DirectorySink", "default_attachments_dir", "safe_filename"]
+__all__ = [
+    "AttachmentSink",
+    "DirectorySink",
+    "default_attachments_dir",
+    "message_key",
+    "safe_filename",
+]
 
 # Room for a "-NNN" suffix within the 255-byte limit of common file systems and object keys.
 MAX_FILENAME_BYTES = 200
@@ -327,3 +334,39 @@ def shorten_filename(stem: str, extension: str, suffix: str = "") -> str:
     if len(encoded) > budget:
         stem = encoded[:budget].decode("utf-8", "ignore").rstrip(". ") or "attachment"
     return f"{stem}{suffix}{extension}"
+
+
+def message_key(
+    raw: bytes,
+    *,
+    folder: str,
+    uid: int | None = None,
+    uidvalidity: int | None = None,
+    uidl: str | None = None,
+) -> str:
+    """A file-name-safe key unique to one message, naming its attachments folder.
+
+    IMAP: ``<folder>-<uidvalidity>-<uid>`` (UIDs are unique only per folder and
+    UIDVALIDITY), or ``<folder>-<uid>`` without UIDVALIDITY; POP3: ``pop3-<uidl>``;
+    otherwise ``sha256-<first 16 hex digits>`` of the raw bytes. Characters a file name
+    cannot hold are replaced, and a short hash of the original keeps such keys distinct.
+
+    >>> message_key(b"...", folder="INBOX", uid=42, uidvalidity=1700000000)
+    'INBOX-1700000000-42'
+    """
+    if uid is not None:
+        parts = [folder, uidvalidity, uid] if uidvalidity is not None else [folder, uid]
+        return _safe_key("-".join(map(str, parts)))
+    if uidl is not None:
+        return _safe_key(f"pop3-{uidl}")
+    return f"sha256-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+def _safe_key(key: str) -> str:
+    safe = safe_filename(key, fallback="message")
+    if safe == key:
+        return key
+    # Two keys that differ only in unsafe characters must not share a folder: the hash
+    # suffix must survive the byte limit of a file name, however wide the characters.
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:8]
+    return shorten_filename(safe[:100], "", suffix=f"-{digest}")

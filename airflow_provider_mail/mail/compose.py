@@ -22,9 +22,8 @@ from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from airflow_provider_mail.exceptions import MailSendError
+from airflow_provider_mail.exceptions import InvalidAddressError, MailSendError
 from airflow_provider_mail.mail.addresses import (
-    InvalidAddressError,
     parse_addresses,
     parse_single_address,
     unique_addr_specs,

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_mail.mail import parse
+from airflow_provider_mail.mail import mime, parse
 from airflow_provider_mail.mail.attachments import DirectorySink
 from airflow_provider_mail.mail.parse import build_record
 
@@ -45,7 +45,7 @@ def test_thousands_of_nested_multiparts_keep_headers_and_text() -> None:
     assert record["from"] == "Jane Doe <jane@example.com>"
     assert record["subject"] == "Deep"
     assert "deep text" in record["text"]
-    assert record["truncated"] == {"depth": parse.MAX_DEPTH}
+    assert record["truncated"] == {"depth": mime.MAX_DEPTH}
 
 
 def test_nesting_within_the_cap_is_parsed_as_usual() -> None:

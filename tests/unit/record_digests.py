@@ -1,10 +1,11 @@
 """Digests of the records ``build_record`` gives for a fixed set of inputs.
 
-Speed work on ``mail/parse.py`` must not change a single record. This module builds the
-inputs (the corpus, mutations of it, CPython's own email test messages, realistic mail)
-and one digest per input: the record and every attachment the sink received (name, type,
-bytes). ``records_unchanged.json`` holds the digests the code gave before the rewrite,
-per Python minor version (the email library itself differs between versions).
+Speed work on the record builder (``mail/parse.py`` and the modules it uses) must not
+change a single record. This module builds the inputs (the corpus, mutations of it,
+CPython's own email test messages, realistic mail) and one digest per input: the record
+and every attachment the sink received (name, type, bytes). ``records_unchanged.json``
+holds the digests the code gave before the rewrite, per Python minor version (the email
+library itself differs between versions).
 
 Regenerate only when a record is meant to change, and say so in the commit::
 

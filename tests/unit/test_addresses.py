@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_mail.exceptions import InvalidAddressError
 from airflow_provider_mail.mail.addresses import (
     AddressList,
-    InvalidAddressError,
     address_filter,
     addresses_filter,
     name_filter,

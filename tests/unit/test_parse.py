@@ -11,15 +11,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mail.mail import parse
-from airflow_provider_mail.mail.attachments import DirectorySink, safe_filename
-from airflow_provider_mail.mail.parse import (
-    build_record,
-    decode_bytes,
-    decode_header_value,
-    html_to_text,
-    message_key,
-)
+from airflow_provider_mail.mail import mime, parse
+from airflow_provider_mail.mail.attachments import DirectorySink, message_key, safe_filename
+from airflow_provider_mail.mail.decoding import decode_bytes, decode_header_value
+from airflow_provider_mail.mail.html_text import html_to_text
+from airflow_provider_mail.mail.parse import build_record
 from tests.unit.record_digests import CORPUS, corpus_files, mutations
 
 RECORD_KEYS = [
@@ -292,7 +288,7 @@ def test_feeding_in_tiny_slices_changes_nothing(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = record_of(name, tmp_path / "whole")
-    monkeypatch.setattr(parse, "_FEED_SLICE", 7)
+    monkeypatch.setattr(mime, "_FEED_SLICE", 7)
     sliced = record_of(name, tmp_path / "sliced")
     for record in (whole, sliced):
         for item in record["attachments"]:
@@ -441,14 +437,14 @@ def test_html_to_text_drops_source_indentation() -> None:
 def test_an_unreadable_part_is_skipped_and_the_rest_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_payload_bytes = parse._payload_bytes
+    real_payload_bytes = parse.payload_bytes
 
     def payload_bytes(leaf: Any) -> bytes:
         if leaf.part.get_filename() == "report.pdf":
             raise ValueError("simulated parser bug")
         return real_payload_bytes(leaf)
 
-    monkeypatch.setattr(parse, "_payload_bytes", payload_bytes)
+    monkeypatch.setattr(parse, "payload_bytes", payload_bytes)
     record = record_of("attachments.eml", tmp_path)
     assert record["text"] == "See the two reports."
     assert [item["filename"] for item in record["attachments"]] == [
@@ -478,19 +474,19 @@ def usual_record_and_files(
     raw: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[dict[str, Any], list[bytes]]:
     with monkeypatch.context() as patch:
-        patch.setattr(parse, "_LARGE_MESSAGE", 2**62)
+        patch.setattr(mime, "LARGE_MESSAGE", 2**62)
         return record_and_files(raw)
 
 
 def count_lifted_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    real_decode_run = parse._decode_run
+    real_decode_run = parse.decode_run
 
     def decode_run(raw: bytes, run: Any) -> bytes:
         calls.append(run.end - run.start)
         return real_decode_run(raw, run)
 
-    monkeypatch.setattr(parse, "_decode_run", decode_run)
+    monkeypatch.setattr(parse, "decode_run", decode_run)
     return calls
 
 
@@ -528,7 +524,7 @@ def test_big_base64_bodies_are_decoded_from_the_raw_bytes(
     second = random.Random(2).randbytes(200_000)
     raw = big_nested_message(first, second, newline)
     expected = usual_record_and_files(raw, monkeypatch)
-    monkeypatch.setattr(parse, "_LARGE_MESSAGE", 1000)
+    monkeypatch.setattr(mime, "LARGE_MESSAGE", 1000)
     lifted = count_lifted_decodes(monkeypatch)
 
     record, files = record_and_files(raw)
@@ -544,13 +540,13 @@ def test_big_base64_bodies_are_decoded_from_the_raw_bytes(
 
 
 def test_a_message_above_the_real_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    payload = random.Random(3).randbytes(parse._LARGE_MESSAGE * 3 // 4 + 1000)
+    payload = random.Random(3).randbytes(mime.LARGE_MESSAGE * 3 // 4 + 1000)
     raw = big_nested_message(payload, b"small")
     lifted = count_lifted_decodes(monkeypatch)
 
     record, files = record_and_files(raw)
 
-    assert lifted and len(raw) >= parse._LARGE_MESSAGE
+    assert lifted and len(raw) >= mime.LARGE_MESSAGE
     assert hashlib.sha256(files[0]).digest() == hashlib.sha256(payload).digest()
     assert files == [payload, b"small"]
     assert (record, files) == usual_record_and_files(raw, monkeypatch)
@@ -588,7 +584,7 @@ def test_big_bodies_that_cannot_be_lifted_parse_as_usual(
     raw: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     expected = usual_record_and_files(raw, monkeypatch)
-    monkeypatch.setattr(parse, "_LARGE_MESSAGE", 1000)
+    monkeypatch.setattr(mime, "LARGE_MESSAGE", 1000)
     lifted = count_lifted_decodes(monkeypatch)
 
     assert record_and_files(raw) == expected
@@ -602,8 +598,8 @@ def test_lifting_bodies_never_changes_a_record(
     samples = [(CORPUS / name).read_bytes() for name in corpus_files()]
     samples += mutations(seed=20240502, count=200)
     expected = [usual_record_and_files(raw, monkeypatch) for raw in samples]
-    monkeypatch.setattr(parse, "_LARGE_MESSAGE", 0)
-    monkeypatch.setattr(parse, "_LARGE_BODY", min_body)
+    monkeypatch.setattr(mime, "LARGE_MESSAGE", 0)
+    monkeypatch.setattr(mime, "_LARGE_BODY", min_body)
     lifted = count_lifted_decodes(monkeypatch)
 
     assert [record_and_files(raw) for raw in samples] == expected

@@ -1,11 +1,11 @@
-"""The fast address split of parse.py gives what ``email.utils.getaddresses`` gives."""
+"""The fast address split of address_fields.py gives what ``email.utils.getaddresses`` gives."""
 
 from __future__ import annotations
 
 import random
 from email.utils import getaddresses
 
-from airflow_provider_mail.mail.parse import _split_addresses
+from airflow_provider_mail.mail.address_fields import split_addresses
 
 PIECES = [
     "jane@example.com", "a.b@c-d.example.org", "x+y@z", "O'Brien", "Jane", "Doe", "Jane Doe",
@@ -23,7 +23,7 @@ def test_plain_lists_split_like_getaddresses() -> None:
     generator = random.Random(16)
     for _ in range(30_000):
         texts = [random_header(generator) for _ in range(generator.randrange(1, 3))]
-        assert _split_addresses(texts) == getaddresses(texts), texts
+        assert split_addresses(texts) == getaddresses(texts), texts
 
 
 def plain_entry(generator: random.Random) -> str:
@@ -50,12 +50,12 @@ def test_plain_entries_split_like_getaddresses() -> None:
         texts = [generator.choice([",", ", ", ",,"]).join(entries)]
         if generator.random() < 0.1:
             texts[0] += ","
-        assert _split_addresses(texts) == getaddresses(texts), texts
+        assert split_addresses(texts) == getaddresses(texts), texts
 
 
 def test_an_example() -> None:
     texts = ['Jane Doe <jane@example.com>, "Doe, John" <john@example.com>, bob@example.net']
-    assert _split_addresses(texts) == [
+    assert split_addresses(texts) == [
         ("Jane Doe", "jane@example.com"),
         ("Doe, John", "john@example.com"),
         ("", "bob@example.net"),

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from airflow_provider_mail.mail import parse
+from airflow_provider_mail.mail import mime
 from tests.unit.record_digests import GOLDEN, digest, input_key, inputs, version
 
 
@@ -39,6 +39,6 @@ def test_plain_headers_are_written_as_compat32_folds_them() -> None:
     for _ in range(20_000):
         value = "".join(generator.choice(alphabet) for _ in range(generator.randrange(0, 80)))
         name = generator.choice(["Subject", "X-Long-Header-Name", "To"])
-        assert parse._FLATTEN_POLICY.fold_binary(name, value) == parse._POLICY.fold_binary(
+        assert mime._FLATTEN_POLICY.fold_binary(name, value) == mime._POLICY.fold_binary(
             name, value
         ), value

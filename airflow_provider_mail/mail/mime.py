@@ -1,0 +1,332 @@
+"""The MIME walk: raw bytes -> parsed message -> the leaf parts and their decoded bytes.
+
+It parses with the ``compat32`` policy (``email.policy.default`` builds a header object for
+every header, which costs several times more per message; see ``benchmarks/parse.py``),
+caps the nesting depth, lifts long base64 bodies of big messages out before parsing, and
+reads each leaf's MIME headers once.
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import logging
+import re
+from collections.abc import Iterator
+from email.feedparser import BytesFeedParser
+from email.generator import BytesGenerator
+from email.message import Message
+from email.policy import Compat32
+from typing import Any
+
+from airflow_provider_mail.mail.decoding import (
+    Charsets,
+    decode_base64,
+    decode_bytes,
+    decode_words,
+    header_text,
+    one_line,
+)
+from airflow_provider_mail.mail.large_bodies import LiftedBodies, Run, lift_large_bodies
+
+log = logging.getLogger(__name__)
+
+
+class _RawHeaders(Compat32):
+    """``compat32`` that hands header values back untouched.
+
+    Plain ``compat32`` wraps a value holding 8-bit bytes in a ``Header`` that can no
+    longer be decoded faithfully; this keeps the bytes (as surrogate escapes) so that
+    :func:`header_text` can decode them.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_POLICY = _RawHeaders(linesep="\r\n", max_line_length=None)
+
+
+class _FlattenHeaders(_RawHeaders):
+    """How a forwarded message is written back to bytes, with a short cut for plain headers.
+
+    ``compat32`` folds every header through an ``email.header.Header``, the slowest step of
+    writing a message. Without a line length limit, that gives back a one-line ASCII value
+    unchanged (checked against ``Header`` on 200,000 random values), so such a value is
+    written as it is; anything else goes the usual way.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if (
+            isinstance(value, str)
+            and len(value) < _PLAIN_HEADER_LIMIT
+            and value.isascii()
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}\r\n".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+# Far below Header's "no limit" of 1,000,000 characters, where it would start to wrap.
+_PLAIN_HEADER_LIMIT = 50_000
+_FLATTEN_POLICY = _FlattenHeaders(linesep="\r\n", max_line_length=None)
+# Fed in slices, the parser never holds the whole message as one string and as a list of
+# lines at once: a 50 MB message peaks near 140 MB instead of 400 MB.
+_FEED_SLICE = 64 * 1024
+# From this size on, long base64 bodies are lifted out before parsing and decoded straight
+# from the raw bytes (see large_bodies.py): a 50 MB message then peaks near 1.8 times its
+# size (the raw bytes and the decoded attachment) instead of 3.8 times.
+LARGE_MESSAGE = 8 * 2**20
+_LARGE_BODY = 256 * 1024
+_BASE64_CHARACTER = re.compile(r"[A-Za-z0-9+/=]")
+
+#: MIME levels parsed; a part deeper than this is read as text (the record's
+#: ``truncated`` field then says ``{"depth": MAX_DEPTH}``).
+MAX_DEPTH = 64
+
+
+def parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
+    """The parsed message, and the leaves whose base64 body was lifted out of ``raw``.
+
+    A big message is parsed without its long base64 runs, as long as each run then lands,
+    alone, in the text of a leaf that :func:`payload_bytes` decodes as base64. Anything
+    else (a run in a preamble, in a forwarded message, in a quoted-printable part, beside
+    other base64 text) parses ``raw`` as usual, so the record is always the same.
+    """
+    if len(raw) >= LARGE_MESSAGE:
+        try:
+            lifted = lift_large_bodies(raw, _LARGE_BODY)
+            if lifted is not None:
+                message = _parse(raw, lifted.runs)
+                leaves = _lifted_leaves(message, lifted)
+                if leaves is not None:
+                    return message, leaves
+        except Exception as err:  # correctness first: the usual parse decides
+            log.debug("Parsing without the large bodies failed (%s).", type(err).__name__)
+    return _parse(raw), {}
+
+
+class FlatPart(Message):
+    """A part below :data:`MAX_DEPTH` levels, which the parser reads as text."""
+
+    def get_content_type(self) -> str:
+        return "text/plain"
+
+
+class _CappedParser(BytesFeedParser):
+    """The ``compat32`` parser, reading a part below :data:`MAX_DEPTH` levels as text.
+
+    The library parses nested parts recursively: thousands of levels exhaust the stack
+    and the whole message would be lost, headers included.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(policy=_POLICY)
+
+    def _new_message(self) -> None:
+        super()._new_message()  # type: ignore[misc]
+        if len(self._msgstack) > MAX_DEPTH:  # type: ignore[attr-defined]
+            # Only these few parts change class: the others keep the library's own methods.
+            self._cur.__class__ = FlatPart  # type: ignore[attr-defined]
+
+
+def _parse(raw: bytes, lifted: tuple[Run, ...] = ()) -> Message:
+    parser = _CappedParser()
+    position = 0
+    with memoryview(raw) as view:
+        for run in lifted:
+            _feed(parser, view, position, run.start)
+            parser.feed(run.line)
+            position = run.end
+        _feed(parser, view, position, len(raw))
+    return parser.close()
+
+
+def _feed(parser: BytesFeedParser, view: memoryview, start: int, end: int) -> None:
+    for offset in range(start, end, _FEED_SLICE):
+        parser.feed(view[offset : min(offset + _FEED_SLICE, end)].tobytes())
+
+
+def _lifted_leaves(message: Message, lifted: LiftedBodies) -> dict[Message, Run] | None:
+    leaves: dict[Message, Run] = {}
+    for leaf in iter_leaves(message):
+        text = _base64_text(leaf)
+        if text is None:
+            continue
+        tokens = lifted.token.findall(text)
+        if not tokens:
+            continue
+        rest = lifted.token.sub("", text)
+        if len(tokens) > 1 or not rest.isascii() or _BASE64_CHARACTER.search(rest):
+            return None
+        leaves[leaf.part] = lifted.runs[int(tokens[0])]
+    # Every token must be accounted for; one elsewhere means the text of some part changed.
+    if len(set(leaves.values())) != len(lifted.runs):
+        return None
+    return leaves
+
+
+def decode_run(raw: bytes, run: Run) -> bytes:
+    """What :func:`decode_base64` gives for the parser's text of a leaf holding ``run``.
+
+    Besides the run, that text holds only ASCII that base64 decoding skips (line breaks,
+    spaces), so decoding the run from ``raw`` gives the same bytes without a copy of it.
+    """
+    with memoryview(raw)[run.start : run.body_end] as body:
+        try:
+            return binascii.a2b_base64(body)
+        except (binascii.Error, ValueError):
+            return decode_base64(str(body, "ascii"))
+
+
+class Leaf:
+    """One part that holds content, with the MIME headers a record reads, each read once.
+
+    The values are exactly what ``Message.get_content_type()`` and friends return; asking
+    the part each time would scan all its headers again for every question.
+    """
+
+    __slots__ = ("_mime_headers", "_params", "content_type", "maintype", "part")
+
+    def __init__(self, part: Message, mime_headers: dict[str, str], content_type: str) -> None:
+        self.part = part
+        self.content_type = content_type
+        self.maintype = content_type.split("/")[0]
+        self._mime_headers = mime_headers
+        self._params: dict[str, list[tuple[str, Any]]] = {}
+
+    def header(self, name: str) -> str | None:
+        """The first value of a ``content-*`` header (lower-case name), or ``None``."""
+        return self._mime_headers.get(name)
+
+    def param(self, name: str, header: str) -> Any:
+        """``part.get_param(name, None, header)``, the header's parameters parsed once."""
+        if header not in self._mime_headers:
+            return None
+        params = self._params.get(header)
+        if params is None:
+            params = self._params[header] = self.part.get_params([], header)
+        for key, value in params:
+            if key.lower() == name:
+                return value
+        return None
+
+    def charset(self) -> str | None:
+        """``part.get_content_charset()``."""
+        charset = self.param("charset", "content-type")
+        if charset is None:
+            return None
+        if isinstance(charset, tuple):
+            # RFC 2231 encoded, as the email library decodes it.
+            try:
+                charset = str(charset[2].encode("raw-unicode-escape"), charset[0] or "us-ascii")
+            except (LookupError, UnicodeError):
+                charset = charset[2]
+        if not charset.isascii():
+            return None
+        return str(charset.lower())
+
+
+_MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+
+
+def iter_leaves(message: Message) -> Iterator[Leaf]:
+    """Every part that holds content, in order; a forwarded message counts as one part."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        mime_headers: dict[str, str] = {}
+        for name, value in part.items():
+            key = name.lower()
+            if key in _MIME_HEADERS and key not in mime_headers:
+                mime_headers[key] = value
+        content_type = _content_type(part, mime_headers.get("content-type"))
+        if part.is_multipart() and not content_type.startswith("message/"):
+            payload = part.get_payload()
+            stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
+        else:
+            yield Leaf(part, mime_headers, content_type)
+
+
+def _content_type(part: Message, value: str | None) -> str:
+    """``part.get_content_type()``, given its first Content-Type value."""
+    if value is None:
+        return part.get_default_type()
+    content_type = str(value).partition(";")[0].strip().lower()
+    return content_type if content_type.count("/") == 1 else "text/plain"
+
+
+def classify(leaf: Leaf, charsets: Charsets = ()) -> tuple[str, str | None, str]:
+    """``("text" | "html" | "attachment", filename, content type)`` of one leaf part."""
+    content_type = one_line(header_text(leaf.content_type))
+    if leaf.maintype == "multipart":
+        # A multipart whose boundary never appears: its body is all that is left.
+        content_type = "text/plain"
+    filename = _filename(leaf, charsets)
+    disposition = leaf.header("content-disposition")
+    if disposition is not None:
+        disposition = str(disposition).partition(";")[0].strip().lower()
+    if disposition != "attachment" and filename is None:
+        if content_type == "text/plain":
+            return "text", None, content_type
+        if content_type == "text/html":
+            return "html", None, content_type
+    return "attachment", filename, content_type
+
+
+def _filename(leaf: Leaf, charsets: Charsets) -> str | None:
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        try:
+            value = leaf.param(param, header)
+        except Exception:
+            continue
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            # RFC 2231: (charset, language, percent-decoded text as Latin-1 code points).
+            charset, _language, text = value
+            name = decode_bytes(str(text).encode("latin-1", "replace"), charset or None)
+        else:
+            name = decode_words(header_text(str(value), charsets))
+        name = one_line(name)
+        if name:
+            return name
+    return None
+
+
+def payload_bytes(leaf: Leaf) -> bytes:
+    """The decoded bytes of one leaf part, decoding it once and copying it as little as we can."""
+    part = leaf.part
+    if leaf.maintype == "message" and part.is_multipart():
+        buffer = io.BytesIO()
+        generator = BytesGenerator(buffer, mangle_from_=False, policy=_FLATTEN_POLICY)
+        for inner in part.get_payload():
+            if isinstance(inner, Message):
+                generator.flatten(inner)
+        return buffer.getvalue()
+    text = _base64_text(leaf)
+    if text is not None:
+        # Large attachments are base64: decode the parser's text directly, no extra copy.
+        return decode_base64(text)
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _base64_text(leaf: Leaf) -> str | None:
+    """The undecoded text of a leaf whose bytes are its base64 text decoded, else ``None``."""
+    if leaf.maintype == "message" and leaf.part.is_multipart():
+        return None
+    encoding = leaf.header("content-transfer-encoding")
+    if encoding is None or not header_text(str(encoding)).strip().lower().startswith("base64"):
+        return None
+    try:
+        text = leaf.part.get_payload()
+    except (LookupError, ValueError):  # a charset parameter it could not look up
+        return None
+    return text if isinstance(text, str) else None
+
+
+def part_text(leaf: Leaf, data: bytes) -> str:
+    text = decode_bytes(data, leaf.charset())
+    return text.replace("\r\n", "\n")
