@@ -21,10 +21,11 @@ DOC = """
 Waits for mail from the vendor's billing address, saves every attachment (the invoices)
 to object storage, lists them, and moves each handled email to the `Processed` folder.
 
-**Connection:** `mail_imap_default` (Receive Email, IMAP). The `Processed` folder must
+**Connections:** `mail_imap_default` (Receive Email, IMAP). The `Processed` folder must
 exist (the task says so before touching any mail if it does not).
 
-**How it runs:** unpause it; one run at a time, each waiting for the vendor's next mail.
+**How it runs:** unpause it, don't trigger it by hand: a run starts every 30 seconds at
+most and one at a time, each waiting in the triggerer for the vendor's next mail.
 The emails are moved only once the run's receive step succeeded: a worker that dies
 before leaves them in the inbox for the retry, and none is handed over twice.
 

@@ -153,3 +153,18 @@ def test_a_kill_at_any_step_loses_and_repeats_nothing(
         delivered += task_result(run, "collect")
     assert delivered == INVOICES  # each exactly once, oldest first
     assert mailbox_state(inbox) == expected_state(mode)
+
+
+def test_pop3_delete_through_the_sensor(
+    airflow_db: object, mail_connection: ConnFactory, inbox: Dovecot, certificate: Certificate
+) -> None:
+    """POP3: the search runs on ``TOP n 0`` headers; ``DELE`` + ``QUIT`` after the success."""
+    conn_id = receive_connection(
+        mail_connection, inbox, "pop3", "ssl", certificate, conn_id="pop3_after_receive"
+    )
+    dag = after_receive_dags.DAGS["delete_deferrable"]
+    first = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(first, "collect") == INVOICES[:2]
+    second = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(second, "collect") == INVOICES[2:]
+    assert mailbox_state(inbox) == expected_state("delete")

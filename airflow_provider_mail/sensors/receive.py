@@ -129,6 +129,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
         from airflow_provider_mail.handover.actions import check_before_touching
 
+        # move_to and search are templated: check what they rendered to.
+        params.check_after_receive(self.after_receive, self.move_to)
+        params.check_move_target(self.folder, self.move_to)
         hook = self._hook()
         try:
             params.check_for_protocol(hook.protocol, self.after_receive, self._criteria())
