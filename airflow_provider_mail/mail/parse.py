@@ -39,6 +39,7 @@ from airflow_provider_mail.mail.mime import (
     part_text,
     payload_bytes,
 )
+from airflow_provider_mail.mail.replies import reply_fields
 
 __all__ = ["build_record"]
 
@@ -106,6 +107,9 @@ def build_record(
         "uidvalidity": uidvalidity,
         "uidl": uidl,
         "size": len(raw),
+        "in_reply_to": None,
+        "references": [],
+        "automatic": False,
         "truncated": {},
     }
     key = message_key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
@@ -122,6 +126,7 @@ def build_record(
     leaves = list(iter_leaves(message))
     charsets = DeclaredCharsets(message, leaves)
     record.update(_header_fields(message, key, charsets))
+    record.update(reply_fields(message.raw_items()))
     for field in _CAPPED_HEADERS:
         record[field] = _cap(record[field], MAX_HEADER_CHARS, field, truncated)
     texts: list[str] = []
