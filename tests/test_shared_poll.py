@@ -27,9 +27,9 @@ class Counting:
         self.sessions = 0
         find_new, open_session = ImapHook.find_new, ImapHook._open
 
-        def counted_find_new(hook: ImapHook, *args: Any) -> Claim:
+        def counted_find_new(hook: ImapHook, *args: Any, **kwargs: Any) -> Claim:
             self.polls += 1
-            return find_new(hook, *args)
+            return find_new(hook, *args, **kwargs)
 
         def counted_open(hook: ImapHook, *args: Any) -> Any:
             self.sessions += 1
