@@ -303,6 +303,12 @@ def iter_leaves(message: Message) -> Iterator[Leaf]:
     stack = [message]
     while stack:
         part = stack.pop()
+        # A container's type is the one the parser asked for (remembered by _Part); its
+        # headers are not read again.
+        if part.is_multipart() and not part.get_content_type().startswith("message/"):
+            payload = part.get_payload()
+            stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
+            continue
         mime_headers: dict[str, str] = {}
         # raw_items(): the values exactly as items() gives them with this module's policy
         # (its header_fetch_parse returns them untouched), without a call per header.
@@ -310,12 +316,7 @@ def iter_leaves(message: Message) -> Iterator[Leaf]:
             key = name.lower()
             if key in _MIME_HEADERS and key not in mime_headers:
                 mime_headers[key] = value
-        content_type = _content_type(part, mime_headers.get("content-type"))
-        if part.is_multipart() and not content_type.startswith("message/"):
-            payload = part.get_payload()
-            stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
-        else:
-            yield Leaf(part, mime_headers, content_type)
+        yield Leaf(part, mime_headers, _content_type(part, mime_headers.get("content-type")))
 
 
 def _content_type(part: Message, value: str | None) -> str:
