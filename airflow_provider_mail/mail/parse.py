@@ -295,7 +295,12 @@ def parse_date(text: str) -> datetime:
         if not offset:  # "-0000": no statement about the zone, a naive datetime
             return datetime(*fields)
         offset = -offset
-    return datetime(*fields, tzinfo=timezone(timedelta(seconds=offset)))
+    return datetime(*fields, tzinfo=_zone(offset))
+
+
+@functools.cache  # at most 2 x 24 x 100 offsets (the regex allows 4 digits, the zone 24 h)
+def _zone(offset: int) -> timezone:
+    return timezone(timedelta(seconds=offset))
 
 
 _HEADER_READERS: dict[str, Callable[[dict[str, list[str]], Charsets], str | None]] = {
