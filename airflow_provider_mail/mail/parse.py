@@ -76,7 +76,11 @@ def build_record(
          "2024-05-01T09:30:00+02:00", "text": "Hi!\\n", "html": None, "attachments":
          [{"filename": "report.pdf", "content_type": "application/pdf", "size": 1234,
            "path": "/tmp/airflow-provider-mail/.../report.pdf"}], "folder": "INBOX",
-         "uid": 42, "uidvalidity": 1700000000, "uidl": None, "size": 5678}
+         "uid": 42, "uidvalidity": 1700000000, "uidl": None, "size": 5678,
+         "truncated": {}}
+
+    ``truncated`` says what the record's limits left out (docs/records.md), e.g.
+    ``{"attachments": 1234}``; ``{}`` for all but hostile mail.
 
     :param raw: the message exactly as fetched (IMAP ``BODY[]``, POP3 ``RETR``).
     :param folder: the folder it came from (``INBOX`` for POP3).
