@@ -276,11 +276,11 @@ class Poller:
                 claim = hook.find_new(None, unseen_only, 5)
             with timed(phases, "claim (FETCH FLAGS MODSEQ + STORE)"):
                 if unseen_only:
-                    claim = hook.claim(claim)
+                    claim = hook.mailbox.take(claim)
             with timed(phases, "FETCH BODY.PEEK[] + parse"):
                 records = hook.fetch(claim, sink)
             with timed(phases, "STORE \\Seen"):
-                hook.mark_seen(claim)
+                hook.mailbox.mark(claim)
             with timed(phases, "LOGOUT"):
                 if mode == "new session":
                     hook.close()

@@ -221,7 +221,7 @@ def phase_breakdown(setup: Setup, network: str, hook_class: type[Any]) -> dict[s
         with _timed(phases, "fetch() total"):
             hook.fetch(claim, DirectorySink(str(setup.attachments_dir())))
         with _timed(phases, "STORE +FLAGS \\Seen"):
-            hook.mark_seen(claim)
+            hook.mailbox.mark(claim)
         with _timed(phases, "LOGOUT"):
             hook.close()
     phases["parse + write attachments"] = (

@@ -134,9 +134,10 @@ class Setup:
         import uuid
 
         from airflow_provider_mail.hooks.smtp import SmtpHook
+        from airflow_provider_mail.keyvalue import VariableStore
         from airflow_provider_mail.mail.compose import compose_email
         from airflow_provider_mail.operators.send import SentRecord
-        from airflow_provider_mail.storage import TaskLedger, VariableStore
+        from airflow_provider_mail.storage import TaskLedger
 
         emails = [compose_email(fields, item=index) for index, fields in enumerate(self.fields)]
         ledger = TaskLedger(

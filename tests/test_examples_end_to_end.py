@@ -133,18 +133,40 @@ def test_header_injection_from_a_strangers_email_fails_and_sends_nothing(
     assert isinstance(dag.get_task("send_emails_to_leads"), SendEmailOperator)
 
 
+def forget_answered(*addresses: str) -> None:
+    """Delete the auto-acknowledge example's memory of whom it answered (Airflow Variables)."""
+    from airflow.models import Variable
+
+    for address in addresses:
+        Variable.delete(f"support_auto_acknowledge/answered/{address}")
+
+
 def test_auto_acknowledge_answers_each_sender_once_over_pop3(
     airflow_db: object, mailboxes: Dovecot, connections: dict[str, str], smtp: SmtpServers
 ) -> None:
+    forget_answered("support@example.com")
     request = (
         b"From: Bob <bob@example.org>\r\nReply-To: bob.work@example.org\r\nTo: support@x\r\n"
-        b"Subject: Printer on fire\r\nMessage-ID: <req-1@example.org>\r\n\r\nHelp!\r\n"
+        b"Subject: Printer on fire\r\nMessage-ID: <req-1@example.org>\r\n"
+        b"References: <older@example.org>\r\n\r\nHelp!\r\n"
     )
     auto = (
         b"From: robot@example.org\r\nTo: support@x\r\nSubject: Automatic reply: away\r\n"
         b"Message-ID: <auto-1@example.org>\r\n\r\nI am away.\r\n"
     )
-    mailboxes.deliver("support", [request, auto])
+    bounce = (
+        b"From: Mail Delivery System <MAILER-DAEMON@example.net>\r\nTo: support@x\r\n"
+        b"Subject: Undelivered Mail\r\nMessage-ID: <bounce-1@example.net>\r\n\r\nNo.\r\n"
+    )
+    newsletter = (
+        b"From: news@example.net\r\nTo: support@x\r\nSubject: Our news\r\n"
+        b"List-Id: <news.example.net>\r\nMessage-ID: <news-1@example.net>\r\n\r\nNews\r\n"
+    )
+    itself = (
+        b"From: support@example.com\r\nTo: support@example.com\r\nSubject: Note to self\r\n"
+        b"Message-ID: <self-1@example.com>\r\n\r\nMemo\r\n"
+    )
+    mailboxes.deliver("support", [request, auto, bounce, newsletter, itself])
     dag = example("support_auto_acknowledge")
     conf = {**connections, "pop3_conn_id": connections["pop3_conn_id"]}
     run = dag.test(run_conf=conf)
@@ -153,13 +175,86 @@ def test_auto_acknowledge_answers_each_sender_once_over_pop3(
     assert ack.rcpt_tos == ("bob.work@example.org",)
     parsed = ack.parsed()
     assert parsed["Subject"] == "Re: Printer on fire"
+    assert parsed["From"] == "Support <support@example.com>"
     assert "Hello Bob," in parsed.get_content()
+    assert parsed["In-Reply-To"] == "<req-1@example.org>"
+    assert parsed["References"] == "<older@example.org> <req-1@example.org>"
+    assert parsed["Auto-Submitted"] == "auto-replied"
 
-    # POP3 remembers what it handed over: a new message is the only one answered next.
+    # Bob writes again within the period: no second acknowledgement; Carol gets hers.
     smtp.reset()
-    mailboxes.deliver("support", [request.replace(b"req-1", b"req-2").replace(b"fire", b"ice")])
+    again = request.replace(b"req-1", b"req-2").replace(b"fire", b"ice")
+    carol = request.replace(b"req-1", b"req-3").replace(b"bob", b"carol").replace(b"Bob", b"Carol")
+    mailboxes.deliver("support", [again, carol])
     dag.test(run_conf=conf)
-    assert [m.parsed()["Subject"] for m in smtp.starttls.messages] == ["Re: Printer on ice"]
+    assert [(m.rcpt_tos, m.parsed()["Subject"]) for m in smtp.starttls.messages] == [
+        (("carol.work@example.org",), "Re: Printer on fire")
+    ]
+
+
+def test_two_auto_responders_pointed_at_each_other_stop_after_one_reply_each(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    mailboxes: Dovecot,
+    certificate: Certificate,
+    smtp: SmtpServers,
+    smtp_connection: SmtpConnFactory,
+) -> None:
+    """Two mailboxes answered by the same example DAG; what one sends lands in the other.
+
+    aiosmtpd records what each responder sends; the test delivers it (IMAP APPEND) into the
+    recipient's Dovecot mailbox, as a real mail system would, round after round.
+    """
+    mailbox_of = {"support@example.com": "support", "info@example.com": "info"}
+    forget_answered(*mailbox_of)
+    smtp_conn_id = smtp_connection(smtp.starttls)
+    responders = {
+        user: {
+            "pop3_conn_id": receive_connection(
+                mail_connection, mailboxes, "pop3", "starttls", certificate, user=user
+            ),
+            "smtp_conn_id": smtp_conn_id,
+            "support_address": address,
+        }
+        for address, user in mailbox_of.items()
+    }
+    # A person at each side writes to the other side (no automatic headers).
+    mailboxes.deliver(
+        "support",
+        [
+            b"From: info@example.com\r\nTo: support@example.com\r\nSubject: Order 1\r\n"
+            b"Message-ID: <order-1@example.com>\r\n\r\nWhere is it?\r\n"
+        ],
+    )
+    mailboxes.deliver(
+        "info",
+        [
+            b"From: support@example.com\r\nTo: info@example.com\r\nSubject: Ticket 9\r\n"
+            b"Message-ID: <ticket-9@example.com>\r\n\r\nPlease confirm.\r\n"
+        ],
+    )
+    dag = example("support_auto_acknowledge")
+    sent_by: dict[str, int] = {"support": 0, "info": 0}
+    waiting = {"support", "info"}  # mailboxes with mail their responder has not read
+    rounds = 0
+    while waiting:
+        rounds += 1
+        assert rounds <= 3, "the responders are still writing to each other"
+        for user in sorted(waiting):
+            smtp.reset()
+            run = dag.test(run_conf=responders[user])
+            assert task_states(run)["send_acknowledgements"] == "success"
+            sent = list(smtp.starttls.messages)
+            sent_by[user] += len(sent)
+            relayed = set()
+            for message in sent:
+                for recipient in message.rcpt_tos:
+                    mailboxes.deliver(mailbox_of[recipient], [message.data])
+                    relayed.add(mailbox_of[recipient])
+            waiting = (waiting - {user}) | relayed
+    assert sent_by == {"support": 1, "info": 1}
+    # Each side's one reply arrived at the other and was read, unanswered: the loop ended.
+    assert rounds == 2
 
 
 def test_hourly_digest_sends_one_email_listing_the_new_mail(

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_mail.exceptions import MailStorageError
+from airflow_provider_mail.handover.ledger import RESERVED
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
-from airflow_provider_mail.storage import RESERVED, TaskLedger
+from airflow_provider_mail.storage import TaskLedger
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
@@ -78,7 +79,7 @@ def test_a_try_that_died_before_taking_leaves_to_others_what_they_took_meanwhile
     TaskLedger.for_task("handover", context).record(found.to_payload())  # then it died
     with ImapHook(conn_id) as other:
         second = Claim("imap", "INBOX", found.uidvalidity, uids=found.uids[1:2])
-        assert other.claim(second) == second  # another poller took the second message
+        assert other.mailbox.take(second) == second  # another poller took the second message
 
     records = sensor.deliver_unfinished(context)
 
@@ -94,8 +95,8 @@ def test_a_try_that_died_after_reserving_gets_all_it_reserved(scene: Scene) -> N
     with ImapHook(conn_id) as dead:
         # It reserved the three and marked only the first before it died.
         first = Claim("imap", "INBOX", found.uidvalidity, uids=found.uids[:1])
-        dead.claim(
-            first, before_take=lambda _: ledger.record({**found.to_payload(), RESERVED: True})
+        dead.mailbox.take(
+            first, reserve=lambda _: ledger.record({**found.to_payload(), RESERVED: True})
         )
 
     records = sensor.deliver_unfinished(context)

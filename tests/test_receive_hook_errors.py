@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_mail.exceptions import MailConfigError, MailStorageError
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
-from airflow_provider_mail.storage import MemoryStore
+from airflow_provider_mail.keyvalue import MemoryStore
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection

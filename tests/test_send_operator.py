@@ -225,6 +225,11 @@ def test_template_fields() -> None:
         "html",
         "reply_to",
         "data",
+        "attachments",
+        "in_reply_to",
+        "references",
+        "headers",
+        "auto_submitted",
     }
 
 

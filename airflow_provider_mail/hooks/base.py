@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -11,9 +12,14 @@ from typing import Any, Generic, TypeVar
 
 from airflow_provider_mail.compat import BaseHook
 from airflow_provider_mail.exceptions import MailError, MailStorageError
+from airflow_provider_mail.handover.engine import HandOver
+from airflow_provider_mail.handover.ledger import Ledger
+from airflow_provider_mail.handover.mailbox import Mailbox, Poll
+from airflow_provider_mail.handover.state import Stores
 from airflow_provider_mail.hooks.oauth2 import due as token_due
 from airflow_provider_mail.hooks.oauth2 import seconds_left as token_seconds_left
 from airflow_provider_mail.hooks.oauth2 import sign_in
+from airflow_provider_mail.keyvalue import KeyValueStore, VariableStore
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.attachments import (
     AttachmentSink,
@@ -21,20 +27,18 @@ from airflow_provider_mail.mail.attachments import (
     UnsafeDirectoryError,
     default_attachments_dir,
 )
-from airflow_provider_mail.mail.errors import describe_network_error
+from airflow_provider_mail.mail.errors import (
+    describe_network_error,
+    login_rejected,
+    password_not_ascii,
+    starttls_not_offered,
+)
 from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.tls import Security, build_ssl_context
 from airflow_provider_mail.masking import register_short_choices
-from airflow_provider_mail.storage import (
-    AssetDeliveries,
-    DeliveredMessageIds,
-    KeyValueStore,
-    OwedGiveBacks,
-    VariableStore,
-    variables_reachable,
-)
 
 register_short_choices()  # tasks and triggers read connections: see masking.py
 
@@ -187,7 +191,78 @@ class MailHook(BaseHook, Generic[ClientT]):
         )
 
     def _open(self, settings: ServerSettings) -> ClientT:
+        """Connect, STARTTLS when asked, sign in: the one sequence of all three protocols.
+
+        ``starttls`` never falls back to plain text: a server that does not offer it is an
+        error. Each protocol supplies the commands (:meth:`_connect`, :meth:`_starttls`...).
+        """
+        context = build_ssl_context(settings.server_certificate)
+        client = self._connect(settings, context)
+        try:
+            self._greet(client)
+            if settings.security is Security.STARTTLS:
+                if not self._offers_starttls(client):
+                    raise starttls_not_offered(settings)
+                self._starttls(client, context)
+            if settings.oauth2 is not None:
+                offered = self._sasl_mechanisms(client, settings)
+                self.sign_in_with_token(settings, offered, self._sasl_exchange(client))
+                self._signed_in(client)
+            elif settings.login:
+                try:
+                    self._login(client, settings)
+                except self.login_refused as err:
+                    raise login_rejected(settings) from err
+                except UnicodeEncodeError:
+                    raise password_not_ascii(settings) from None
+                self._signed_in(client)
+        except BaseException:
+            self._abandon(client)
+            raise
+        return client
+
+    #: What the protocol's library raises when the server refuses a user name and password.
+    login_refused: tuple[type[BaseException], ...] = ()
+
+    #: The library's plain and implicit-TLS client classes, when their constructors take
+    #: ``(host, port, timeout=...)`` and ``(..., context=...)`` (poplib, smtplib).
+    client_classes: tuple[Any, Any] = (None, None)
+
+    def _connect(self, settings: ServerSettings, context: ssl.SSLContext) -> ClientT:
+        """A connected client (implicit TLS with ``context`` for Security Method ``ssl``)."""
+        plain, implicit_tls = self.client_classes
+        client: ClientT
+        if settings.security is Security.SSL:
+            client = implicit_tls(
+                settings.host, settings.port, timeout=settings.timeout, context=context
+            )
+        else:
+            client = plain(settings.host, settings.port, timeout=settings.timeout)
+        return client
+
+    def _greet(self, client: ClientT) -> None:
+        """What the protocol says first after connecting (SMTP: ``EHLO``)."""
+
+    def _offers_starttls(self, client: ClientT) -> bool:
         raise NotImplementedError
+
+    def _starttls(self, client: ClientT, context: ssl.SSLContext) -> None:
+        raise NotImplementedError
+
+    def _sasl_mechanisms(self, client: ClientT, settings: ServerSettings) -> list[str]:
+        """The SASL mechanisms the server offers (for OAuth 2.0)."""
+        raise NotImplementedError
+
+    def _sasl_exchange(self, client: ClientT) -> Callable[[str, str], None]:
+        """``exchange(mechanism, initial response)``: one SASL authentication."""
+        raise NotImplementedError
+
+    def _login(self, client: ClientT, settings: ServerSettings) -> None:
+        """Sign in with the user name and password."""
+        raise NotImplementedError
+
+    def _signed_in(self, client: ClientT) -> None:
+        """After a successful sign-in (IMAP: cache the new capabilities)."""
 
     def _close(self, client: ClientT) -> None:
         raise NotImplementedError
@@ -197,17 +272,23 @@ class MailHook(BaseHook, Generic[ClientT]):
 
 
 class ReceiveHook(MailHook[ClientT]):
-    """What :class:`ImapHook` and :class:`Pop3Hook` share: one poll, split in three steps.
+    """What :class:`ImapHook` and :class:`Pop3Hook` share: a session that finds and reads mail.
 
-    ``find_new`` decides which messages a poll takes (nothing is read or changed),
-    ``fetch`` reads them into records without changing any flag, and ``mark_seen``
-    records the hand-over. The sensor and the trigger call the steps separately so that a
-    crash between them never loses a message; :meth:`receive` runs all three.
+    ``find_new`` decides which messages a poll takes (nothing is read or changed) and
+    ``fetch`` reads them into records without changing any flag. Everything that makes a
+    hand-over exactly-once (taking, marking, giving back, the ledger) is the hand-over
+    engine's (:mod:`airflow_provider_mail.handover`), which works on the hook's
+    :attr:`mailbox`; :meth:`receive` and :meth:`fetch_claimed` run it.
     """
 
     #: Whether an open session notices mail that arrives later (IMAP does; a POP3
     #: session sees the mailbox as it was at login).
     session_sees_new_mail = True
+
+    #: Where the hand-over keeps its state for this connection; ``None``: Airflow Variables.
+    state_store: KeyValueStore | None = None
+
+    _mailbox: Mailbox | None = None
 
     def receive(
         self,
@@ -235,44 +316,11 @@ class ReceiveHook(MailHook[ClientT]):
         params.check_bool(unseen_only, "unseen_only")
         params.check_max_emails(max_emails)
         params.check_attachments_dir(attachments_dir)
-        with self._session():  # find_new checks the folder before any I/O
-            self.check_folder(folder)
-            self.settle_give_backs()
-            claim = self.find_new(folder, unseen_only, max_emails)
-            delivered = self._readable_delivered_ids(claim)
-            if unseen_only:
-                claim = self.without_repeats(self.claim(claim), delivered)
-            if not claim:
-                return []
-            try:
-                records = self.fetch(claim, _sink(attachments_dir))
-            except BaseException:
-                # Nothing was handed over: what this poll took must be there for the next.
-                self.give_back(claim)
-                raise
-            if not unseen_only:
-                self.mark_seen(claim)  # with unseen_only, taking them marked them already
-            if delivered is not None:
-                try:
-                    delivered.remember(
-                        claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
-                    )
-                except Exception as err:
-                    # Outside Airflow (no metadata database) there is nothing to remember in.
-                    self.log.debug("Delivered Message-IDs not recorded (%s).", type(err).__name__)
-            return records
-
-    def _readable_delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
-        """:meth:`delivered_ids`, or ``None`` outside Airflow (no Variables to read)."""
-        return self.delivered_ids(claim) if variables_reachable() else None
-
-    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds | None:
-        """The Message-IDs handed over from the claim's folder (IMAP; ``None`` for POP3)."""
-        return None
-
-    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
-        """The claim without messages handed over before their folder was recreated."""
-        return claim
+        with self._session():
+            self.check_folder(folder)  # before any I/O
+            return self.handover().receive(
+                Poll(folder, unseen_only, max_emails), _sink(attachments_dir)
+            )
 
     def fetch_claimed(
         self,
@@ -296,30 +344,35 @@ class ReceiveHook(MailHook[ClientT]):
                             for r in hook.fetch_claimed(event.extra["payload"], run_id=run_id)]
         """
         claim = Claim.from_payload(payload)
-        if run_id is not None:
-            claim = self._not_handed_over_elsewhere(claim, run_id)
         with self._session():
-            return self.fetch(claim, _sink(attachments_dir))
+            return self.handover(state_required=True).fetch_claimed(
+                claim, _sink(attachments_dir), run_id=run_id
+            )
 
-    def _not_handed_over_elsewhere(self, claim: Claim, run_id: str) -> Claim:
-        deliveries = AssetDeliveries(
-            VariableStore(),
+    @property
+    def mailbox(self) -> Mailbox:
+        """This hook's session as the hand-over engine sees it (take, read, mark...)."""
+        if self._mailbox is None:
+            self._mailbox = self._new_mailbox()
+        return self._mailbox
+
+    def handover(self, *, ledger: Ledger | None = None, state_required: bool = False) -> HandOver:
+        """The hand-over engine over this hook's session.
+
+        :param ledger: the sensor task instance's ledger; default: none to inform.
+        :param state_required: the connection's hand-over state must be reachable (inside
+            Airflow); otherwise a hook used in a plain script skips it.
+        """
+        stores = Stores(
+            self.state_store or VariableStore(),
             conn_id=self.conn_id,
             account=self.settings.account,
-            folder=claim.folder,
+            optional=not state_required,
         )
-        ids = [str(uid) for uid in claim.uids] or list(claim.uidls)
-        mine = set(deliveries.take(ids, claim.uidvalidity, run_id))
-        skipped = len(ids) - len(mine)
-        if skipped:
-            self.log.info("%d message(s) were handed over by another run already.", skipped)
-        return Claim(
-            claim.protocol,
-            claim.folder,
-            claim.uidvalidity,
-            uids=tuple(uid for uid in claim.uids if str(uid) in mine),
-            uidls=tuple(uidl for uidl in claim.uidls if uidl in mine),
-        )
+        return HandOver(self.mailbox, ledger=ledger, stores=stores, log=self.log)
+
+    def _new_mailbox(self) -> Mailbox:
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[None]:
@@ -346,77 +399,6 @@ class ReceiveHook(MailHook[ClientT]):
                 "check that attachments_dir exists, is writable and has space."
             ) from err
 
-    def unclaim(self, claim: Claim) -> bool:
-        """Give a claim back after its hand-over failed; whether that worked (best effort).
-
-        A claim whose UIDs name nothing any more (the folder was recreated) counts as given
-        back: there is nothing left to give.
-        """
-        raise NotImplementedError
-
-    #: Where owed give-backs are written; ``None``: Airflow Variables.
-    owed_store: KeyValueStore | None = None
-
-    def _owed(self) -> OwedGiveBacks:
-        return OwedGiveBacks(
-            self.owed_store or VariableStore(),
-            conn_id=self.conn_id,
-            account=self.settings.account,
-        )
-
-    def give_back(self, claim: Claim) -> bool:
-        """Give back what a failed hand-over took, so that the next poll returns it.
-
-        The read that failed has often broken the session (the server stalled or dropped
-        inside the FETCH), so a failed give-back is tried again over a fresh session; when
-        that fails too, the claim is written to Airflow's storage and the next hand-over
-        of this connection gives it back before polling (:meth:`settle_give_backs`).
-        Returns whether the messages are back now. Never raises: the caller is already
-        failing with the error that matters.
-        """
-        if not claim:
-            return True
-        if self.unclaim(claim):
-            return True
-        self.close()  # the session may be dead; the next call opens a fresh one
-        if self.unclaim(claim):
-            return True
-        try:
-            self._owed().add(claim.to_payload())
-        except Exception as err:
-            self.log.error(
-                "%d message(s) taken from %s could not be given back nor recorded (%s); "
-                "clear their Seen flag by hand so that unseen_only polls return them.",
-                len(claim),
-                claim.folder,
-                type(err).__name__,
-            )
-            return False
-        self.log.warning(
-            "%d message(s) taken from %s could not be given back now; the next poll of %s "
-            "gives them back first.",
-            len(claim),
-            claim.folder,
-            self.conn_id,
-        )
-        return False
-
-    def settle_give_backs(self) -> None:
-        """Give back what earlier failed hand-overs of this connection still owe."""
-        owed = self._owed()
-        if isinstance(owed.store, VariableStore) and not variables_reachable():
-            return  # outside Airflow nothing can have been owed
-        payloads = [p for p in owed.claims() if p.get("protocol") == self.protocol]
-        if not payloads:
-            return
-        done = [p for p in payloads if self.unclaim(Claim.from_payload(p))]
-        if done:
-            owed.settled(done)
-            self.log.info(
-                "Gave back %d message(s) that an earlier failed hand-over had taken.",
-                sum(len(Claim.from_payload(p)) for p in done),
-            )
-
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""
 
@@ -428,10 +410,6 @@ class ReceiveHook(MailHook[ClientT]):
         """The claimed messages as records, oldest first; flags unchanged."""
         raise NotImplementedError
 
-    def mark_seen(self, claim: Claim) -> None:
-        """Remember that the claimed messages were handed over."""
-        raise NotImplementedError
-
     def supports_idle(self) -> bool:
         """Whether the server can push news of new mail (IMAP IDLE)."""
         return False
@@ -439,28 +417,6 @@ class ReceiveHook(MailHook[ClientT]):
     def wait_for_news(self, timeout: float) -> bool:
         """Block until the server reports a change of the selected folder, or ``timeout``."""
         raise NotImplementedError
-
-    def claim(
-        self,
-        claim: Claim,
-        *,
-        pending: bool = False,
-        before_take: Callable[[Claim], None] | None = None,
-    ) -> Claim:
-        """Take the claimed messages against other pollers; returns the ones now owned.
-
-        ``before_take`` is called, while no other poller can take any of them, with the
-        messages about to be taken, before they are: a hand-over records them there, so
-        that its retry knows which messages were reserved for it.
-        """
-        raise NotImplementedError
-
-    def find_pending(self, folder: str | None) -> Claim:
-        """Messages claimed by a trigger that may have died before its event went out."""
-        return Claim(self.protocol, folder or "INBOX")
-
-    def release_pending(self, claim: Claim) -> None:
-        """The claim's event went out."""
 
 
 def _sink(attachments_dir: str | None) -> DirectorySink:

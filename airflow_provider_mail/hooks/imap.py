@@ -4,55 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import random
 import re
 import socket
+import ssl
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from imapclient import SEEN, IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.imapclient import join_message_ids
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 from imapclient.response_parser import parse_fetch_response
 
-from airflow_provider_mail.exceptions import MailError, MailProtocolError, MailStorageError
+from airflow_provider_mail.exceptions import MailError, MailProtocolError
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
-from airflow_provider_mail.locks import host_lock
 from airflow_provider_mail.mail.attachments import AttachmentSink
-from airflow_provider_mail.mail.errors import (
-    login_rejected,
-    password_not_ascii,
-    starttls_not_offered,
-)
 from airflow_provider_mail.mail.oauth2 import error_reply
-from airflow_provider_mail.mail.settings import SERVER_LOCK, ServerSettings
-from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key, oldest_first
-from airflow_provider_mail.mail.tls import Security, build_ssl_context
-from airflow_provider_mail.storage import DeliveredMessageIds, VariableStore
+from airflow_provider_mail.mail.settings import ServerSettings
+from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
+from airflow_provider_mail.mail.tls import Security
 
-#: Keyword of messages a trigger claimed but has not yet seen emitted (AssetWatcher use).
-PENDING = b"$AirflowMailPending"
-
-#: The folder whose existence is the cross-host claim lock (``claim_lock`` ``server``).
-LOCK_FOLDER = "AirflowMailClaimLock"
-
-#: How many connection timeouts a claim waits for the server lock before it gives up (a
-#: stale lock is removed after one).
-STALE_LOCKS_TOLERATED = 4
-
-#: Servers and folders already warned about in this process: the warning about a missing
-#: CONDSTORE is worth reading once, not once per claim (hundreds of lines a day).
-_WARNED_NO_CONDSTORE: set[tuple[str, str]] = set()
-
-#: How often a claim tries ``CREATE`` of the lock folder when it fails although no folder
-#: is there (its holder released it in between) before that counts as a refusal.
-CREATE_ATTEMPTS = 5
-
-#: Lock folder name per account (its namespace does not change while a process runs).
-_LOCK_FOLDERS: dict[str, str] = {}
+if TYPE_CHECKING:
+    from airflow_provider_mail.handover.imap import ImapMailbox
 
 #: Most bytes of one message read by one FETCH. A larger message arrives in slices, so the
 #: client libraries, which need a few times the size of what they read, never see more
@@ -88,8 +61,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
     fetch_slice = FETCH_SLICE
     _selected: tuple[tuple[int, str], int] | None = None
 
-    def _open(self, settings: ServerSettings) -> IMAPClient:
-        context = build_ssl_context(settings.server_certificate)
+    login_refused = (LoginError,)
+
+    def _connect(self, settings: ServerSettings, context: ssl.SSLContext) -> IMAPClient:
         client = IMAPClient(
             settings.host,
             port=settings.port,
@@ -98,31 +72,33 @@ class ImapHook(ReceiveHook[IMAPClient]):
             timeout=settings.timeout,
         )
         _bound_literals(client, settings, max(MAX_LITERAL, self.fetch_slice + 1024 * 1024))
-        try:
-            # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
-            # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
-            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if settings.security is Security.STARTTLS:
-                if not client.has_capability("STARTTLS"):
-                    raise starttls_not_offered(settings)
-                client.starttls(context)
-            if settings.oauth2 is not None:
-                self.sign_in_with_token(settings, _sasl_mechanisms(client), _exchange(client))
-                client.capabilities()
-            elif settings.login:
-                try:
-                    client.login(settings.login, settings.password)
-                except LoginError as err:
-                    raise login_rejected(settings) from err
-                except UnicodeEncodeError:
-                    raise password_not_ascii(settings) from None
-                # SELECT makes imaplib forget the capabilities sent with the LOGIN reply;
-                # caching them now saves a CAPABILITY round trip on the first SEARCH.
-                client.capabilities()
-        except BaseException:
-            self._abandon(client)
-            raise
         return client
+
+    def _greet(self, client: IMAPClient) -> None:
+        # imapclient writes a command and its CRLF separately; with Nagle on, the CRLF
+        # waits for the server's delayed ACK, adding up to 40 ms to each SEARCH.
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _offers_starttls(self, client: IMAPClient) -> bool:
+        return bool(client.has_capability("STARTTLS"))
+
+    def _starttls(self, client: IMAPClient, context: ssl.SSLContext) -> None:
+        client.starttls(context)
+
+    def _sasl_mechanisms(self, client: IMAPClient, settings: ServerSettings) -> list[str]:
+        names = [c.decode("ascii", "replace") for c in client.capabilities()]
+        return [name[5:] for name in names if name.upper().startswith("AUTH=")]
+
+    def _sasl_exchange(self, client: IMAPClient) -> Callable[[str, str], None]:
+        return _exchange(client)
+
+    def _login(self, client: IMAPClient, settings: ServerSettings) -> None:
+        client.login(settings.login, settings.password)
+
+    def _signed_in(self, client: IMAPClient) -> None:
+        # SELECT makes imaplib forget the capabilities sent with the LOGIN reply;
+        # caching them now saves a CAPABILITY round trip on the first SEARCH.
+        client.capabilities()
 
     def _close(self, client: IMAPClient) -> None:
         self._selected = None
@@ -134,13 +110,18 @@ class ImapHook(ReceiveHook[IMAPClient]):
     def _probe(self, client: IMAPClient) -> None:
         client.select_folder("INBOX", readonly=True)
 
+    def _new_mailbox(self) -> ImapMailbox:
+        from airflow_provider_mail.handover.imap import ImapMailbox
+
+        return ImapMailbox(self)
+
     def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
         """Search only (no message is read or changed): the oldest messages a poll takes."""
         name = folder_name(folder)
         self.renew_if_due()
         with self.translate_errors():
             already_selected = self._is_selected(name)
-            uidvalidity = self._select(name)
+            uidvalidity = self.uidvalidity(name)
             self._forget_untagged()
             if already_selected:
                 # SEARCH runs on the mailbox as of the server's last sync and reports newer
@@ -205,7 +186,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         imapclient's parser takes as long for these few numbers as for the messages; a
         line it would read differently (a literal, another item) goes to that parser.
         """
-        typ, data = self.client._imap.uid("FETCH", _sequence_set(uids), "(RFC822.SIZE)")
+        typ, data = imaplib_of(self.client).uid("FETCH", _sequence_set(uids), "(RFC822.SIZE)")
         if typ != "OK":
             return {}
         sizes: dict[int, int] = {}
@@ -226,7 +207,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
         connection and the answer is parsed the way ``fetch()`` parses it
         (``tests/test_imap_fetch_chunks.py`` fails if imapclient changes this).
         """
-        typ, data = self.client._imap.uid(
+        typ, data = imaplib_of(self.client).uid(
             "FETCH", _sequence_set(uids), "(" + " ".join(item.decode() for item in items) + ")"
         )
         if typ != "OK":
@@ -252,293 +233,6 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 break
             buffer += piece
         return bytes(buffer)
-
-    def claim(
-        self,
-        claim: Claim,
-        *,
-        pending: bool = False,
-        before_take: Callable[[Claim], None] | None = None,
-    ) -> Claim:
-        """Take the claimed messages that are still unseen, atomically against other pollers.
-
-        Sets ``\\Seen`` with ``UNCHANGEDSINCE`` (CONDSTORE, RFC 7162): a message another
-        poller marked after this one looked is refused by the server and left to that
-        poller. Claims run one at a time per mailbox on this host (:func:`host_lock`), and
-        with the connection's ``claim_lock`` set to ``server`` one at a time across hosts
-        (a lock folder on the server), because a server may answer two ``STORE``s that
-        race within one round trip as if both had succeeded. Returns the messages this
-        poller now owns. With ``pending``, the ``$AirflowMailPending`` keyword is set in
-        the same command, so a trigger that dies before its event is out finds them again
-        (:meth:`find_pending`). ``before_take`` sees the still unseen messages under the
-        locks, before the ``STORE``.
-        """
-        if not claim.uids:
-            return claim
-        flags = [SEEN, PENDING] if pending else [SEEN]
-        with self.translate_errors():
-            if not self._still_valid(claim):
-                return Claim(claim.protocol, claim.folder, claim.uidvalidity)
-            mailbox = mailbox_key(claim.folder)
-            with host_lock("imap-claim", self.settings.account, mailbox), self._server_lock():
-                owned = self._take(claim, flags, before_take)
-        refused = len(claim) - len(owned)
-        if refused:
-            self.log.info("%d message(s) were taken by another poller.", refused)
-        return owned
-
-    def _take(
-        self, claim: Claim, flags: list[bytes], before_take: Callable[[Claim], None] | None
-    ) -> Claim:
-        """Under the claim locks: set ``flags`` on the claimed messages still unseen."""
-        client = self.client
-        condstore = bool(client.has_capability("CONDSTORE"))
-        if not condstore:
-            if self.settings.claim_lock != SERVER_LOCK and _first_time(
-                _WARNED_NO_CONDSTORE, (self.settings.address, claim.folder)
-            ):
-                self.log.warning(
-                    "%s has no CONDSTORE: pollers of %s on other hosts could take the same "
-                    "message; set the connection's Claim Lock to server if there are any.",
-                    self.settings.address,
-                    claim.folder,
-                )
-            client.noop()  # the session's view must show what the previous holder marked
-        state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
-        unseen = [uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]]
-        if unseen and before_take is not None:
-            _record_before_take(
-                before_take, Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(unseen))
-            )
-        refused: set[int] = set()
-        if unseen and condstore:
-            highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)
-            refused = self._store_unchanged_since(unseen, highest, flags)
-        elif unseen:
-            client.add_flags(unseen, flags, silent=True)
-        owned = tuple(uid for uid in unseen if uid not in refused)
-        return Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=owned)
-
-    @contextlib.contextmanager
-    def _server_lock(self) -> Iterator[None]:
-        """With ``claim_lock`` ``server``: hold the account's lock folder on the server.
-
-        ``CREATE`` of an existing folder fails on every server, so creating the lock folder
-        is an atomic test-and-set that works across hosts; ``DELETE`` releases it. A holder
-        that died leaves it behind: a folder whose UIDVALIDITY (new with every ``CREATE``)
-        stays the same for longer than the connection's timeout, the longest any holder
-        waits for one command, is deleted as stale.
-        """
-        if self.settings.claim_lock != SERVER_LOCK:
-            yield
-            return
-        name = self._lock_folder_name()
-        started = time.monotonic()
-        seen_generation: tuple[int | None, float] = (None, started)
-        while not self._create_lock_folder(name):
-            now = time.monotonic()
-            if now - started > STALE_LOCKS_TOLERATED * self.settings.timeout:
-                raise MailProtocolError(
-                    f"The claim lock folder {name!r} on {self.settings.address} stayed in place "
-                    f"for {now - started:.0f} seconds and could not be removed; delete it by "
-                    "hand, or set the connection's Claim Lock to host."
-                )
-            generation = self._lock_generation(name)
-            if generation != seen_generation[0]:
-                seen_generation = (generation, now)
-            elif now - seen_generation[1] > self.settings.timeout:
-                self.log.warning("Removing the stale claim lock %s of a poller that died.", name)
-                self._remove_lock_folder(name)
-                seen_generation = (None, now)
-            time.sleep(random.uniform(0.005, 0.05))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(IMAPClientError, OSError):
-                self._remove_lock_folder(name)
-
-    def _lock_folder_name(self) -> str:
-        """``AirflowMailClaimLock`` inside the account's personal namespace."""
-        account = self.settings.account
-        if account not in _LOCK_FOLDERS:
-            prefix = ""
-            if self.client.has_capability("NAMESPACE"):
-                personal = self.client.namespace().personal
-                prefix = personal[0][0] if personal else ""
-            _LOCK_FOLDERS[account] = f"{prefix}{LOCK_FOLDER}"
-        return _LOCK_FOLDERS[account]
-
-    def _create_lock_folder(self, name: str) -> bool:
-        """Whether this session created the lock folder (and so holds the lock).
-
-        ``CREATE`` fails when the folder exists; a holder may release it between that
-        answer and the check, so a failure with no folder in place is tried again before
-        it counts as a refusal (an account that may not create folders fails every time).
-        """
-        refusal: IMAPClientError | None = None
-        for _attempt in range(CREATE_ATTEMPTS):
-            try:
-                self.client.create_folder(name)
-            except IMAPClientError as err:
-                if self.client.folder_exists(name):
-                    return False
-                refusal = err
-                continue
-            return True
-        reason = _reason(refusal) if refusal else "no reason given"
-        raise MailProtocolError(
-            f"{self.settings.address} refused to create the claim lock folder {name!r} "
-            f"({reason}); allow the account to create folders or set the connection's Claim "
-            "Lock to host."
-        ) from refusal
-
-    def _remove_lock_folder(self, name: str) -> None:
-        """Release the lock: delete the folder, or rename it away when the delete fails.
-
-        Cyrus (``delete_mode: delayed``, its default) renames a deleted folder to
-        ``DELETED.<name>.<seconds>``, so a second delete of one name within a second fails;
-        the lock then stayed in place until it counted as stale. Renaming it to a unique
-        name frees the lock's name at once, and that unique name deletes without collision.
-        """
-        try:
-            self.client.delete_folder(name)
-            return
-        except IMAPClientError:
-            released = f"{name}-released-{uuid.uuid4().hex[:12]}"
-        try:
-            self.client.rename_folder(name, released)
-        except IMAPClientError:
-            return  # gone already (a stale-lock sweep by another poller) or not ours to move
-        with contextlib.suppress(IMAPClientError):
-            self.client.delete_folder(released)
-
-    def _lock_generation(self, name: str) -> int | None:
-        """The lock folder's UIDVALIDITY, or ``None`` when it vanished meanwhile."""
-        try:
-            return int(self.client.folder_status(name, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
-        except IMAPClientError:
-            return None
-
-    def _store_unchanged_since(self, uids: list[int], modseq: int, flags: list[bytes]) -> set[int]:
-        """``UID STORE uids (UNCHANGEDSINCE modseq) +FLAGS.SILENT``; returns refused UIDs."""
-        # imapclient has no UNCHANGEDSINCE modifier, so the command goes through its imaplib
-        # connection; the server lists refused UIDs in a [MODIFIED ...] response code.
-        imap = self.client._imap
-        imap.untagged_responses.pop("MODIFIED", None)
-        typ, data = imap.uid(
-            "STORE",
-            join_message_ids(uids).decode(),
-            f"(UNCHANGEDSINCE {modseq})",
-            "+FLAGS.SILENT",
-            "(" + " ".join(flag.decode() for flag in flags) + ")",
-        )
-        if typ != "OK":
-            raise MailProtocolError(
-                f"{self.settings.address} refused to mark messages seen "
-                f"({b' '.join(d for d in data if isinstance(d, bytes)).decode(errors='replace')})"
-                "; check that the account may change flags."
-            )
-        modified = imap.untagged_responses.pop("MODIFIED", None) or []
-        return {uid for item in modified for uid in _uid_set(item)}
-
-    def find_pending(self, folder: str | None) -> Claim:
-        """Messages a trigger claimed but whose event may not have gone out."""
-        name = folder_name(folder)
-        with self.translate_errors():
-            uidvalidity = self._select(name)
-            uids = self.client.search(["KEYWORD", PENDING.decode()])
-        return Claim("imap", name, uidvalidity, uids=tuple(sorted(uids)))
-
-    def release_pending(self, claim: Claim) -> None:
-        """The claim's event is out: clear ``$AirflowMailPending``."""
-        if not claim.uids:
-            return
-        with self.translate_errors():
-            if self._still_valid(claim):
-                self.client.remove_flags(list(claim.uids), [PENDING], silent=True)
-
-    def uid_next(self, folder: str) -> int:
-        """The UID the folder's next message will get."""
-        with self.translate_errors():
-            status = self.client.folder_status(folder, [b"UIDNEXT"])
-        return int(status[b"UIDNEXT"])
-
-    def unclaim(self, claim: Claim) -> bool:
-        """Clear ``\\Seen`` again after a failed hand-over; whether that worked."""
-        if claim.uids:
-            try:
-                if not self._still_valid(claim):
-                    return True  # the folder was recreated: its UIDs name nothing to give back
-                self.client.remove_flags(list(claim.uids), [SEEN], silent=True)
-            except Exception as err:
-                self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
-                return False
-        return True
-
-    def message_ids(self, claim: Claim) -> dict[int, str]:
-        """UID -> Message-ID of the claimed messages (one FETCH of that header only)."""
-        if not claim.uids:
-            return {}
-        with self.translate_errors():
-            self._select(claim.folder)
-            response = self.client.fetch(
-                list(claim.uids), [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-            )
-        found = {}
-        for uid, data in response.items():
-            header = data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")
-            _, _, value = header.decode("ascii", "replace").partition(":")
-            if value.strip():
-                found[uid] = " ".join(value.split())
-        return found
-
-    def delivered_ids(self, claim: Claim) -> DeliveredMessageIds:
-        """The Message-IDs recently handed over from the claim's folder (a Variable)."""
-        return DeliveredMessageIds(
-            VariableStore(),
-            conn_id=self.conn_id,
-            account=self.settings.account,
-            folder=claim.folder,
-        )
-
-    def without_repeats(self, claim: Claim, delivered: DeliveredMessageIds | None) -> Claim:
-        """After a folder was recreated, drop (and keep seen) what was handed over before.
-
-        A recreated folder (new UIDVALIDITY) gives its messages new UIDs and often loses
-        their ``\\Seen`` flags; the Message-ID tells which were handed over already. Every
-        hand-over path (the sensor, the hook's :meth:`receive`) checks the same way.
-        """
-        if delivered is None or not claim:
-            return claim
-        if delivered.folder_was_recreated(claim.uidvalidity):
-            delivered.start_checking(claim.uidvalidity, self.uid_next(claim.folder))
-        suspects = delivered.suspects(claim.uids)
-        if not suspects:
-            return claim
-        known = set(delivered.message_ids)
-        suspect_claim = Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(suspects))
-        repeats = {uid for uid, mid in self.message_ids(suspect_claim).items() if mid in known}
-        if repeats:
-            self.log.warning(
-                "%s was recreated (new UIDVALIDITY); %d message(s) were handed over before "
-                "and are not delivered again.",
-                claim.folder,
-                len(repeats),
-            )
-        return Claim(
-            claim.protocol,
-            claim.folder,
-            claim.uidvalidity,
-            uids=tuple(uid for uid in claim.uids if uid not in repeats),
-        )
-
-    def mark_seen(self, claim: Claim) -> None:
-        """Set ``\\Seen`` on the claimed messages: they have been handed over."""
-        if not claim.uids:
-            return
-        with self.translate_errors():
-            if self._still_valid(claim):
-                self.client.add_flags(list(claim.uids), [SEEN], silent=True)
 
     def supports_idle(self) -> bool:
         """Whether the server advertises IDLE (RFC 2177)."""
@@ -570,7 +264,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
 
     def _still_valid(self, claim: Claim) -> bool:
         """Select the claim's folder; whether its UIDs still name the claimed messages."""
-        return self._select(claim.folder) == claim.uidvalidity
+        return self.uidvalidity(claim.folder) == claim.uidvalidity
 
     def _is_selected(self, folder: str) -> bool:
         return self._selected is not None and self._selected[0] == (id(self.client), folder)
@@ -580,11 +274,11 @@ class ImapHook(ReceiveHook[IMAPClient]):
 
         imaplib keeps every one of them; a session polling for months would grow forever.
         """
-        responses = self.client._imap.untagged_responses
+        responses = imaplib_of(self.client).untagged_responses
         for key in ("EXISTS", "RECENT", "FETCH", "EXPUNGE"):
             responses.pop(key, None)
 
-    def _select(self, folder: str) -> int:
+    def uidvalidity(self, folder: str) -> int:
         """Select ``folder`` read-write once per session; returns its UIDVALIDITY.
 
         Within one session the server cannot change UIDVALIDITY under a selected folder
@@ -607,6 +301,18 @@ class ImapHook(ReceiveHook[IMAPClient]):
         return uidvalidity
 
 
+def imaplib_of(client: IMAPClient) -> Any:
+    """The imaplib connection inside an IMAPClient session.
+
+    imapclient offers no public way to send a command it does not know (``UID STORE``
+    with ``UNCHANGEDSINCE``, a ``UID FETCH`` with a sequence set, ``AUTHENTICATE`` with a
+    server error report) or to bound a literal before it is read; its private ``_imap``
+    attribute is the only door. ``tests/unit/test_library_privates.py`` fails when
+    imapclient or imaplib stop working the way this relies on.
+    """
+    return client._imap
+
+
 _UID_ITEM = re.compile(rb"\bUID (\d+)")
 _SIZE_ITEM = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
@@ -626,12 +332,6 @@ def _sequence_set(uids: tuple[int, ...]) -> str:
     return ",".join(ranges)
 
 
-def _sasl_mechanisms(client: IMAPClient) -> list[str]:
-    """The SASL mechanisms the server offers (``AUTH=...`` capabilities)."""
-    names = [c.decode("ascii", "replace") for c in client.capabilities()]
-    return [name[5:] for name in names if name.upper().startswith("AUTH=")]
-
-
 def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
     """``AUTHENTICATE mechanism`` with ``initial`` as the first response."""
 
@@ -644,13 +344,15 @@ def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
             return next(replies, error_reply(mechanism))
 
         try:
-            client._imap.authenticate(mechanism, respond)
+            imaplib_of(client).authenticate(mechanism, respond)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as err:
             raise TokenRefused(mechanism) from err
 
     return exchange
+
+
 def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) -> None:
     """Refuse a literal larger than ``limit`` before imaplib reserves memory for it.
 
@@ -658,7 +360,7 @@ def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) ->
     once: a server announcing 10 GB would exhaust the worker. The session is shut down,
     since the rest of its stream is that literal.
     """
-    imap = client._imap
+    imap = imaplib_of(client)
     read = imap.read
 
     def bounded_read(size: int) -> bytes:
@@ -673,39 +375,6 @@ def _bound_literals(client: IMAPClient, settings: ServerSettings, limit: int) ->
         return bytes(read(size))
 
     imap.read = bounded_read
-
-
-def _first_time(seen: set[tuple[str, str]], key: tuple[str, str]) -> bool:
-    """Whether ``key`` is new to ``seen`` (and remember it)."""
-    if key in seen:
-        return False
-    seen.add(key)
-    return True
-
-
-def _uid_set(text: bytes | str) -> list[int]:
-    """UIDs of an IMAP sequence set such as ``7,9:11``."""
-    raw = text.decode() if isinstance(text, bytes) else text
-    uids: list[int] = []
-    for part in raw.strip().split(","):
-        first, _, last = part.partition(":")
-        if first.isdigit():
-            uids.extend(range(int(first), int(last or first) + 1))
-    return uids
-
-
-def _record_before_take(before_take: Callable[[Claim], None], taking: Claim) -> None:
-    """``before_take(taking)``; its failure is Airflow's storage's, not the mail server's."""
-    try:
-        before_take(taking)
-    except MailError:
-        raise
-    except Exception as err:
-        raise MailStorageError(
-            f"The messages about to be taken from {taking.folder} could not be recorded in "
-            f"Airflow's storage ({type(err).__name__}); nothing was taken. Check that the "
-            "Airflow API server and its database are reachable."
-        ) from err
 
 
 def _reason(err: Exception) -> str:

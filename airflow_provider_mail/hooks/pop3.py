@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import poplib
+import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.handover.state import pop3_pending_key, pop3_seen_key
 from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
+from airflow_provider_mail.keyvalue import KeyValueStore, VariableStore
 from airflow_provider_mail.mail.attachments import AttachmentSink
-from airflow_provider_mail.mail.errors import (
-    login_rejected,
-    password_not_ascii,
-    starttls_not_offered,
-)
 from airflow_provider_mail.mail.oauth2 import b64, error_reply
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
@@ -25,20 +23,15 @@ from airflow_provider_mail.mail.state import (
     folder_name,
     is_inbox,
     new_pop3_messages,
-    remember_seen,
-)
-from airflow_provider_mail.mail.tls import Security, build_ssl_context
-from airflow_provider_mail.storage import (
-    KeyValueStore,
-    VariableStore,
-    pop3_pending_key,
-    pop3_seen_key,
-    update,
-    variable_lock,
 )
 
+if TYPE_CHECKING:
+    from airflow_provider_mail.handover.pop3 import Pop3Mailbox
+
 # poplib refuses lines over 2048 bytes, which real mail (long HTML lines) exceeds; RFC 5322
-# allows 998 but servers relay longer ones, and losing such a message is worse.
+# allows 998 but servers relay longer ones, and losing such a message is worse. poplib has
+# no public setting for it: ``_MAXLINE`` is a private module global that its line reader
+# consults (tests/unit/test_library_privates.py fails if poplib stops doing so).
 poplib._MAXLINE = 1 << 24  # type: ignore[attr-defined]
 
 
@@ -74,39 +67,27 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
     ) -> None:
         super().__init__(conn_id, connection=connection)
         self.state_store: KeyValueStore = state_store or VariableStore()
-        self.owed_store = self.state_store
         self._listing: list[tuple[int, str]] | None = None
-        self._seen_before_listing: list[str] = []
+        self.seen_before_listing: list[str] = []
 
-    def _open(self, settings: ServerSettings) -> poplib.POP3:
-        context = build_ssl_context(settings.server_certificate)
-        client: poplib.POP3
-        if settings.security is Security.SSL:
-            client = poplib.POP3_SSL(
-                settings.host, settings.port, timeout=settings.timeout, context=context
-            )
-        else:
-            client = poplib.POP3(settings.host, settings.port, timeout=settings.timeout)
-        try:
-            if settings.security is Security.STARTTLS:
-                if "STLS" not in _capabilities(client):
-                    raise starttls_not_offered(settings)
-                client.stls(context)
-            if settings.oauth2 is not None:
-                offered = _capabilities(client).get("SASL", [])
-                self.sign_in_with_token(settings, offered, _exchange(client))
-            elif settings.login:
-                try:
-                    client.user(settings.login)
-                    client.pass_(settings.password)
-                except poplib.error_proto as err:
-                    raise login_rejected(settings) from err
-                except UnicodeEncodeError:
-                    raise password_not_ascii(settings) from None
-        except BaseException:
-            self._abandon(client)
-            raise
-        return client
+    login_refused = (poplib.error_proto,)
+    client_classes = (poplib.POP3, poplib.POP3_SSL)
+
+    def _offers_starttls(self, client: poplib.POP3) -> bool:
+        return "STLS" in _capabilities(client)
+
+    def _starttls(self, client: poplib.POP3, context: ssl.SSLContext) -> None:
+        client.stls(context)
+
+    def _sasl_mechanisms(self, client: poplib.POP3, settings: ServerSettings) -> list[str]:
+        return list(_capabilities(client).get("SASL", []))
+
+    def _sasl_exchange(self, client: poplib.POP3) -> Callable[[str, str], None]:
+        return _exchange(client)
+
+    def _login(self, client: poplib.POP3, settings: ServerSettings) -> None:
+        client.user(settings.login)
+        client.pass_(settings.password)
 
     def _close(self, client: poplib.POP3) -> None:
         self._listing = None
@@ -117,6 +98,11 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
 
     def _probe(self, client: poplib.POP3) -> None:
         client.stat()
+
+    def _new_mailbox(self) -> Pop3Mailbox:
+        from airflow_provider_mail.handover.pop3 import Pop3Mailbox
+
+        return Pop3Mailbox(self)
 
     def check_folder(self, folder: str | None) -> None:
         if not is_inbox(folder):
@@ -148,77 +134,9 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         seen: list[str] = []
         if unseen_only:
             # A fresh listing has just read the seen set; read it again only for a kept one.
-            seen = self._seen_before_listing if listed_now else self.seen()
+            seen = self.seen_before_listing if listed_now else self.seen()
         picked = new_pop3_messages(listing, seen, unseen_only=unseen_only, max_emails=max_emails)
         return Claim("pop3", INBOX, uidls=tuple(uidl for _number, uidl in picked))
-
-    def claim(
-        self,
-        claim: Claim,
-        *,
-        pending: bool = False,
-        before_take: Callable[[Claim], None] | None = None,
-    ) -> Claim:
-        """Take the claimed messages no other poller took: add them to the seen set.
-
-        POP3 has no flags, so the seen Variable is the claim; reading and writing it
-        happens under the account's :func:`host_lock`, so pollers of one host never take
-        the same message. With ``pending``, the UIDLs are also kept as pending until
-        :meth:`release_pending` (a trigger that dies before its event finds them again).
-        """
-        if not claim.uidls:
-            return claim
-        with variable_lock(self.seen_key):
-            seen = self.seen()
-            already = set(seen)
-            owned = tuple(uidl for uidl in claim.uidls if uidl not in already)
-            if owned and before_take is not None:
-                before_take(Claim("pop3", INBOX, uidls=owned))
-            if pending and owned:
-                # Pending first: a crash before the seen set is written repeats an event.
-                self._update_pending(lambda uidls: uidls | set(owned))
-            self.state_store.set(self.seen_key, self._remember(seen, owned))
-        if len(owned) < len(claim):
-            self.log.info("%d message(s) were taken by another poller.", len(claim) - len(owned))
-        return Claim("pop3", INBOX, uidls=owned)
-
-    def unclaim(self, claim: Claim) -> bool:
-        """Give the UIDLs back after a failed hand-over; whether that worked."""
-        if claim.uidls:
-            try:
-                taken = set(claim.uidls)
-                update(
-                    self.state_store,
-                    self.seen_key,
-                    lambda seen: [uidl for uidl in seen or [] if uidl not in taken],
-                )
-            except Exception as err:
-                self.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
-                return False
-        return True
-
-    def find_pending(self, folder: str | None) -> Claim:
-        """UIDLs a trigger claimed whose event may not have gone out (still on the server).
-
-        They count as seen again: a trigger that died between writing them as pending and
-        as seen (see :meth:`claim`) must not hand them to the next poll as new.
-        """
-        pending = set(self.state_store.get(self.pending_key) or [])
-        present = [uidl for _number, uidl in self.listing() if uidl in pending]
-        claim = Claim("pop3", INBOX, uidls=tuple(present))
-        if claim:
-            self.mark_seen(claim)
-        return claim
-
-    def release_pending(self, claim: Claim) -> None:
-        """The claim's event went out."""
-        if claim.uidls:
-            self._update_pending(lambda uidls: uidls - set(claim.uidls))
-
-    def _update_pending(self, change: Callable[[set[str]], set[str]]) -> None:
-        update(
-            self.state_store, self.pending_key, lambda pending: sorted(change(set(pending or [])))
-        )
 
     def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
         """RETR the claimed messages, oldest first; messages gone from the server are skipped."""
@@ -234,21 +152,14 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
             records.append(self.build(raw, claim, attachments, uidl=uidl))
         return records
 
-    def mark_seen(self, claim: Claim) -> None:
-        """Add the claimed UIDLs to the seen set, pruned of ids no longer on the server."""
-        update(
-            self.state_store, self.seen_key, lambda seen: self._remember(seen or [], claim.uidls)
-        )
+    def listing(self, seen_now: list[str] | None = None) -> list[tuple[int, str]]:
+        """``(message number, UIDL)`` of every message, read once per session.
 
-    def _remember(self, seen: list[str], handed_over: tuple[str, ...]) -> list[str]:
-        present = [uidl for _number, uidl in self.listing()]
-        return remember_seen(seen, handed_over, present, self._seen_before_listing)
-
-    def listing(self) -> list[tuple[int, str]]:
-        """``(message number, UIDL)`` of every message, read once per session."""
+        ``seen_now``: the seen ids just read, so the first listing need not read them again.
+        """
         if self._listing is None:
             # Read first: what was seen before the listing and is missing from it is gone.
-            self._seen_before_listing = self.seen()
+            self.seen_before_listing = self.seen() if seen_now is None else list(seen_now)
             with self.translate_errors():
                 _response, lines, _octets = self.client.uidl()
             listing = []
@@ -273,7 +184,11 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
 
 
 def _exchange(client: poplib.POP3) -> Callable[[str, str], None]:
-    """``AUTH mechanism`` (RFC 5034): the credentials answer the server's first ``+``."""
+    """``AUTH mechanism`` (RFC 5034): the credentials answer the server's first ``+``.
+
+    poplib has no ``AUTH`` command; its private ``_shortcmd`` (send one line, read one
+    reply) is how its own commands are written (tests/unit/test_library_privates.py).
+    """
 
     def exchange(mechanism: str, initial: str) -> None:
         try:

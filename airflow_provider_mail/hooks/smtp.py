@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
+import ssl
 import threading
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +22,11 @@ from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.mail.compose import ComposedEmail, envelope_of
 from airflow_provider_mail.mail.errors import (
     describe_network_error,
-    login_rejected,
-    password_not_ascii,
     server_reply,
-    starttls_not_offered,
 )
 from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.params import check_emails, check_max_connections
 from airflow_provider_mail.mail.settings import ServerSettings
-from airflow_provider_mail.mail.tls import Security, build_ssl_context
 
 
 class _Batch:
@@ -145,32 +142,29 @@ class SmtpHook(MailHook[smtplib.SMTP]):
             except smtplib.SMTPServerDisconnected as err:
                 raise _see_through(err) from err
 
-    def _open(self, settings: ServerSettings) -> smtplib.SMTP:
-        context = build_ssl_context(settings.server_certificate)
-        client: smtplib.SMTP
-        if settings.security is Security.SSL:
-            client = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=settings.timeout, context=context
-            )
-        else:
-            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-        try:
-            client.ehlo()
-            if settings.security is Security.STARTTLS:
-                if not client.has_extn("starttls"):
-                    raise starttls_not_offered(settings)
-                client.starttls(context=context)
-                client.ehlo()
-            if settings.oauth2 is not None:
-                self._require_auth(client, settings)
-                offered = str(client.esmtp_features.get("auth", "")).split()
-                self.sign_in_with_token(settings, offered, _exchange(client))
-            elif settings.login:
-                self._login(client, settings)
-        except BaseException:
-            self._abandon(client)
-            raise
-        return client
+    login_refused = (smtplib.SMTPAuthenticationError,)
+    client_classes = (smtplib.SMTP, smtplib.SMTP_SSL)
+
+    def _greet(self, client: smtplib.SMTP) -> None:
+        client.ehlo()
+
+    def _offers_starttls(self, client: smtplib.SMTP) -> bool:
+        return bool(client.has_extn("starttls"))
+
+    def _starttls(self, client: smtplib.SMTP, context: ssl.SSLContext) -> None:
+        client.starttls(context=context)
+        client.ehlo()
+
+    def _sasl_mechanisms(self, client: smtplib.SMTP, settings: ServerSettings) -> list[str]:
+        self._require_auth(client, settings)
+        return str(client.esmtp_features.get("auth", "")).split()
+
+    def _sasl_exchange(self, client: smtplib.SMTP) -> Callable[[str, str], None]:
+        return _exchange(client)
+
+    def _login(self, client: smtplib.SMTP, settings: ServerSettings) -> None:
+        self._require_auth(client, settings)
+        client.login(settings.login, settings.password)
 
     @staticmethod
     def _require_auth(client: smtplib.SMTP, settings: ServerSettings) -> None:
@@ -179,16 +173,6 @@ class SmtpHook(MailHook[smtplib.SMTP]):
                 f"{settings.address} does not offer authentication on this connection; choose "
                 "Security Method starttls or ssl, or leave User Name empty."
             )
-
-    @classmethod
-    def _login(cls, client: smtplib.SMTP, settings: ServerSettings) -> None:
-        cls._require_auth(client, settings)
-        try:
-            client.login(settings.login, settings.password)
-        except smtplib.SMTPAuthenticationError as err:
-            raise login_rejected(settings) from err
-        except UnicodeEncodeError:
-            raise password_not_ascii(settings) from None
 
     def _close(self, client: smtplib.SMTP) -> None:
         try:

@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import email.errors
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.generator import BytesGenerator
@@ -17,7 +18,7 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
-from email.policy import SMTPUTF8, Policy
+from email.policy import SMTPUTF8, Policy, compat32
 from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -28,8 +29,19 @@ from airflow_provider_mail.mail.addresses import (
     parse_single_address,
     unique_addr_specs,
 )
+from airflow_provider_mail.mail.outgoing import (
+    DEFAULT_MAX_ATTACHMENT_BYTES,
+    AttachmentFile,
+    read_bytes,
+    read_literal,
+)
+from airflow_provider_mail.mail.replies import bounded_references, message_ids
 
 _HEADER_FIELDS = ("from", "to", "cc", "bcc", "reply_to", "subject")
+_LINE_BREAKS = re.compile(r"[\r\n]")
+# The longest header line written without the library (RFC 5322's recommended 78).
+_PLAIN_LINE = 78
+_MESSAGE_ID_IN_TEXT = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
 _MAX_QUOTED = 120
 # What starts an RFC 2047 encoded word. Text holding it is written so that receivers, who
 # decode encoded words, show the text as it was given (see _LiteralHeader).
@@ -37,6 +49,44 @@ _ENCODED_WORD_START = "=?"
 # Stands in for "=?" while an address is parsed, so the parser keeps it as text instead of
 # decoding an encoded word: a private-use character no address needs.
 _PLACEHOLDER = "\ue000"
+
+#: Headers ``headers`` may not set: those with a parameter of their own, those MIME owns,
+#: and the trace and authentication headers servers add (setting them would forge them).
+RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "sender",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "auto-submitted",
+        "mime-version",
+        "return-path",
+        "received",
+        "delivered-to",
+        "dkim-signature",
+        "authentication-results",
+    }
+)
+_RESERVED_PREFIXES = ("content-", "resent-", "arc-")
+#: Most extra headers one email may have, and the longest value of one.
+MAX_EXTRA_HEADERS = 50
+MAX_HEADER_VALUE_CHARS = 2000
+#: Most message ids In-Reply-To may name (a reply usually has one parent).
+MAX_IN_REPLY_TO = 10
+# Longest message id written: it goes on a line of its own, within the 998-octet limit.
+_MAX_WRITTEN_ID = 900
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,76}$")
+_AUTO_SUBMITTED = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+# What may stand between message ids in a value: separators, and the brackets and quotes
+# of a list rendered as text by a template ("['<a@x>', '<b@x>']").
+_ID_SEPARATORS = frozenset(" \t,[]'\"")
 
 
 @dataclass(frozen=True)
@@ -49,6 +99,8 @@ class ComposedEmail:
     message: EmailMessage | Message
     sender: str
     recipients: tuple[str, ...]
+    attachments: tuple[AttachmentFile, ...] = ()
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
 
     @property
     def message_id(self) -> str | None:
@@ -83,9 +135,25 @@ class ComposedEmail:
         return policy.clone(linesep="\r\n")
 
     def as_bytes(self) -> bytes:
-        """The message as transmitted: CRLF line ends, UTF-8 headers only when international."""
+        """The message as transmitted: CRLF line ends, UTF-8 headers only when international.
+
+        Attachments are read here, when the email goes out, so a batch holds the files of
+        one email at a time; each travels base64-encoded, byte for byte.
+        """
+        message = self.message
+        if self.attachments:
+            message = copy.deepcopy(message)
+            assert isinstance(message, EmailMessage)
+            budget = self.max_attachment_bytes
+            for file in self.attachments:
+                data = read_bytes(file, budget)
+                budget -= len(data)
+                maintype, _slash, subtype = file.content_type.partition("/")
+                message.add_attachment(
+                    data, maintype=maintype, subtype=subtype, filename=file.filename
+                )
         with io.BytesIO() as buffer:
-            BytesGenerator(buffer, policy=self.wire_policy()).flatten(self.message)
+            BytesGenerator(buffer, policy=self.wire_policy()).flatten(message)
             return buffer.getvalue()
 
 
@@ -108,6 +176,9 @@ class _LiteralHeader(str):
         header.name = name
         header.addresses = addresses
         return header
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Any:
+        return self  # immutable, like the str it is
 
     def fold(self, *, policy: Policy) -> str:
         """The header as written on the wire, ending with the policy's line separator."""
@@ -161,6 +232,26 @@ def _as_decoded(text: str) -> str:
         return text
 
 
+def _check_text(text: str, field: str, label: str) -> None:
+    """Refuse a line break or control character in a header value, raw or encoded."""
+    if "\r" in text or "\n" in text:
+        raise MailSendError(
+            f"{label} has a line break in its {field}, which could inject headers, so "
+            "it was refused; remove line breaks from that value."
+        )
+    if _has_control(text):
+        raise MailSendError(
+            f"{label} has a control character in its {field}; remove it from that value."
+        )
+    decoded = _as_decoded(text)
+    if "\r" in decoded or "\n" in decoded or _has_control(decoded):
+        raise MailSendError(
+            f"{label} has an encoded word (=?...?=) in its {field} that decodes to a "
+            "line break or control character, which could inject headers, so it was "
+            "refused; remove that encoded word from the value."
+        )
+
+
 def _check_header_values(fields: Mapping[str, Any], label: str) -> None:
     """Refuse line breaks and control characters before the email library sees them.
 
@@ -171,22 +262,145 @@ def _check_header_values(fields: Mapping[str, Any], label: str) -> None:
     """
     for field in _HEADER_FIELDS:
         for text in _texts(fields.get(field), field, label):
-            if "\r" in text or "\n" in text:
+            _check_text(text, field, label)
+
+
+class _IdsHeader(str):
+    """A threading header (In-Reply-To, References) written as it is: one id per line.
+
+    The email library treats these headers as free text and writes a long message id as
+    encoded words, which no mail program reads back as an id.
+    """
+
+    name: str
+    ids: tuple[str, ...]
+
+    def __new__(cls, name: str, ids: tuple[str, ...]) -> _IdsHeader:
+        header = super().__new__(cls, " ".join(ids))
+        header.name = name
+        header.ids = ids
+        return header
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Any:
+        return self  # immutable, like the str it is
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header as written on the wire, ending with the policy's line separator."""
+        return f"{self.name}: " + f"{policy.linesep} ".join(self.ids) + policy.linesep
+
+
+def _id_texts(value: object, field: str, label: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return _texts(value, field, label)
+
+
+def thread_ids(value: object, field: str, label: str) -> list[str]:
+    """The message ids of an ``in_reply_to`` or ``references`` value, checked.
+
+    Accepts ``"<a@x>"``, ``"<a@x> <b@x>"``, ``"a@x"`` (brackets added to a bare word only
+    when it has an ``@``), a list of these, or
+    a list rendered as text (``"['<a@x>', '<b@x>']"``); anything else in the value is an
+    error, so a stranger's text never rides along in a threading header.
+    """
+    ids: list[str] = []
+    for text in _id_texts(value, field, label):
+        _check_text(text, field, label)
+        found = message_ids(text)
+        rest = _MESSAGE_ID_IN_TEXT.sub(" ", text) if found else text
+        if found and not set(rest) <= _ID_SEPARATORS:
+            found = []
+        if not found:
+            words = [w for w in re.split(r"[\s,]+", text.strip(" \t[]'\"")) if w]
+            found = [f"<{word.strip(chr(39) + chr(34))}>" for word in words]
+            if not all("@" in one and message_ids(one) == [one] for one in found):
                 raise MailSendError(
-                    f"{label} has a line break in its {field}, which could inject headers, so "
-                    "it was refused; remove line breaks from that value."
+                    f"{label} has a {field} {_quoted(text)} that is not a list of message ids "
+                    "such as <id@example.org>; map it from a record's message_id or references."
                 )
-            if _has_control(text):
+        for one in found:
+            if len(one) > _MAX_WRITTEN_ID:
                 raise MailSendError(
-                    f"{label} has a control character in its {field}; remove it from that value."
+                    f"{label} has a {field} message id longer than {_MAX_WRITTEN_ID} "
+                    "characters; shorten it or leave it out."
                 )
-            decoded = _as_decoded(text)
-            if "\r" in decoded or "\n" in decoded or _has_control(decoded):
-                raise MailSendError(
-                    f"{label} has an encoded word (=?...?=) in its {field} that decodes to a "
-                    "line break or control character, which could inject headers, so it was "
-                    "refused; remove that encoded word from the value."
-                )
+        ids.extend(found)
+    return ids
+
+
+def _threading(fields: Mapping[str, Any], label: str) -> dict[str, tuple[str, ...]]:
+    in_reply_to = bounded_references(
+        thread_ids(fields.get("in_reply_to"), "in_reply_to", label), MAX_IN_REPLY_TO
+    )
+    references = bounded_references(thread_ids(fields.get("references"), "references", label))
+    return {"In-Reply-To": tuple(in_reply_to), "References": tuple(references)}
+
+
+def _auto_submitted(fields: Mapping[str, Any], label: str) -> str | None:
+    value = fields.get("auto_submitted")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if not isinstance(value, str) or not _AUTO_SUBMITTED.match(text):
+        raise MailSendError(
+            f"{label} has an auto_submitted {_quoted(str(value))} that is not an RFC 3834 "
+            "value; use 'auto-replied', 'auto-generated' or 'no'."
+        )
+    return text.lower()
+
+
+def header_dict(value: object, label: str) -> dict[str, str]:
+    """Read a ``headers`` value: a dict, or a dict a template rendered as text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        value = read_literal(value, label, "headers")
+    if not isinstance(value, Mapping):
+        raise MailSendError(
+            f"{label} has headers of type {type(value).__name__}; give a dict such as "
+            "{'X-Ticket': '42'}."
+        )
+    return {str(name): value[name] for name in value}
+
+
+def _extra_headers(fields: Mapping[str, Any], label: str) -> list[tuple[str, str]]:
+    headers = header_dict(fields.get("headers"), label)
+    if len(headers) > MAX_EXTRA_HEADERS:
+        raise MailSendError(
+            f"{label} has {len(headers)} extra headers, more than {MAX_EXTRA_HEADERS}; set fewer."
+        )
+    checked: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise MailSendError(
+                f"{label} has a header name {_quoted(name)} that is not a valid field name; "
+                "use letters, digits and dashes, such as X-Ticket-Id."
+            )
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith(_RESERVED_PREFIXES):
+            raise MailSendError(
+                f"{label} sets the header {name} through headers, which cannot set it; use "
+                "the operator's parameter for it, or leave it to the email library."
+            )
+        if lowered in seen:
+            raise MailSendError(f"{label} sets the header {name} twice; set it once.")
+        seen.add(lowered)
+        if value is None:
+            continue
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise MailSendError(
+                f"{label} has a {name} header of type {type(value).__name__}; give text."
+            )
+        text = str(value).strip()
+        if len(text) > MAX_HEADER_VALUE_CHARS:
+            raise MailSendError(
+                f"{label} has a {name} header longer than {MAX_HEADER_VALUE_CHARS} "
+                "characters; shorten it."
+            )
+        _check_text(text, f"{name} header", label)
+        checked.append((name, text))
+    return checked
 
 
 def _literal_addresses(texts: list[str]) -> tuple[Address, ...]:
@@ -204,17 +418,63 @@ def _literal_addresses(texts: list[str]) -> tuple[Address, ...]:
     )
 
 
+class _PlainHeader(str):
+    """A header whose value is short printable ASCII, written exactly as it is.
+
+    The email library parses every header it is given into an object tree and folds it
+    back when writing, about a tenth of a millisecond each; for a value that needs no
+    quoting, encoding or folding that gives back the same text, so it is skipped.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, text: str) -> _PlainHeader:
+        header = super().__new__(cls, text)
+        header.name = name
+        return header
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Any:
+        return self  # immutable, like the str it is
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header as written on the wire, ending with the policy's line separator."""
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+def _plain(name: str, text: str) -> _PlainHeader | None:
+    """``text`` as a :class:`_PlainHeader` when it can be written as it is, else ``None``."""
+    if (
+        len(name) + 2 + len(text) <= _PLAIN_LINE
+        and text.isascii()
+        and text.isprintable()
+        and text == text.strip()
+        and _ENCODED_WORD_START not in text
+    ):
+        return _PlainHeader(name, text)
+    return None
+
+
+def _plain_address(address: Address) -> bool:
+    # str(Address) quotes a display name with specials itself; a quote or backslash inside
+    # it, or non-ASCII, is left to the library.
+    return address.display_name.isascii() and not any(c in address.display_name for c in '"\\')
+
+
 def _address_header(name: str, addresses: tuple[Address, ...]) -> object:
     """The value to set for an address header: the library's, unless a name holds ``=?``."""
     if any(_ENCODED_WORD_START in a.display_name for a in addresses):
         return _LiteralHeader(name, ", ".join(map(str, addresses)), addresses)
+    if all(_plain_address(a) for a in addresses):
+        plain = _plain(name, ", ".join(map(str, addresses)))
+        if plain is not None:
+            return plain
     return addresses
 
 
-def _subject_header(subject: str) -> object:
-    if _ENCODED_WORD_START in subject:
-        return _LiteralHeader("Subject", subject)
-    return subject
+def _text_header(name: str, text: str) -> object:
+    if _ENCODED_WORD_START in text:
+        return _LiteralHeader(name, text)
+    return _plain(name, text) or text
 
 
 def _check_wire(composed: ComposedEmail, label: str) -> None:
@@ -232,7 +492,10 @@ def _check_wire(composed: ComposedEmail, label: str) -> None:
             f"{label} has a header the email library refuses to write (a line break in it "
             "could inject headers); remove line breaks from its header values."
         ) from None
-    received = BytesHeaderParser(policy=default_policy).parsebytes(folded + b"\r\n")
+    # compat32 reads the raw values without building header objects (the default policy's
+    # cost a millisecond per email); only values holding an encoded word are decoded, as a
+    # receiver would, since only those can turn into something else.
+    received = BytesHeaderParser(policy=compat32).parsebytes(folded + b"\r\n")
     names = [name.lower() for name, _value in raw]
     if [name.lower() for name in received] != names:
         raise MailSendError(
@@ -240,7 +503,10 @@ def _check_wire(composed: ComposedEmail, label: str) -> None:
             "so it was refused; remove line breaks and encoded words from its header values."
         )
     for name, value in received.items():
-        if _has_control(str(value)):
+        text = _LINE_BREAKS.sub("", str(value))  # unfolded, as the default policy does
+        if _ENCODED_WORD_START in text:
+            text = str(default_policy.header_factory(name, text))
+        if _has_control(text):
             raise MailSendError(
                 f"{label} has a {name} header that decodes to a line break or control "
                 "character, so it was refused; remove it from that value."
@@ -293,14 +559,21 @@ def compose_email(
     *,
     item: int | None = None,
     now: dt.datetime | None = None,
+    attachments: tuple[AttachmentFile, ...] = (),
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> ComposedEmail:
     """Validate ``fields`` and build the email.
 
     :param fields: ``from``, ``to``, ``cc``, ``bcc``, ``reply_to`` (a string of
-        comma-separated addresses or a list), ``subject``, ``text`` and ``html``; missing
-        or empty fields are left out.
+        comma-separated addresses or a list), ``subject``, ``text`` and ``html``;
+        ``in_reply_to`` and ``references`` (message ids, text or a list), ``headers`` (a
+        dict of extra headers) and ``auto_submitted`` (an RFC 3834 value); missing or
+        empty fields are left out.
     :param item: the consumed-data index, named in error messages.
     :param now: the Date header's time (default: now, in the local time zone).
+    :param attachments: files checked by :func:`airflow_provider_mail.mail.outgoing.resolve`;
+        they are read when the email is written out (:meth:`ComposedEmail.as_bytes`).
+    :param max_attachment_bytes: the most bytes the attachments may add up to when read.
     :raises MailSendError: no recipient, an invalid address, or a line break (or another
         control character) in a header value; the message names the item and the field.
 
@@ -309,6 +582,9 @@ def compose_email(
     """
     label = _label(item)
     _check_header_values(fields, label)
+    threading = _threading(fields, label)
+    auto_submitted = _auto_submitted(fields, label)
+    extra_headers = _extra_headers(fields, label)
     sender = _sender(fields, label)
     to = _addresses(fields, "to", label)
     cc = _addresses(fields, "cc", label)
@@ -331,13 +607,22 @@ def compose_email(
         if reply_to:
             message["Reply-To"] = _address_header("Reply-To", reply_to)
         if subject:
-            message["Subject"] = _subject_header(subject)
-        message["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
-        message["Message-ID"] = new_message_id(sender.domain)
+            message["Subject"] = _text_header("Subject", subject)
+        date = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
+        message["Date"] = _plain("Date", date) or date
+        message_id = new_message_id(sender.domain)
+        message["Message-ID"] = _plain("Message-ID", message_id) or message_id
+        for name, ids in threading.items():
+            if ids:
+                message[name] = _IdsHeader(name, ids)
+        if auto_submitted:
+            message["Auto-Submitted"] = auto_submitted
+        for name, text in extra_headers:
+            message[name] = _text_header(name, text)
     except (ValueError, TypeError) as err:
         raise MailSendError(
             f"{label} has a header value the email library refused ({type(err).__name__}); "
-            "check its addresses and subject."
+            "check its addresses, subject and headers."
         ) from None
     text, html = _body(fields.get("text")), _body(fields.get("html"))
     if html.strip():
@@ -348,7 +633,13 @@ def compose_email(
             message.set_content(html, subtype="html")
     else:
         message.set_content(text)
-    composed = ComposedEmail(message=message, sender=sender.addr_spec, recipients=recipients)
+    composed = ComposedEmail(
+        message=message,
+        sender=sender.addr_spec,
+        recipients=recipients,
+        attachments=attachments,
+        max_attachment_bytes=max_attachment_bytes,
+    )
     _check_wire(composed, label)
     return composed
 

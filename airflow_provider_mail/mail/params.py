@@ -23,6 +23,10 @@ from airflow_provider_mail.exceptions import MailConfigError
 #: The longest ``delay`` or ``timeout`` accepted: a year (more is a typo, and Airflow's
 #: own time arithmetic overflows long before ``inf``).
 MAX_SECONDS = 365 * 24 * 3600.0
+#: Default most bytes the attachments of one email may add up to (before base64): 25 MiB,
+#: the limit of Gmail and Microsoft 365 (their limit counts the encoded size; a server
+#: with a lower one refuses the email with a clear reply).
+DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 
 
 def is_resolved_later(value: object) -> bool:
@@ -138,6 +142,29 @@ def check_attachments_dir(value: Any) -> Any:
     raise MailConfigError(
         f"attachments_dir must be a directory path or an object-storage URL such as "
         f"'s3://bucket/mail', not {_kind(value)}."
+    )
+
+
+def check_headers(value: Any) -> Any:
+    """``None`` or a dict of header name -> text (checked fully when the email is built)."""
+    if value is None or is_resolved_later(value) or isinstance(value, (Mapping, str)):
+        return value
+    raise MailConfigError(
+        f"headers must be a dict such as {{'X-Ticket-Id': '42'}}, not {_kind(value)}."
+    )
+
+
+def check_dirs(value: Any, name: str) -> Any:
+    """``None``, a directory path or URL, or a list of them."""
+    if value is None or is_resolved_later(value) or isinstance(value, (str, os.PathLike)):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(item, (str, os.PathLike)) for item in value
+    ):
+        return value
+    raise MailConfigError(
+        f"{name} must be a directory path or object-storage URL, or a list of them, not "
+        f"{_kind(value)}."
     )
 
 

@@ -40,6 +40,7 @@ from airflow_provider_mail.mail.mime import (
     part_text,
     payload_bytes,
 )
+from airflow_provider_mail.mail.replies import reply_fields
 
 __all__ = ["build_record"]
 
@@ -77,7 +78,7 @@ def build_record(
          [{"filename": "report.pdf", "content_type": "application/pdf", "size": 1234,
            "path": "/tmp/airflow-provider-mail/.../report.pdf"}], "folder": "INBOX",
          "uid": 42, "uidvalidity": 1700000000, "uidl": None, "size": 5678,
-         "truncated": {}}
+         "in_reply_to": None, "references": [], "automatic": False, "truncated": {}}
 
     ``truncated`` says what the record's limits left out (docs/records.md), e.g.
     ``{"attachments": 1234}``; ``{}`` for all but hostile mail.
@@ -111,6 +112,9 @@ def build_record(
         "uidvalidity": uidvalidity,
         "uidl": uidl,
         "size": len(raw),
+        "in_reply_to": None,
+        "references": [],
+        "automatic": False,
         "truncated": {},
     }
     key = _Key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
@@ -130,6 +134,7 @@ def build_record(
         if field in _CAPPED_HEADERS:
             value = _cap(value, MAX_HEADER_CHARS, field, truncated)
         record[field] = value
+    record.update(reply_fields(message.raw_items()))
     texts: list[str] = []
     htmls: list[str] = []
     for leaf in leaves:

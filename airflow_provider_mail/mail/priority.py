@@ -10,7 +10,21 @@ from airflow_provider_mail.exceptions import MailConfigError
 
 #: The fields an email is built from, as keys of the operator's input values and of
 #: consumed-data items.
-EMAIL_FIELDS: tuple[str, ...] = ("from", "to", "cc", "bcc", "subject", "text", "html", "reply_to")
+EMAIL_FIELDS: tuple[str, ...] = (
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "text",
+    "html",
+    "reply_to",
+    "attachments",
+    "in_reply_to",
+    "references",
+    "headers",
+    "auto_submitted",
+)
 
 
 class ParameterPriority(str, Enum):
@@ -52,7 +66,9 @@ def merge_fields(
     """The value of every email field after applying ``priority``.
 
     The winning side's value is used when it is set; otherwise the other side's. Keys that
-    are not email fields are ignored (see :func:`unknown_keys`).
+    are not email fields are ignored (see :func:`unknown_keys`). ``headers`` dicts of both
+    sides are merged name by name (names compared without case), the winning side's value
+    taking precedence.
 
     >>> merge_fields({"subject": "Hello"}, {"subject": "Hi"}, "consumed_data")["subject"]
     'Hi'
@@ -66,6 +82,18 @@ def merge_fields(
     for field in EMAIL_FIELDS:
         value = first.get(field)
         merged[field] = value if not is_empty(value) else second.get(field)
+    headers = [side.get("headers") for side in (second, first)]
+    if all(isinstance(side, Mapping) for side in headers):
+        combined: dict[str, Any] = {}
+        for side in headers:
+            for name, value in side.items():  # type: ignore[union-attr]
+                known = [k for k in combined if str(k).lower() == str(name).lower()]
+                if known and is_empty(value):
+                    continue  # empty on the winning side: the other side's value stays
+                for key in known:
+                    del combined[key]
+                combined[name] = value
+        merged["headers"] = combined
     return merged
 
 

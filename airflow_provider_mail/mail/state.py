@@ -12,12 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Re-exported for code that imports them from here; their home is mail/params.py.
-from airflow_provider_mail.mail.params import (
-    check_max_connections as check_max_connections,
-)
-from airflow_provider_mail.mail.params import check_max_emails as check_max_emails
-
 INBOX = "INBOX"
 
 
@@ -134,4 +128,3 @@ class Claim:
             uids=tuple(int(uid) for uid in payload.get("uids", ())),
             uidls=tuple(str(uidl) for uidl in payload.get("uidls", ())),
         )
-

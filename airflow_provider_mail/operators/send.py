@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -112,8 +113,9 @@ class SendEmailOperator(BaseOperator):
         ``multipart/alternative`` and mail programs show the version they prefer.
     :param reply_to: where replies go, default ``None`` (to the sender).
     :param data: the consumed data, default ``None``: a dict or a list of dicts with any of
-        the keys ``from``, ``to``, ``cc``, ``bcc``, ``subject``, ``text``, ``html`` and
-        ``reply_to`` (other keys are ignored, with a warning). ``None`` sends one email from
+        the keys ``from``, ``to``, ``cc``, ``bcc``, ``subject``, ``text``, ``html``,
+        ``reply_to``, ``attachments``, ``in_reply_to``, ``references``, ``headers`` and
+        ``auto_submitted`` (other keys are ignored, with a warning). ``None`` sends one email from
         the input values alone; an empty list sends nothing and the task succeeds.
     :param parameter_priority: which side wins when both set a field:
         ``"input_values"`` (default: the operator's value wins, the item's value is the
@@ -123,6 +125,36 @@ class SendEmailOperator(BaseOperator):
     :param max_connections: how many SMTP sessions may send in parallel, default 1 (all
         emails over one session). Raise it only for large batches to a server that allows
         several connections per client.
+    :param attachments: files to attach, default ``None``: a local path, an object-storage
+        URL (``s3://bucket/report.pdf``, ``file:///data/report.pdf``), an attachment dict
+        of a received message (``path``, ``filename``, ``content_type``), or a list of
+        them. Each travels base64-encoded, byte for byte; the content type is guessed from
+        the file name when not given. Files named by consumed data (an item's
+        ``attachments``, such as ``{{ item.attachments }}`` forwarding what was received)
+        must lie under ``attachment_dirs``.
+    :param in_reply_to: the message id this email answers, default ``None``, such as a
+        record's ``message_id`` (``"<abc@example.org>"``); mail programs show the reply in
+        the same conversation.
+    :param references: the thread's message ids, oldest first, default ``None``: text
+        (``"<a@x> <b@x>"``) or a list. For a reply: the record's ``references`` plus its
+        ``message_id``. At most 100 are written (the first and the newest).
+    :param headers: extra headers, default ``None``, such as ``{"X-Ticket-Id": "42"}``.
+        Headers with a parameter of their own, the MIME and the trace headers cannot be set
+        this way (From, To, Cc, Bcc, Reply-To, Subject, Date, Message-ID, In-Reply-To,
+        References, Auto-Submitted, MIME-Version, Content-*, Received...). The operator's
+        dict and an item's are merged name by name, the ``parameter_priority`` side winning.
+    :param auto_submitted: the RFC 3834 ``Auto-Submitted`` header, default ``None`` (not
+        set): ``"auto-replied"`` for an automatic answer, ``"auto-generated"`` for a
+        report. Well-behaved responders (and this provider's ``automatic`` record field)
+        never answer such an email, which prevents mail loops.
+    :param attachment_dirs: folders (paths or object-storage URLs) that consumed data may
+        attach files from, default ``None``: only the folder where received attachments
+        are written by default (the system temp directory's ``airflow-provider-mail-<uid>``).
+        Give the sensor's ``attachments_dir`` here when it is set. The operator's own
+        ``attachments`` may name any file.
+    :param max_attachment_bytes: the most bytes the attachments of one email may add up to,
+        default 25 MiB (Gmail's and Microsoft 365's limit). A larger total fails the task
+        before anything is sent.
     """
 
     template_fields: Sequence[str] = (
@@ -136,6 +168,11 @@ class SendEmailOperator(BaseOperator):
         "html",
         "reply_to",
         "data",
+        "attachments",
+        "in_reply_to",
+        "references",
+        "headers",
+        "auto_submitted",
     )
     ui_color = "#fdf1e8"
 
@@ -154,6 +191,13 @@ class SendEmailOperator(BaseOperator):
         data: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Any = None,
         parameter_priority: str = ParameterPriority.INPUT_VALUES.value,
         max_connections: int = 1,
+        attachments: Any = None,
+        in_reply_to: str | Sequence[str] | None = None,
+        references: str | Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auto_submitted: str | None = None,
+        attachment_dirs: str | Sequence[str] | None = None,
+        max_attachment_bytes: int = params.DEFAULT_MAX_ATTACHMENT_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,6 +218,15 @@ class SendEmailOperator(BaseOperator):
         self.data = params.check_records(data, "data", optional=True)
         self.parameter_priority = ParameterPriority.parse(parameter_priority).value
         self.max_connections = max_connections
+        self.attachments = attachments
+        self.in_reply_to = params.check_addresses(in_reply_to, "in_reply_to")
+        self.references = params.check_addresses(references, "references")
+        self.headers = params.check_headers(headers)
+        self.auto_submitted = params.check_text(auto_submitted, "auto_submitted")
+        self.attachment_dirs = params.check_dirs(attachment_dirs, "attachment_dirs")
+        self.max_attachment_bytes = params.check_count(
+            max_attachment_bytes, "max_attachment_bytes", 1
+        )
 
     def _input_values(self) -> dict[str, Any]:
         return {
@@ -185,7 +238,20 @@ class SendEmailOperator(BaseOperator):
             "text": self.text,
             "html": self.html,
             "reply_to": self.reply_to,
+            "attachments": self.attachments,
+            "in_reply_to": self.in_reply_to,
+            "references": self.references,
+            "headers": self.headers,
+            "auto_submitted": self.auto_submitted,
         }
+
+    def _attachment_dirs(self) -> tuple[str, ...]:
+        dirs = self.attachment_dirs
+        if dirs is None:
+            return ()
+        if isinstance(dirs, (str, os.PathLike)):
+            return (os.fspath(dirs),)
+        return tuple(os.fspath(one) for one in dirs)
 
     def _items(self) -> list[tuple[int | None, Mapping[str, Any] | None]]:
         data = self.data
@@ -206,17 +272,38 @@ class SendEmailOperator(BaseOperator):
         )
 
     def compose(self) -> list[ComposedEmail]:
-        """Build and check every email, before anything is sent."""
-        from airflow_provider_mail.mail.compose import compose_email
+        """Build and check every email (attachments looked up), before anything is sent."""
+        from airflow_provider_mail.mail import outgoing
+        from airflow_provider_mail.mail.compose import compose_email, header_dict
 
         priority = ParameterPriority.parse(self.parameter_priority)
         input_values = self._input_values()
+        allowed_dirs = (*outgoing.default_allowed_dirs(), *self._attachment_dirs())
         emails = []
         ignored: set[str] = set()
         for index, item in self._items():
+            label = "The email" if index is None else f"Item {index}"
             if item is not None:
                 ignored.update(unknown_keys(item))
-            emails.append(compose_email(merge_fields(input_values, item, priority), item=index))
+                # A mapper renders every value as text: read a rendered dict back.
+                item = {**item, "headers": header_dict(item.get("headers"), label)}
+            fields = merge_fields(
+                {**input_values, "headers": header_dict(self.headers, label)}, item, priority
+            )
+            chosen = fields.pop("attachments")
+            requests = outgoing.attachment_requests(chosen, label)
+            # Files named by consumed data may come from a stranger: confine them.
+            if item is not None and chosen is not None and chosen is item.get("attachments"):
+                outgoing.check_confined(requests, allowed_dirs, label)
+            files = outgoing.resolve(requests, label, self.max_attachment_bytes)
+            emails.append(
+                compose_email(
+                    fields,
+                    item=index,
+                    attachments=files,
+                    max_attachment_bytes=self.max_attachment_bytes,
+                )
+            )
         if ignored:
             self.log.warning(
                 "Ignored data keys that are not email fields: %s.", ", ".join(sorted(ignored))

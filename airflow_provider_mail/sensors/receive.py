@@ -20,6 +20,8 @@ from airflow_provider_mail.mail.state import Claim
 # Hooks, storage and the trigger are imported where a task runs, not when a DAG file is
 # parsed: every DAG-processor process imports this module (benchmarks/imports.py).
 if TYPE_CHECKING:
+    from airflow_provider_mail.handover.engine import HandOver
+    from airflow_provider_mail.handover.ledger import LedgerEntry
     from airflow_provider_mail.hooks.base import ReceiveHook
 
 
@@ -99,7 +101,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
         hook = self._hook()
         try:
-            hook.settle_give_backs()  # what an earlier failed read took is found again
+            # What an earlier failed read took is found again by this task's polls.
+            self._handover(context, hook).settle_give_backs()
         finally:
             hook.close()
         records = self.deliver_unfinished(context)
@@ -124,14 +127,12 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def deliver_unfinished(self, context: Any) -> list[dict[str, Any]]:
         """The messages an earlier try of this task instance claimed but may not have returned."""
-        from airflow_provider_mail.storage import RESERVED, TaskLedger
+        from airflow_provider_mail.handover.ledger import HandoverLedger
 
-        pending = TaskLedger.for_task("handover", context).pending()
-        claim = Claim.from_payload(pending) if pending is not None else None
-        if not claim:
+        earlier = HandoverLedger.for_task(context).entry()
+        if earlier is None:
             return []
-        reserved = bool(pending and pending.get(RESERVED))
-        records = self._hand_over(context, claim, retry=True, reserved=reserved)
+        records = self._hand_over(context, earlier.claim, earlier=earlier)
         self.log.info("Delivered %d message(s) claimed by an earlier try.", len(records))
         return records
 
@@ -158,8 +159,12 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         """One poll in the worker (``deferrable=False``)."""
+        from airflow_provider_mail.handover.mailbox import Poll
+
         with self._hook() as hook:
-            claim = hook.find_new(self.folder, self.unseen_only, self.max_emails)
+            claim = self._handover(context, hook).peek(
+                Poll(self.folder, self.unseen_only, self.max_emails)
+            )
             self.log.info("Poll found %d new message(s).", len(claim))
             if not claim:
                 return False
@@ -189,58 +194,16 @@ class ReceiveEmailSensor(BaseSensorOperator):
         claim: Claim,
         hook: ReceiveHook[Any] | None = None,
         *,
-        retry: bool = False,
-        reserved: bool = False,
+        earlier: LedgerEntry | None = None,
     ) -> list[dict[str, Any]]:
-        """Record the claim, take it, read the messages and mark them seen.
-
-        The claim is written to Airflow's storage before any message is touched, so a
-        crash at any later point leaves the next try knowing what to deliver. With
-        ``unseen_only`` the messages are taken first: the ledger entry is rewritten,
-        marked :data:`RESERVED`, with the messages about to be taken while no other poller
-        can take them, before the server marks them. A ``retry`` of an entry not yet
-        reserved never took anything, so it takes again and delivers what it gets; a
-        retry of a ``reserved`` entry delivers all of it, taking what is still unseen.
-        """
-        from airflow_provider_mail.storage import RESERVED, TaskLedger
-
+        """Hand the claim over with the engine (:meth:`HandOver.hand_over`): write ahead,
+        take, read, mark; ``earlier`` is the ledger entry of a try that died."""
         started = time.monotonic()
-        ledger = TaskLedger.for_task("handover", context)
-        if not retry:
-            ledger.record(claim.to_payload())
-
-        def reserve(taking: Claim) -> None:
-            ledger.record({**taking.to_payload(), RESERVED: True})
-
         sink = DirectorySink(self.attachments_dir or self._default_attachments_dir(context))
         with contextlib.nullcontext(hook) if hook else self._hook() as session:
-            delivered = session.delivered_ids(claim)
-            if self.unseen_only and reserved:
-                session.claim(claim)  # what the crash left unseen; all of it is this task's
-            elif self.unseen_only:
-                owned = session.claim(claim, before_take=reserve)
-                owned = session.without_repeats(owned, delivered)
-                if owned != claim:
-                    reserve(owned)
-                claim = owned
-            try:
-                records = session.fetch(claim, sink)
-            except BaseException:
-                # Give the messages back, so that a later run gets them even without a
-                # retry; a retry then takes them again like any poller. A give-back that
-                # failed is owed in Airflow's storage and done before the next poll, so the
-                # entry is no longer reserved either way.
-                if self.unseen_only:
-                    session.give_back(claim)
-                    with contextlib.suppress(Exception):  # the read's error is the one to see
-                        ledger.record(claim.to_payload())
-                raise
-            if not self.unseen_only:
-                session.mark_seen(claim)  # taking them (unseen_only) marked them already
-            if delivered is not None:
-                delivered.remember(
-                    claim.uidvalidity, [r["message_id"] for r in records if r["message_id"]]
-                )
+            records = self._handover(context, session).hand_over(
+                claim, sink, unseen_only=self.unseen_only, earlier=earlier
+            )
         for record in records:
             self.log.info("%s", received_line(record))
         self.log.info(
@@ -251,8 +214,15 @@ class ReceiveEmailSensor(BaseSensorOperator):
         )
         return records
 
+    @staticmethod
+    def _handover(context: Any, hook: ReceiveHook[Any]) -> HandOver:
+        """The engine over ``hook``'s session with this task instance's ledger."""
+        from airflow_provider_mail.handover.ledger import HandoverLedger
+
+        return hook.handover(ledger=HandoverLedger.for_task(context))
+
     def _hook(self) -> ReceiveHook[Any]:
-        from airflow_provider_mail.triggers.receive import receive_hook
+        from airflow_provider_mail.hooks.registry import receive_hook
 
         return receive_hook(self.conn_id, BaseHook.get_connection(self.conn_id), self.folder)
 

@@ -16,6 +16,7 @@ from airflow_provider_mail.exceptions import (
     MailConfigError,
     MailError,
 )
+from airflow_provider_mail.hooks.registry import receive_hook
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.mail.state import Claim, mailbox_key
 
@@ -25,33 +26,9 @@ if TYPE_CHECKING:
     from airflow_provider_mail.hooks.base import ReceiveHook
     from airflow_provider_mail.triggers.shared_poll import SharedPoll
 
-#: The hook class per connection type, completed on first use.
-RECEIVE_HOOKS: dict[str, type[ReceiveHook[Any]]] = {}
 MAX_BACKOFF_SECONDS = 300.0
 #: How long one IMAP IDLE lasts before it is renewed (servers drop IDLE after 29 minutes).
 IDLE_RENEW_SECONDS = 120.0
-
-
-def receive_hook(conn_id: str, connection: Any, folder: str | None) -> ReceiveHook[Any]:
-    """The hook for a loaded receive connection, checked against ``folder``.
-
-    Any other connection type, or a folder the protocol cannot read, is a clear error.
-    """
-    from airflow_provider_mail.hooks.imap import ImapHook
-    from airflow_provider_mail.hooks.pop3 import Pop3Hook
-
-    for known in (ImapHook, Pop3Hook):
-        RECEIVE_HOOKS.setdefault(known.conn_type, known)
-    try:
-        hook_class = RECEIVE_HOOKS[connection.conn_type or ""]
-    except KeyError:
-        raise MailConfigError(
-            f"Connection {conn_id!r} is of type {connection.conn_type!r}; receiving email needs a "
-            "mail_imap or mail_pop3 connection."
-        ) from None
-    hook = hook_class(conn_id, connection=connection)
-    hook.check_folder(folder)
-    return hook
 
 
 class ReceiveEmailTrigger(BaseEventTrigger):
@@ -249,19 +226,20 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     def _take(self, hook: ReceiveHook[Any], recover_pending: bool) -> Claim:
         """One poll, in a worker thread: the messages this trigger's next event names.
 
-        As an AssetWatcher the event is the hand-over, so the messages are taken first
-        (atomically against other triggers, with a pending mark that survives a crash);
-        after the event went out :meth:`_release` clears the mark. A crash in between
-        repeats an event, never loses one.
+        As an AssetWatcher the event is the hand-over, so the engine takes the messages
+        first (atomically against other triggers, with a pending mark that survives a
+        crash, :meth:`HandOver.watch`); after the event went out :meth:`_release` clears
+        the mark. A crash in between repeats an event, never loses one.
         """
-        if recover_pending:
-            pending = hook.find_pending(self.folder)
-            if pending:
-                return pending
-        claim = hook.find_new(self.folder, self.unseen_only, self.max_emails)
+        from airflow_provider_mail.handover.mailbox import Poll
+
+        handover = hook.handover()
+        poll = Poll(self.folder, self.unseen_only, self.max_emails)
+        if self.mark_seen:
+            claim = handover.watch(poll, recover_pending=recover_pending)
+        else:
+            claim = handover.peek(poll)
         self.log.debug("Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim))
-        if claim and self.mark_seen:
-            claim = hook.claim(claim, pending=True)
         return claim
 
     @staticmethod
@@ -278,7 +256,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     async def _release(self, hook: ReceiveHook[Any], claim: Claim) -> None:
         """The event went out: clear the pending mark (taking the messages marked them seen)."""
         try:
-            await asyncio.to_thread(hook.release_pending, claim)
+            await asyncio.to_thread(hook.handover().released, claim)
         except Exception as err:
             # The pending mark stays: this claim's event repeats after a restart.
             self.log.warning(

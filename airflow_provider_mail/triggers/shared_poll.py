@@ -80,7 +80,8 @@ class SharedPoll:
 
     async def wait(self, seconds: float) -> None:
         """Until the next poll: ``seconds``, or until a member's poll finds mail."""
-        with contextlib.suppress(TimeoutError):
+        # asyncio.TimeoutError, not TimeoutError: they are one class only from Python 3.11.
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.news.wait(), seconds)
 
     def _take(self, take: Callable[[ReceiveHook[Any]], Claim]) -> Claim:

@@ -9,7 +9,8 @@ from typing import Any
 #: Points of a hand-over where a process can be killed: after the messages about to be
 #: taken were reserved in the ledger but before the server marked them, before they are
 #: read, after they are read, and after they are marked seen (with ``unseen_only`` taking
-#: them marks them, before the read; otherwise ``mark_seen`` does, after it).
+#: them marks them, before the read; otherwise the mark step does, after it). The hook's
+#: mailbox (what the hand-over engine talks to) dies at these points.
 HOOK_POINTS = ("after_reserve", "before_fetch", "after_fetch", "after_mark")
 
 
@@ -22,34 +23,35 @@ def inject_crash(hook: Any, point: str | None) -> Any:
     """Make ``hook`` die at ``point`` (one of :data:`HOOK_POINTS`); ``None``: unchanged."""
     if point not in HOOK_POINTS:
         return hook
-    claim, fetch, mark_seen = hook.claim, hook.fetch, hook.mark_seen
+    mailbox = hook.mailbox
+    take, read, mark = mailbox.take, mailbox.read, mailbox.mark
 
-    def crashing_claim(taking: Any, **kwargs: Any) -> Any:
-        before_take = kwargs.get("before_take")
-        if point == "after_reserve" and before_take is not None:
+    def crashing_take(taking: Any, **kwargs: Any) -> Any:
+        reserve = kwargs.get("reserve")
+        if point == "after_reserve" and reserve is not None:
 
             def reserve_then_die(reserved: Any) -> None:
-                before_take(reserved)
+                reserve(reserved)
                 die()
 
-            kwargs["before_take"] = reserve_then_die
-        owned = claim(taking, **kwargs)
+            kwargs["reserve"] = reserve_then_die
+        owned = take(taking, **kwargs)
         if point == "after_mark" and owned:
             die()
         return owned
 
-    def crashing_fetch(taken: Any, sink: Any) -> Any:
+    def crashing_read(taken: Any, sink: Any) -> Any:
         if point == "before_fetch":
             die()
-        records = fetch(taken, sink)
+        records = read(taken, sink)
         if point == "after_fetch":
             die()
         return records
 
-    def crashing_mark_seen(taken: Any) -> None:
-        mark_seen(taken)
+    def crashing_mark(taken: Any) -> None:
+        mark(taken)
         if point == "after_mark":
             die()
 
-    hook.claim, hook.fetch, hook.mark_seen = crashing_claim, crashing_fetch, crashing_mark_seen
+    mailbox.take, mailbox.read, mailbox.mark = crashing_take, crashing_read, crashing_mark
     return hook

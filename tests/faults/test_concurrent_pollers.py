@@ -22,7 +22,8 @@ import pytest
 from imapclient.exceptions import IMAPClientError
 
 from airflow_provider_mail.exceptions import MailProtocolError
-from airflow_provider_mail.hooks.imap import _LOCK_FOLDERS, LOCK_FOLDER, ImapHook
+from airflow_provider_mail.handover.locks import _LOCK_FOLDERS, LOCK_FOLDER
+from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.locks import LOCK_DIR_VARIABLE
 from airflow_provider_mail.mail.state import Claim
@@ -219,8 +220,8 @@ def test_claim_refuses_messages_another_poller_marked_meanwhile(
         seen_by_second = second.find_new(None, unseen_only=True, max_emails=-1)
         assert seen_by_first == seen_by_second and len(seen_by_first) == 4
         part = Claim("imap", "INBOX", seen_by_second.uidvalidity, uids=seen_by_second.uids[:2])
-        assert second.claim(part) == part
-        owned = first.claim(seen_by_first)
+        assert second.mailbox.take(part) == part
+        owned = first.mailbox.take(seen_by_first)
         assert owned.uids == seen_by_first.uids[2:]
 
 
@@ -232,7 +233,7 @@ def test_trigger_redelivers_a_claim_whose_event_never_went_out(
     conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
     dovecot.deliver("info", numbered(3, "Pending"))
     with ImapHook(conn_id) as hook:
-        claim = hook.claim(hook.find_new(None, True, -1), pending=True)
+        claim = hook.mailbox.take(hook.find_new(None, True, -1), pending=True)
     assert len(claim) == 3  # claimed and marked seen, then "the triggerer died"
 
     trigger = ReceiveEmailTrigger(conn_id, unseen_only=True, delay=0.1)
@@ -322,7 +323,7 @@ def test_pop3_pending_ids_of_a_dead_trigger_count_as_seen_once_found(
         first = hook.find_new(None, unseen_only=True, max_emails=1)
         hook.state_store.set(hook.pending_key, list(first.uidls))  # then it died
     with Pop3Hook(conn_id) as hook:
-        assert hook.find_pending(None) == first
+        assert hook.mailbox.find_pending(None) == first
     with Pop3Hook(conn_id) as hook:
         assert set(hook.find_new(None, unseen_only=True, max_emails=-1).uidls).isdisjoint(
             first.uidls

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_mail.hooks import imap
+from airflow_provider_mail.handover import imap
 from airflow_provider_mail.hooks.imap import ImapHook
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
+from airflow_provider_mail.keyvalue import MemoryStore
 from airflow_provider_mail.mail.state import distinct_uidls
-from airflow_provider_mail.storage import MemoryStore
 from devtools.connections import ConnFactory
 from tests.hostile.pop3_server import HostilePop3
 

@@ -16,11 +16,11 @@ from airflow_provider_mail.exceptions import MailConfigError
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
 from airflow_provider_mail.hooks.smtp import SmtpHook
+from airflow_provider_mail.keyvalue import MemoryStore
 from airflow_provider_mail.mail import params
 from airflow_provider_mail.operators.map import MapOperator
 from airflow_provider_mail.operators.send import SendEmailOperator
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
-from airflow_provider_mail.storage import MemoryStore
 from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 
 RECEIVE_WRONG: list[tuple[str, Any]] = [

@@ -20,9 +20,10 @@ from airflow.exceptions import TaskDeferred
 from airflow_provider_mail.exceptions import MailError
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
+from airflow_provider_mail.keyvalue import MemoryStore
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.sensors.receive import ReceiveEmailSensor
-from airflow_provider_mail.storage import MemoryStore, TaskLedger
+from airflow_provider_mail.storage import TaskLedger
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
 from devtools.messages import numbered
@@ -77,6 +78,14 @@ def _connection(
         port=proxy.port,
         timeout=2,
     )
+
+
+def _owed(conn_id: str) -> list[dict[str, Any]]:
+    """The give-backs owed for ``conn_id`` (Variable ``mail_provider/give_back/...``)."""
+    stores = ImapHook(conn_id).handover(state_required=True).stores
+    owed = stores.owed() if stores is not None else None
+    assert owed is not None
+    return owed.claims()
 
 
 def _sensor_and_context(conn_id: str, tmp_path: Path) -> tuple[ReceiveEmailSensor, dict[str, Any]]:
@@ -137,7 +146,7 @@ def test_server_gone_after_the_take_the_next_poll_gives_back_first(
     context = _sensor_hand_over_fails(conn_id, tmp_path)
 
     assert _unseen(inbox) == 0, "the server was unreachable: nothing could be given back yet"
-    assert [len(Claim.from_payload(p)) for p in ImapHook(conn_id)._owed().claims()] == [3]
+    assert [len(Claim.from_payload(p)) for p in _owed(conn_id)] == [3]
     entry = TaskLedger.for_task("handover", context).pending()
     assert entry is not None and "reserved" not in entry
 
@@ -146,7 +155,7 @@ def test_server_gone_after_the_take_the_next_poll_gives_back_first(
     with pytest.raises(TaskDeferred):
         next_run.execute(next_context)  # gives back, then waits in the triggerer
     assert _unseen(inbox) == 3
-    assert ImapHook(conn_id)._owed().claims() == []
+    assert _owed(conn_id) == []
     with ImapHook(conn_id) as hook:
         assert (
             len(hook.receive(unseen_only=True, max_emails=-1, attachments_dir=str(tmp_path))) == 3

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_mail.hooks.imap import LOCK_FOLDER, ImapHook
+from airflow_provider_mail.handover.locks import LOCK_FOLDER
+from airflow_provider_mail.hooks.imap import ImapHook
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
 from devtools.messages import numbered

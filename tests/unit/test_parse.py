@@ -35,6 +35,9 @@ RECORD_KEYS = [
     "uidvalidity",
     "uidl",
     "size",
+    "in_reply_to",
+    "references",
+    "automatic",
     "truncated",
 ]
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
@@ -196,6 +199,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "delivery_status.eml": {
         "from": "Mail Delivery System <MAILER-DAEMON@example.org>",
         "text": "Your message could not be delivered.",
+        "automatic": True,
         "attachments": [
             (None, "message/delivery-status", 118, "attachment", b"Reporting-MTA: dns;"),
             (None, "text/rfc822-headers", 38, "attachment-2", b"From: jane@example.com"),

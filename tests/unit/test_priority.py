@@ -60,9 +60,9 @@ def test_priority_is_read_tolerantly() -> None:
 
 
 def test_unknown_keys() -> None:
-    assert unknown_keys({"to": "a", "message_id": "b", "attachments": []}) == [
-        "attachments",
+    assert unknown_keys({"to": "a", "message_id": "b", "attachments": [], "size": 3}) == [
         "message_id",
+        "size",
     ]
 
 
