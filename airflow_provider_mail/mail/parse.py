@@ -40,6 +40,7 @@ from airflow_provider_mail.mail.mime import (
     part_text,
     payload_bytes,
 )
+from airflow_provider_mail.mail.replies import HEADERS as REPLY_HEADERS
 from airflow_provider_mail.mail.replies import reply_fields
 
 __all__ = ["build_record"]
@@ -130,11 +131,14 @@ def build_record(
     truncated: dict[str, int] = record["truncated"]
     leaves = list(iter_leaves(message))
     charsets = DeclaredCharsets(message, leaves)
-    for field, value in _header_fields(message, key, charsets).items():
+    headers = _record_headers(message)
+    for field, value in _header_fields(headers, key, charsets).items():
         if field in _CAPPED_HEADERS:
             value = _cap(value, MAX_HEADER_CHARS, field, truncated)
         record[field] = value
-    record.update(reply_fields(message.raw_items()))
+    record.update(
+        reply_fields((name, value) for name in REPLY_HEADERS for value in headers.get(name, ()))
+    )
     texts: list[str] = []
     htmls: list[str] = []
     for leaf in leaves:
@@ -210,7 +214,8 @@ def _cap(value: _T, limit: int, field: str, truncated: dict[str, int]) -> _T:
 
 
 def _record_headers(message: Message) -> dict[str, list[str]]:
-    """The values of the headers a record reads, by lower-case name, in one pass."""
+    """The values of the headers a record reads (replies.py's too), by lower-case name, in one
+    pass over the message's headers."""
     headers: dict[str, list[str]] = {}
     for name, value in message.raw_items():  # as items() gives them: see mime.iter_leaves
         key = name.lower()
@@ -219,9 +224,8 @@ def _record_headers(message: Message) -> dict[str, list[str]]:
     return headers
 
 
-def _header_fields(message: Message, key: _Key, charsets: Charsets) -> dict[str, Any]:
+def _header_fields(headers: dict[str, list[str]], key: _Key, charsets: Charsets) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    headers = _record_headers(message)
     for field, reader in _HEADER_READERS.items():
         source = _SINGLE_SOURCE.get(field)
         if source is not None and source not in headers:
@@ -333,6 +337,7 @@ _SINGLE_SOURCE = {
     "subject": "subject",
     "date": "date",
 }
-_RECORD_HEADERS = frozenset(
-    {"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"}
+_RECORD_HEADERS = (
+    frozenset({"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"})
+    | REPLY_HEADERS
 )
