@@ -4,7 +4,8 @@ A :class:`ClaimLock` is held around each take. Two implementations, used togethe
 
 * :class:`HostClaimLock` (always): an exclusive ``flock`` per account and folder
   (:func:`~airflow_provider_mail.locks.host_lock`), for every thread and process of the
-  host; the kernel releases it when its holder dies.
+  host; the kernel releases it when its holder dies. POP3's take holds the one of its
+  seen Variable (``ImapMailbox.locks``, ``Pop3Mailbox.locks``).
 * :class:`ServerClaimLock` (the IMAP connection's Claim Lock ``server``): the folder
   ``AirflowMailClaimLock`` on the mail server, for pollers on several hosts.
 """

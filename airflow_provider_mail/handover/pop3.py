@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from airflow_provider_mail.handover.locks import ClaimLock, HostClaimLock, all_held
 from airflow_provider_mail.handover.mailbox import HookMailbox, Reserve
 from airflow_provider_mail.hooks.pop3 import Pop3Hook
-from airflow_provider_mail.keyvalue import KeyValueStore, update, variable_lock
+from airflow_provider_mail.keyvalue import KeyValueStore, update
 from airflow_provider_mail.mail.state import INBOX, Claim, remember_seen
 
 
@@ -24,6 +25,11 @@ class Pop3Mailbox(HookMailbox[Pop3Hook]):
         """Where the account's seen and pending ids live (the hook's ``state_store``)."""
         return self.hook.state_store
 
+    def locks(self) -> list[ClaimLock]:
+        """The claim lock of the account: the host lock of its seen Variable, the same
+        lock every update of that Variable takes (``keyvalue.variable_lock``)."""
+        return [HostClaimLock("variable", self.hook.seen_key)]
+
     def take(self, claim: Claim, *, reserve: Reserve | None = None, pending: bool = False) -> Claim:
         """Add the claimed ids no other poller took to the seen set; returns them.
 
@@ -33,7 +39,7 @@ class Pop3Mailbox(HookMailbox[Pop3Hook]):
         if not claim.uidls:
             return claim
         seen_key = self.hook.seen_key
-        with variable_lock(seen_key):
+        with all_held(self.locks()):
             seen = self.hook.seen()
             already = set(seen)
             owned = tuple(uidl for uidl in claim.uidls if uidl not in already)
