@@ -4,13 +4,16 @@ Run from the repository root (starts and stops its own aiosmtpd)::
 
     python -m benchmarks.send                    # 100 emails, 3 rounds, 20 ms RTT
     python -m benchmarks.send --emails 50 --repeat 5 --delay 0.025
+    python -m benchmarks.send --loopback-only --repeat 7
 
 Contenders, each timed from connecting to the last reply (TLS and AUTH included):
 
 - ``ours``: compose 100 emails with ``compose_email`` and ``SmtpHook(conn).send(emails)``:
-  one session; the same with each accepted email recorded in an Airflow Variable, as
-  ``SendEmailOperator`` does so that a retry after a crash does not resend (SQLite here;
-  in a task the write goes through the API server); then with ``max_connections=4``;
+  one session; the same with every email built by the email library (as before the
+  fast path of :mod:`airflow_provider_mail.mail.outgoing_wire`); the same with each
+  accepted email recorded in an Airflow Variable, as ``SendEmailOperator`` does so that
+  a retry after a crash does not resend (SQLite here; in a task the write goes through
+  the API server); then with ``max_connections=4``;
 - ``official, one session``: ``airflow.providers.smtp``'s ``SmtpHook.send_email_smtp`` 100
   times inside one ``with hook:`` (it builds each MIME message itself);
 - ``official, one session per email``: a new ``SmtpHook`` session per email, which is what
@@ -123,6 +126,18 @@ class Setup:
             emails, max_connections=max_connections
         )
 
+    def ours_library(self, network: str) -> None:
+        """``ours`` with every email built by the email library, as before the fast path."""
+        from airflow_provider_mail.mail import compose, outgoing_wire
+
+        written, simple = compose._written, outgoing_wire.simple_addresses
+        compose._written = lambda *args: None  # type: ignore[assignment]
+        outgoing_wire.simple_addresses = lambda texts: None  # type: ignore[assignment]
+        try:
+            self.ours(network)
+        finally:
+            compose._written, outgoing_wire.simple_addresses = written, simple
+
     def ours_recorded(self, network: str) -> None:
         """What ``SendEmailOperator`` does: each accepted email recorded in a Variable."""
         import uuid
@@ -195,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emails", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds (median)")
     parser.add_argument("--delay", type=float, default=0.010, help="one-way delay, seconds")
+    parser.add_argument(
+        "--loopback-only", action="store_true", help="skip the 20 ms RTT rows (minutes)"
+    )
     args = parser.parse_args(argv)
 
     prepare_airflow_home()
@@ -216,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         contenders = [
             Contender("ours: compose + `SmtpHook.send`, one session", setup.ours),
             Contender(
+                "ours, emails built by the email library (before: no fast path)",
+                setup.ours_library,
+            ),
+            Contender(
                 "ours: as `SendEmailOperator` sends (one Variable write per email accepted)",
                 setup.ours_recorded,
             ),
@@ -232,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
         for contender in contenders:
             contender.verify = setup.verify
-        networks = [LOOPBACK, wan]
+        networks = [LOOPBACK] if args.loopback_only else [LOOPBACK, wan]
         measure(contenders, networks, args.repeat)
         print(f"\n### Send {args.emails} emails (SMTP, STARTTLS + AUTH, median of {args.repeat})\n")
         print(markdown_table(contenders, networks))

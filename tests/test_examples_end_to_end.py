@@ -360,6 +360,7 @@ def test_every_example_dag_parses_and_serializes() -> None:
         "support_auto_acknowledge",
         "hourly_mail_digest",
         "new_mail_asset_watcher",
+        "invoices_to_storage",
     }
     for dag in bag.dags.values():
         serialization.serialize_dag(dag)

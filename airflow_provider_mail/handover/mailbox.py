@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.mail.search import SearchCriteria
 from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.uid_ranges import UidRanges
 
 if TYPE_CHECKING:
     from airflow_provider_mail.hooks.base import ReceiveHook
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 #: Called by :meth:`Mailbox.take` under the claim locks with the messages about to be
 #: taken, before they are: the hand-over writes its reservation there.
 Reserve = Callable[[Claim], None]
+
+#: The UIDs a peek of a folder (with its UIDVALIDITY) must not find again.
+Exclude = Callable[[str, int | None], UidRanges]
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,10 @@ class Poll:
     folder: str | None
     unseen_only: bool
     max_emails: int
+    #: Only messages matching these criteria (the sensor's ``search``).
+    search: SearchCriteria | None = None
+    #: UIDs not to find again (those ``leave_unread``/``move``/``delete`` handed over).
+    exclude: Exclude | None = None
 
 
 class Mailbox(Protocol):
@@ -88,7 +97,13 @@ class HookMailbox(Generic[HookT]):
 
     def peek(self, poll: Poll) -> Claim:
         """The hook's search (``find_new``): the oldest ``max_emails`` the poll finds."""
-        return self.hook.find_new(poll.folder, poll.unseen_only, poll.max_emails)
+        return self.hook.find_new(
+            poll.folder,
+            poll.unseen_only,
+            poll.max_emails,
+            search=poll.search,
+            exclude=poll.exclude,
+        )
 
     def read(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:
         """The hook's read (``fetch``): records, flags unchanged."""

@@ -11,10 +11,17 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from airflow_provider_mail.compat import BaseHook
-from airflow_provider_mail.exceptions import MailError, MailStorageError
+from airflow_provider_mail.exceptions import MailConfigError, MailError, MailStorageError
+from airflow_provider_mail.handover.actions import (
+    MARK_SEEN_ACTION,
+    Action,
+    HandedOverSet,
+    after_receive,
+    check_before_touching,
+)
 from airflow_provider_mail.handover.engine import HandOver
 from airflow_provider_mail.handover.ledger import Ledger
-from airflow_provider_mail.handover.mailbox import Mailbox, Poll
+from airflow_provider_mail.handover.mailbox import Exclude, Mailbox, Poll
 from airflow_provider_mail.handover.state import Stores
 from airflow_provider_mail.hooks.oauth2 import due as token_due
 from airflow_provider_mail.hooks.oauth2 import seconds_left as token_seconds_left
@@ -35,6 +42,7 @@ from airflow_provider_mail.mail.errors import (
 )
 from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
+from airflow_provider_mail.mail.search import SearchCriteria
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
@@ -296,6 +304,10 @@ class ReceiveHook(MailHook[ClientT]):
         unseen_only: bool = False,
         max_emails: int = 5,
         attachments_dir: str | None = None,
+        *,
+        after_receive: str = "mark_seen",
+        move_to: str | None = None,
+        search: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """One poll with the sensor's semantics; returns message records, oldest first.
 
@@ -305,6 +317,14 @@ class ReceiveHook(MailHook[ClientT]):
         :param max_emails: at most this many messages, the oldest first; ``-1``: all.
         :param attachments_dir: where attachments are written (a directory or an Airflow
             object-storage URL); default: a new folder under the system temp directory.
+        :param after_receive: what happens to the returned messages, as for the sensor:
+            ``"mark_seen"`` (default), ``"leave_unread"``, ``"move"`` (to ``move_to``) or
+            ``"delete"``. Here ``move`` and ``delete`` happen before this returns (no task
+            to wait for: docs/mailbox_actions.md).
+        :param move_to: the folder of ``after_receive="move"`` (IMAP).
+        :param search: only messages matching all these criteria, e.g.
+            ``{"from": "billing@vendor.example", "since": "2026-01-01"}``
+            (docs/mailbox_actions.md).
 
         The returned messages count as seen afterwards::
 
@@ -316,10 +336,16 @@ class ReceiveHook(MailHook[ClientT]):
         params.check_bool(unseen_only, "unseen_only")
         params.check_max_emails(max_emails)
         params.check_attachments_dir(attachments_dir)
+        action = Action(*params.check_after_receive(after_receive, move_to))
+        params.check_move_target(folder, action.move_to)
+        criteria = params.check_search(search)
         with self._session():
             self.check_folder(folder)  # before any I/O
-            return self.handover().receive(
-                Poll(folder, unseen_only, max_emails), _sink(attachments_dir)
+            params.check_for_protocol(self.protocol, action.name, criteria)
+            handover = self.handover(action=action, immediate=True)
+            check_before_touching(self.mailbox, action)
+            return handover.receive(
+                Poll(folder, unseen_only, max_emails, search=criteria), _sink(attachments_dir)
             )
 
     def fetch_claimed(
@@ -356,20 +382,44 @@ class ReceiveHook(MailHook[ClientT]):
             self._mailbox = self._new_mailbox()
         return self._mailbox
 
-    def handover(self, *, ledger: Ledger | None = None, state_required: bool = False) -> HandOver:
+    def handover(
+        self,
+        *,
+        ledger: Ledger | None = None,
+        state_required: bool = False,
+        action: Action = MARK_SEEN_ACTION,
+        immediate: bool = False,
+    ) -> HandOver:
         """The hand-over engine over this hook's session.
 
         :param ledger: the sensor task instance's ledger; default: none to inform.
         :param state_required: the connection's hand-over state must be reachable (inside
             Airflow); otherwise a hook used in a plain script skips it.
+        :param action: ``after_receive`` and ``move_to``.
+        :param immediate: move or delete right after the read (a hook's own ``receive``);
+            the sensor does it once its task instance succeeded.
         """
+        store = self.state_store or VariableStore()
         stores = Stores(
-            self.state_store or VariableStore(),
+            store,
             conn_id=self.conn_id,
             account=self.settings.account,
             optional=not state_required,
         )
-        return HandOver(self.mailbox, ledger=ledger, stores=stores, log=self.log)
+        if action.name != MARK_SEEN_ACTION.name and not stores.available():
+            raise MailConfigError(
+                f"after_receive={action.name!r} remembers what was handed over in Airflow "
+                "Variables, which cannot be reached here; run it inside Airflow or set the "
+                "hook's state_store."
+            )
+
+        def handed_over_set(folder: str) -> HandedOverSet:
+            return HandedOverSet(
+                store, conn_id=self.conn_id, account=self.settings.account, folder=folder
+            )
+
+        after = after_receive(action, self.protocol, handed_over_set, immediate=immediate)
+        return HandOver(self.mailbox, ledger=ledger, stores=stores, after=after, log=self.log)
 
     def _new_mailbox(self) -> Mailbox:
         raise NotImplementedError
@@ -402,8 +452,17 @@ class ReceiveHook(MailHook[ClientT]):
     def check_folder(self, folder: str | None) -> None:
         """Raise MailConfigError when this protocol cannot read ``folder``."""
 
-    def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
-        """The messages one poll takes; nothing is read or changed."""
+    def find_new(
+        self,
+        folder: str | None,
+        unseen_only: bool,
+        max_emails: int,
+        *,
+        search: SearchCriteria | None = None,
+        exclude: Exclude | None = None,
+    ) -> Claim:
+        """The messages one poll takes (matching ``search``, without ``exclude``); nothing
+        is read or changed."""
         raise NotImplementedError
 
     def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:

@@ -16,13 +16,17 @@ from imapclient.exceptions import LoginError
 from imapclient.response_parser import parse_fetch_response
 
 from airflow_provider_mail.exceptions import MailError, MailProtocolError
+from airflow_provider_mail.handover.mailbox import Exclude
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.mailbox_actions import uid_search
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.oauth2 import error_reply
+from airflow_provider_mail.mail.search import SearchCriteria, imap_search
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
 from airflow_provider_mail.mail.tls import Security
+from airflow_provider_mail.mail.uid_ranges import UidRanges
 
 if TYPE_CHECKING:
     from airflow_provider_mail.handover.imap import ImapMailbox
@@ -44,6 +48,12 @@ FETCH_CHUNK_MAX = 5000
 #: :data:`FETCH_SLICE` bytes of a message, so anything much larger is a broken or hostile
 #: server, and the client library would reserve the announced size before reading it.
 MAX_LITERAL = FETCH_SLICE + 1024 * 1024
+
+
+#: Longest UID set of handed-over messages sent as ``NOT UID <set>`` in a search; a longer
+#: (scattered) set is filtered here instead, keeping the command far below server limits
+#: (Dovecot: 64 KiB per line).
+MAX_EXCLUDED_TEXT = 8192
 
 
 class ImapHook(ReceiveHook[IMAPClient]):
@@ -115,8 +125,21 @@ class ImapHook(ReceiveHook[IMAPClient]):
 
         return ImapMailbox(self)
 
-    def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
-        """Search only (no message is read or changed): the oldest messages a poll takes."""
+    def find_new(
+        self,
+        folder: str | None,
+        unseen_only: bool,
+        max_emails: int,
+        *,
+        search: SearchCriteria | None = None,
+        exclude: Exclude | None = None,
+    ) -> Claim:
+        """Search only (no message is read or changed): the oldest messages a poll takes.
+
+        ``search``: only messages matching these criteria (one ``UID SEARCH``, every value
+        passed as data, :mod:`~airflow_provider_mail.mail.search`); ``exclude``: UIDs not
+        to find again, excluded on the server when their set is short and always here.
+        """
         name = folder_name(folder)
         self.renew_if_due()
         with self.translate_errors():
@@ -127,7 +150,17 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 # SEARCH runs on the mailbox as of the server's last sync and reports newer
                 # mail only beside its answer: sync first, or new mail is found a poll late.
                 self.client.noop()
-            uids = self.client.search("UNSEEN" if unseen_only else "ALL")
+            excluded = exclude(name, uidvalidity) if exclude is not None else UidRanges()
+            if search is None and not excluded:
+                uids = self.client.search("UNSEEN" if unseen_only else "ALL")
+            else:
+                ranges = excluded.to_text()
+                command = imap_search(
+                    search,
+                    unseen_only=unseen_only,
+                    exclude=ranges if len(ranges) <= MAX_EXCLUDED_TEXT else "",
+                )
+                uids = excluded.without_present(uid_search(self.client, command))
         return Claim("imap", name, uidvalidity, uids=tuple(oldest_first(uids, max_emails)))
 
     def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:

@@ -9,12 +9,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.handover.mailbox import Exclude
 from airflow_provider_mail.handover.state import pop3_pending_key, pop3_seen_key
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.hooks.mailbox_actions import pop3_headers, pop3_sizes
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.keyvalue import KeyValueStore, VariableStore
 from airflow_provider_mail.mail.attachments import AttachmentSink
 from airflow_provider_mail.mail.oauth2 import b64, error_reply
+from airflow_provider_mail.mail.search import SearchCriteria, pop3_matches
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import (
     INBOX,
@@ -125,8 +128,21 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         """The UIDLs already handed over from this account."""
         return list(self.state_store.get(self.seen_key) or [])
 
-    def find_new(self, folder: str | None, unseen_only: bool, max_emails: int) -> Claim:
-        """UIDL only (no message is read): the oldest messages a poll takes."""
+    def find_new(
+        self,
+        folder: str | None,
+        unseen_only: bool,
+        max_emails: int,
+        *,
+        search: SearchCriteria | None = None,
+        exclude: Exclude | None = None,
+    ) -> Claim:
+        """UIDL (no message is read): the oldest messages a poll takes.
+
+        ``search``: header criteria are checked on ``TOP n 0`` and sizes on one ``LIST``,
+        oldest first and only until ``max_emails`` matched; no body is read. ``exclude``
+        names IMAP UIDs and does not apply: POP3 leaves out its seen ids (``unseen_only``).
+        """
         self.check_folder(folder)
         self.renew_if_due()
         listed_now = self._listing is None
@@ -135,7 +151,18 @@ class Pop3Hook(ReceiveHook[poplib.POP3]):
         if unseen_only:
             # A fresh listing has just read the seen set; read it again only for a kept one.
             seen = self.seen_before_listing if listed_now else self.seen()
-        picked = new_pop3_messages(listing, seen, unseen_only=unseen_only, max_emails=max_emails)
+        picked = new_pop3_messages(
+            listing, seen, unseen_only=unseen_only, max_emails=-1 if search else max_emails
+        )
+        if search is not None:
+            with self.translate_errors():
+                picked = pop3_matches(
+                    picked,
+                    search,
+                    max_emails,
+                    sizes=lambda: pop3_sizes(self.client),
+                    top=lambda number: pop3_headers(self.client, number),
+                )
         return Claim("pop3", INBOX, uidls=tuple(uidl for _number, uidl in picked))
 
     def fetch(self, claim: Claim, attachments: AttachmentSink) -> list[dict[str, Any]]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import email
 import email.errors
+import functools
 import io
 import re
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from airflow_provider_mail.exceptions import InvalidAddressError, MailSendError
+from airflow_provider_mail.mail import outgoing_wire
 from airflow_provider_mail.mail.addresses import (
     parse_addresses,
     parse_single_address,
@@ -43,6 +46,7 @@ _LINE_BREAKS = re.compile(r"[\r\n]")
 _PLAIN_LINE = 78
 _MESSAGE_ID_IN_TEXT = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
 _MAX_QUOTED = 120
+_WIRE_POLICY = default_policy.clone(linesep="\r\n")
 # What starts an RFC 2047 encoded word. Text holding it is written so that receivers, who
 # decode encoded words, show the text as it was given (see _LiteralHeader).
 _ENCODED_WORD_START = "=?"
@@ -93,24 +97,42 @@ _ID_SEPARATORS = frozenset(" \t,[]'\"")
 class ComposedEmail:
     """An email ready to go: the message as transmitted and its SMTP envelope.
 
-    ``message`` never carries a ``Bcc`` header; Bcc recipients are only in ``recipients``.
+    The message never carries a ``Bcc`` header; Bcc recipients are only in ``recipients``.
+    Common emails are written straight to bytes (``written``, see
+    :mod:`~airflow_provider_mail.mail.outgoing_wire`); ``message`` then parses them.
     """
 
-    message: EmailMessage | Message
+    built: EmailMessage | Message | None
     sender: str
     recipients: tuple[str, ...]
     attachments: tuple[AttachmentFile, ...] = ()
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    #: The bytes on the wire, when written without the library (``built`` is then None).
+    written: bytes | None = None
+    #: ``(Message-ID, From, Subject)`` of a written email, for :meth:`result`.
+    summary: tuple[str, str, str] | None = None
+
+    @functools.cached_property
+    def message(self) -> EmailMessage | Message:
+        """The message: as built, or the written bytes parsed as a receiver would."""
+        if self.built is not None:
+            return self.built
+        assert self.written is not None
+        return email.message_from_bytes(self.written, policy=default_policy)
 
     @property
     def message_id(self) -> str | None:
         """The Message-ID header."""
+        if self.summary is not None:
+            return self.summary[0]
         value = self.message["Message-ID"]
         return None if value is None else str(value)
 
     @property
     def subject(self) -> str:
         """The Subject header, or ``""``."""
+        if self.summary is not None:
+            return self.summary[2]
         value = self.message["Subject"]
         return "" if value is None else str(value)
 
@@ -121,7 +143,10 @@ class ComposedEmail:
 
     def result(self) -> dict[str, Any]:
         """The JSON-safe record of a sent email (what the Send Email step returns)."""
-        sender = self.message["From"]
+        if self.summary is not None:
+            sender: object = self.summary[1]
+        else:
+            sender = self.message["From"]
         return {
             "message_id": self.message_id,
             "from": self.sender if sender is None else str(sender),
@@ -140,6 +165,8 @@ class ComposedEmail:
         Attachments are read here, when the email goes out, so a batch holds the files of
         one email at a time; each travels base64-encoded, byte for byte.
         """
+        if self.written is not None:
+            return self.written
         message = self.message
         if self.attachments:
             message = copy.deepcopy(message)
@@ -218,8 +245,11 @@ def _texts(value: object, field: str, label: str) -> list[str]:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text)
+    return _CONTROL.search(text) is not None
 
 
 def _as_decoded(text: str) -> str:
@@ -406,7 +436,8 @@ def _extra_headers(fields: Mapping[str, Any], label: str) -> list[tuple[str, str
 def _literal_addresses(texts: list[str]) -> tuple[Address, ...]:
     """Parse addresses keeping encoded-word look-alikes as text (the parser would decode them)."""
     if not any(_ENCODED_WORD_START in text for text in texts):
-        return parse_addresses(texts)
+        simple = outgoing_wire.simple_addresses(texts)
+        return parse_addresses(texts) if simple is None else simple
     parsed = parse_addresses([text.replace(_ENCODED_WORD_START, _PLACEHOLDER) for text in texts])
     return tuple(
         Address(
@@ -554,6 +585,67 @@ def new_message_id(domain: str) -> str:
     return make_msgid(domain=ascii_domain)
 
 
+@dataclass(frozen=True)
+class _Headers:
+    """The validated header values of one email, in the order they are written."""
+
+    sender: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    subject: str
+    date: str
+    message_id: str
+    threading: dict[str, tuple[str, ...]]
+    auto_submitted: str | None
+    extra: list[tuple[str, str]]
+
+    def texts(self) -> list[tuple[str, str]] | None:
+        """``(name, text)`` of each header as a receiver reads it; ``None`` if not plain."""
+        addresses = (self.sender, *self.to, *self.cc, *self.reply_to)
+        if not all(outgoing_wire.is_simple(address) for address in addresses):
+            return None
+        texts = [("From", outgoing_wire.address_text(self.sender))]
+        for name, group in (("To", self.to), ("Cc", self.cc), ("Reply-To", self.reply_to)):
+            if group:
+                texts.append((name, ", ".join(map(outgoing_wire.address_text, group))))
+        if self.subject:
+            texts.append(("Subject", self.subject))
+        texts += [("Date", self.date), ("Message-ID", self.message_id)]
+        texts += [(name, " ".join(ids)) for name, ids in self.threading.items() if ids]
+        if self.auto_submitted:
+            texts.append(("Auto-Submitted", self.auto_submitted))
+        return texts + self.extra
+
+
+def _written(headers: _Headers, text: str, html: str, label: str) -> bytes | None:
+    """The email written without the library (:mod:`.outgoing_wire`), when its shape allows."""
+    texts = headers.texts()
+    if texts is None or any(_ENCODED_WORD_START in value for _name, value in texts):
+        return None
+    lines: list[str] = []
+    for name, value in texts:
+        if name in ("From", "To", "Cc", "Reply-To"):
+            group = {"From": (headers.sender,), "To": headers.to, "Cc": headers.cc}
+            line = outgoing_wire.address_line(name, group.get(name, headers.reply_to))
+        elif name in headers.threading:
+            line = _IdsHeader(name, headers.threading[name]).fold(policy=_WIRE_POLICY)
+        else:
+            line = outgoing_wire.header_line(name, value)
+        if line is None:
+            return None
+        lines.append(line)
+    data = outgoing_wire.write(lines, text, html)
+    if data is None:
+        return None
+    if not outgoing_wire.check_written(texts, data):
+        raise MailSendError(
+            f"{label} would go out with headers it did not set, which is header injection, "
+            "so it was refused; remove line breaks and encoded words from its header values."
+        )
+    return data
+
+
 def compose_email(
     fields: Mapping[str, Any],
     *,
@@ -596,8 +688,33 @@ def compose_email(
             f"{label} has no recipient; set to, cc or bcc on the operator or in the consumed data."
         )
 
-    message = EmailMessage(policy=default_policy)
     subject = "".join(_texts(fields.get("subject"), "subject", label)).strip()
+    date = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
+    message_id = new_message_id(sender.domain)
+    text, html = _body(fields.get("text")), _body(fields.get("html"))
+    headers = _Headers(
+        sender=sender,
+        to=to,
+        cc=cc,
+        reply_to=reply_to,
+        subject=subject,
+        date=date,
+        message_id=message_id,
+        threading=threading,
+        auto_submitted=auto_submitted,
+        extra=extra_headers,
+    )
+    if not attachments:
+        written = _written(headers, text, html, label)
+        if written is not None:
+            return ComposedEmail(
+                built=None,
+                sender=sender.addr_spec,
+                recipients=recipients,
+                written=written,
+                summary=(message_id, outgoing_wire.address_text(sender), subject),
+            )
+    message = EmailMessage(policy=default_policy)
     try:
         message["From"] = _address_header("From", (sender,))
         if to:
@@ -608,23 +725,20 @@ def compose_email(
             message["Reply-To"] = _address_header("Reply-To", reply_to)
         if subject:
             message["Subject"] = _text_header("Subject", subject)
-        date = format_datetime(now or dt.datetime.now(dt.timezone.utc).astimezone())
         message["Date"] = _plain("Date", date) or date
-        message_id = new_message_id(sender.domain)
         message["Message-ID"] = _plain("Message-ID", message_id) or message_id
         for name, ids in threading.items():
             if ids:
                 message[name] = _IdsHeader(name, ids)
         if auto_submitted:
             message["Auto-Submitted"] = auto_submitted
-        for name, text in extra_headers:
-            message[name] = _text_header(name, text)
+        for name, value in extra_headers:
+            message[name] = _text_header(name, value)
     except (ValueError, TypeError) as err:
         raise MailSendError(
             f"{label} has a header value the email library refused ({type(err).__name__}); "
             "check its addresses, subject and headers."
         ) from None
-    text, html = _body(fields.get("text")), _body(fields.get("html"))
     if html.strip():
         if text.strip():
             message.set_content(text)
@@ -634,7 +748,7 @@ def compose_email(
     else:
         message.set_content(text)
     composed = ComposedEmail(
-        message=message,
+        built=message,
         sender=sender.addr_spec,
         recipients=recipients,
         attachments=attachments,
@@ -683,6 +797,6 @@ def envelope_of(message: Message, *, index: int | None = None) -> ComposedEmail:
         transmitted["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc).astimezone())
     if transmitted["Message-ID"] is None:
         transmitted["Message-ID"] = new_message_id(sender.domain)
-    composed = ComposedEmail(message=transmitted, sender=sender.addr_spec, recipients=recipients)
+    composed = ComposedEmail(built=transmitted, sender=sender.addr_spec, recipients=recipients)
     _check_wire(composed, label)
     return composed

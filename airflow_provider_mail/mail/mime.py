@@ -44,7 +44,40 @@ class _RawHeaders(Compat32):
         return value
 
 
-_POLICY = _RawHeaders(linesep="\r\n", max_line_length=None)
+class _Part(Message):
+    """``Message`` that remembers its content type until its headers or default type change.
+
+    The parser asks every part for its content type five times or more, and each answer
+    scans all the part's headers; this answers the repeats at once. The remembered answer
+    is checked against the header list, its length and the default type it was built from
+    (``_headers`` and ``_default_type`` are the library's private attributes: the only
+    in-place change that keeps all three, ``replace_header``, forgets it explicitly;
+    ``tests/unit/test_parse.py`` compares the answers after every kind of change).
+    """
+
+    _content_type_memo: tuple[list[Any], int, str, str] | None = None
+
+    def get_content_type(self) -> str:
+        headers: list[Any] = self._headers  # type: ignore[attr-defined]
+        default_type = self._default_type  # type: ignore[attr-defined]
+        memo = self._content_type_memo
+        if (
+            memo is not None
+            and memo[0] is headers
+            and memo[1] == len(headers)
+            and memo[2] == default_type
+        ):
+            return memo[3]
+        content_type = super().get_content_type()
+        self._content_type_memo = (headers, len(headers), default_type, content_type)
+        return content_type
+
+    def replace_header(self, _name: str, _value: Any) -> None:
+        self._content_type_memo = None
+        super().replace_header(_name, _value)
+
+
+_POLICY = _RawHeaders(linesep="\r\n", max_line_length=None, message_factory=_Part)
 
 
 class _FlattenHeaders(_RawHeaders):
@@ -107,7 +140,7 @@ def parse_message(raw: bytes) -> tuple[Message, dict[Message, Run]]:
     return _parse(raw), {}
 
 
-class FlatPart(Message):
+class FlatPart(_Part):
     """A part below :data:`MAX_DEPTH` levels, which the parser reads as text."""
 
     def get_content_type(self) -> str:
@@ -133,6 +166,9 @@ class _CappedParser(BytesFeedParser):
 
 def _parse(raw: bytes, lifted: tuple[Run, ...] = ()) -> Message:
     parser = _CappedParser()
+    if not lifted and len(raw) <= _FEED_SLICE:
+        parser.feed(raw)
+        return parser.close()
     position = 0
     with memoryview(raw) as view:
         for run in lifted:
@@ -202,8 +238,16 @@ class Leaf:
 
     def param(self, name: str, header: str) -> Any:
         """``part.get_param(name, None, header)``, the header's parameters parsed once."""
-        if header not in self._mime_headers:
+        value = self._mime_headers.get(header)
+        if value is None:
             return None
+        # A parameter's name is part of the header's text, so a header without it has no
+        # such parameter. Only without RFC 2231 ``*`` names: parsing those can raise, and
+        # the caller must see that exactly as before (the part is then skipped).
+        if "*" not in value and name not in value.lower():
+            return None
+        if "*" not in value and "\\" not in value and _SIMPLE_PARAMS.fullmatch(value):
+            return _simple_param(value, name)
         params = self._params.get(header)
         if params is None:
             params = self._params[header] = self.part.get_params([], header)
@@ -228,6 +272,29 @@ class Leaf:
         return str(charset.lower())
 
 
+# A header of plain ``name=value`` parameters: no RFC 2231 ``*`` names, no backslash, each
+# value a token or a quoted string without quotes inside.
+_PARAM_TOKEN = r"[A-Za-z0-9!#$%&'+.^_`{|}~-]+"
+_PARAM = rf'(?:;\s*([A-Za-z0-9_.-]+)\s*=\s*({_PARAM_TOKEN}|"[^"]*")\s*)'
+_SIMPLE_PARAMS = re.compile(rf'[^;="]*{_PARAM}*;?\s*')
+_SIMPLE_PARAM = re.compile(_PARAM)
+
+
+def _simple_param(value: str, name: str) -> str | None:
+    """What ``get_params`` gives for ``name`` in a header that ``_SIMPLE_PARAMS`` matches.
+
+    The library lower-cases the names, strips the spaces around names and values and the
+    quotes around a value; the type before the first ``;`` is a name without a value.
+    """
+    if value.partition(";")[0].strip().lower() == name:
+        return ""
+    for match in _SIMPLE_PARAM.finditer(value):
+        if match.group(1).lower() == name:
+            found = match.group(2)
+            return found[1:-1] if found.startswith('"') else found
+    return None
+
+
 _MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
 
 
@@ -236,17 +303,20 @@ def iter_leaves(message: Message) -> Iterator[Leaf]:
     stack = [message]
     while stack:
         part = stack.pop()
+        # A container's type is the one the parser asked for (remembered by _Part); its
+        # headers are not read again.
+        if part.is_multipart() and not part.get_content_type().startswith("message/"):
+            payload = part.get_payload()
+            stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
+            continue
         mime_headers: dict[str, str] = {}
-        for name, value in part.items():
+        # raw_items(): the values exactly as items() gives them with this module's policy
+        # (its header_fetch_parse returns them untouched), without a call per header.
+        for name, value in part.raw_items():
             key = name.lower()
             if key in _MIME_HEADERS and key not in mime_headers:
                 mime_headers[key] = value
-        content_type = _content_type(part, mime_headers.get("content-type"))
-        if part.is_multipart() and not content_type.startswith("message/"):
-            payload = part.get_payload()
-            stack.extend(reversed([item for item in payload if isinstance(item, Message)]))
-        else:
-            yield Leaf(part, mime_headers, content_type)
+        yield Leaf(part, mime_headers, _content_type(part, mime_headers.get("content-type")))
 
 
 def _content_type(part: Message, value: str | None) -> str:

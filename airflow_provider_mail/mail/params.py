@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from airflow_provider_mail.exceptions import MailConfigError
+from airflow_provider_mail.mail.search import TEXT_KEYS, SearchCriteria
 
 #: The longest ``delay`` or ``timeout`` accepted: a year (more is a typo, and Airflow's
 #: own time arithmetic overflows long before ``inf``).
@@ -212,3 +213,175 @@ def check_emails(value: Any, kinds: tuple[type, ...]) -> list[Any]:
                 "email.message.EmailMessage objects."
             )
     return emails
+
+
+#: What ``after_receive`` may say happens to a message once it is handed over.
+AFTER_RECEIVE = ("mark_seen", "leave_unread", "move", "delete")
+
+
+def check_after_receive_value(after_receive: Any) -> str:
+    """One of :data:`AFTER_RECEIVE`."""
+    if after_receive not in AFTER_RECEIVE:
+        raise MailConfigError(
+            f"after_receive is {after_receive!r}; use one of "
+            f"{', '.join(repr(value) for value in AFTER_RECEIVE)}."
+        )
+    return str(after_receive)
+
+
+def check_after_receive(after_receive: Any, move_to: Any) -> tuple[str, str | None]:
+    """``after_receive`` and ``move_to``: ``move`` needs a folder, nothing else takes one."""
+    check_after_receive_value(after_receive)
+    if move_to is not None and not isinstance(move_to, str):
+        raise MailConfigError(f"move_to must be a folder name, not {_kind(move_to)}.")
+    if after_receive == "move" and not (move_to or "").strip():
+        raise MailConfigError(
+            "after_receive='move' needs move_to, the folder the messages are moved to."
+        )
+    if after_receive != "move" and move_to is not None:
+        raise MailConfigError(
+            f"move_to is set but after_receive is {after_receive!r}; set "
+            "after_receive='move' or leave move_to out."
+        )
+    return after_receive, move_to.strip() if move_to else None
+
+
+def check_move_target(folder: str | None, move_to: str | None) -> None:
+    """``move_to`` must differ from the folder read (moving there would deliver it again)."""
+    if move_to is None or (folder is not None and not isinstance(folder, str)):
+        return  # an XComArg folder is known only when the task runs
+    source = (folder or "").strip() or "INBOX"
+    same = source == move_to or source.upper() == move_to.upper() == "INBOX"
+    if same:
+        raise MailConfigError(
+            f"move_to is {move_to!r}, the folder being read; move to another folder."
+        )
+
+
+def check_for_protocol(protocol: str, after_receive: str, search: SearchCriteria | None) -> None:
+    """What POP3 cannot do, refused when the task starts (the protocol follows the connection)."""
+    if protocol != "pop3":
+        return
+    if after_receive == "move":
+        raise MailConfigError(
+            "after_receive='move' needs IMAP folders, and this is a POP3 connection; use "
+            "'delete', 'mark_seen' or 'leave_unread', or a mail_imap connection."
+        )
+    if search is not None and search.needs_body():
+        raise MailConfigError(
+            "search 'body' and 'text' need the message body, which POP3 cannot search "
+            "before reading it; search headers only, or use a mail_imap connection."
+        )
+    if search is not None and search.flagged is not None:
+        raise MailConfigError(
+            "search 'flagged' needs IMAP flags, which POP3 does not have; leave it out, "
+            "or use a mail_imap connection."
+        )
+
+
+_SEARCH_KEYS = (*TEXT_KEYS, "since", "before", "larger", "smaller", "header", "flagged")
+
+
+def check_search(search: Any) -> SearchCriteria | None:
+    """The ``search`` dict as :class:`SearchCriteria`; every key, type and value checked.
+
+    Example: ``{"from": "billing@vendor.example", "subject": "Invoice",
+    "since": "2026-01-01", "larger": 10_000, "header": {"X-Priority": "1"}}``.
+    """
+    if search is None:
+        return None
+    if not isinstance(search, Mapping):
+        raise MailConfigError(
+            f"search must be a dict of criteria such as {{'from': 'a@example.com'}}, not "
+            f"{_kind(search)}."
+        )
+    if not search:
+        raise MailConfigError("search is an empty dict; give criteria or leave search out.")
+    unknown = [key for key in search if key not in _SEARCH_KEYS]
+    if unknown:
+        raise MailConfigError(
+            f"search has the unknown key {unknown[0]!r}; use {', '.join(_SEARCH_KEYS)}."
+        )
+    texts = tuple(
+        (key, _search_text(search[key], f"search[{key!r}]")) for key in TEXT_KEYS if key in search
+    )
+    since = _search_date(search.get("since"), "since")
+    before = _search_date(search.get("before"), "before")
+    if since is not None and before is not None and before <= since:
+        raise MailConfigError(
+            f"search 'before' ({before}) is not after 'since' ({since}), so nothing could "
+            "match; 'before' excludes its own day."
+        )
+    larger = _search_size(search.get("larger"), "larger")
+    smaller = _search_size(search.get("smaller"), "smaller")
+    flagged = search.get("flagged")
+    if flagged is not None and not isinstance(flagged, bool):
+        raise MailConfigError(f"search 'flagged' must be True or False, not {_kind(flagged)}.")
+    return SearchCriteria(
+        texts=texts,
+        since=since,
+        before=before,
+        larger=larger,
+        smaller=smaller,
+        headers=_search_headers(search.get("header")),
+        flagged=flagged,
+    )
+
+
+def _search_text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise MailConfigError(f"{name} must be text to look for, not {_kind(value)}.")
+    if not value:
+        raise MailConfigError(f"{name} is empty, which matches every message; give text.")
+    if "\x00" in value:
+        raise MailConfigError(f"{name} contains a NUL character, which IMAP cannot carry.")
+    return value
+
+
+def _search_date(value: Any, key: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip()).date()
+        except ValueError:
+            pass
+    raise MailConfigError(
+        f"search {key!r} must be a date or an ISO date such as '2026-01-31', not {_kind(value)}."
+    )
+
+
+def _search_size(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MailConfigError(
+            f"search {key!r} must be a whole number of bytes (0 or more), not {_kind(value)}."
+        )
+    return value
+
+
+def _search_headers(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        raise MailConfigError(
+            f"search 'header' must be a dict such as {{'X-Mailer': 'Billing'}}, not {_kind(value)}."
+        )
+    pairs = []
+    for name, text in value.items():
+        if (
+            not isinstance(name, str)
+            or not name
+            or any(not ("!" <= char <= "~") or char == ":" for char in name)
+        ):
+            raise MailConfigError(
+                f"search 'header' has the name {name!r}; a header name is printable ASCII "
+                "without spaces or ':'."
+            )
+        pairs.append((name, _search_text(text, f"search['header'][{name!r}]")))
+    return tuple(pairs)

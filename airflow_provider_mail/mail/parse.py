@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from airflow_provider_mail.mail.mime import (
     part_text,
     payload_bytes,
 )
+from airflow_provider_mail.mail.replies import HEADERS as REPLY_HEADERS
 from airflow_provider_mail.mail.replies import reply_fields
 
 __all__ = ["build_record"]
@@ -76,7 +78,11 @@ def build_record(
          "2024-05-01T09:30:00+02:00", "text": "Hi!\\n", "html": None, "attachments":
          [{"filename": "report.pdf", "content_type": "application/pdf", "size": 1234,
            "path": "/tmp/airflow-provider-mail/.../report.pdf"}], "folder": "INBOX",
-         "uid": 42, "uidvalidity": 1700000000, "uidl": None, "size": 5678}
+         "uid": 42, "uidvalidity": 1700000000, "uidl": None, "size": 5678,
+         "in_reply_to": None, "references": [], "automatic": False, "truncated": {}}
+
+    ``truncated`` says what the record's limits left out (docs/records.md), e.g.
+    ``{"attachments": 1234}``; ``{}`` for all but hostile mail.
 
     :param raw: the message exactly as fetched (IMAP ``BODY[]``, POP3 ``RETR``).
     :param folder: the folder it came from (``INBOX`` for POP3).
@@ -112,7 +118,7 @@ def build_record(
         "automatic": False,
         "truncated": {},
     }
-    key = message_key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
+    key = _Key(raw, folder=folder, uid=uid, uidvalidity=uidvalidity, uidl=uidl)
     try:
         message, lifted = parse_message(raw)
     except Exception as err:  # the SPEC: a bad message still becomes a record
@@ -125,10 +131,14 @@ def build_record(
     truncated: dict[str, int] = record["truncated"]
     leaves = list(iter_leaves(message))
     charsets = DeclaredCharsets(message, leaves)
-    record.update(_header_fields(message, key, charsets))
-    record.update(reply_fields(message.raw_items()))
-    for field in _CAPPED_HEADERS:
-        record[field] = _cap(record[field], MAX_HEADER_CHARS, field, truncated)
+    headers = _record_headers(message)
+    for field, value in _header_fields(headers, key, charsets).items():
+        if field in _CAPPED_HEADERS:
+            value = _cap(value, MAX_HEADER_CHARS, field, truncated)
+        record[field] = value
+    record.update(
+        reply_fields((name, value) for name in REPLY_HEADERS for value in headers.get(name, ()))
+    )
     texts: list[str] = []
     htmls: list[str] = []
     for leaf in leaves:
@@ -150,7 +160,7 @@ def build_record(
         elif role == "html":
             htmls.append(body)
         else:
-            path = attachments.save(key, filename, content_type, data)
+            path = attachments.save(str(key), filename, content_type, data)
             record["attachments"].append(
                 {
                     "filename": _cap(filename, MAX_FILENAME_CHARS, "filename", truncated),
@@ -171,7 +181,27 @@ def build_record(
     return record
 
 
-_CAPPED_HEADERS = ("message_id", "from", "to", "cc", "bcc", "reply_to", "subject")
+class _Key:
+    """The message's :func:`message_key`, worked out the first time it is needed.
+
+    Only attachments and warnings need it, and it costs a fifth of a small message's
+    parse (a hash of the raw bytes, or a file-name check of folder and UID).
+    """
+
+    __slots__ = ("_ids", "_raw", "_value")
+
+    def __init__(self, raw: bytes, **ids: Any) -> None:
+        self._raw = raw
+        self._ids = ids
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = message_key(self._raw, **self._ids)
+        return self._value
+
+
+_CAPPED_HEADERS = frozenset({"message_id", "from", "to", "cc", "bcc", "reply_to", "subject"})
 _T = TypeVar("_T", str, "str | None")
 
 
@@ -184,19 +214,22 @@ def _cap(value: _T, limit: int, field: str, truncated: dict[str, int]) -> _T:
 
 
 def _record_headers(message: Message) -> dict[str, list[str]]:
-    """The values of the headers a record reads, by lower-case name, in one pass."""
+    """The values of the headers a record reads (replies.py's too), by lower-case name, in one
+    pass over the message's headers."""
     headers: dict[str, list[str]] = {}
-    for name, value in message.items():
+    for name, value in message.raw_items():  # as items() gives them: see mime.iter_leaves
         key = name.lower()
         if key in _RECORD_HEADERS:
             headers.setdefault(key, []).append(str(value))
     return headers
 
 
-def _header_fields(message: Message, key: str, charsets: Charsets) -> dict[str, Any]:
+def _header_fields(headers: dict[str, list[str]], key: _Key, charsets: Charsets) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    headers = _record_headers(message)
     for field, reader in _HEADER_READERS.items():
+        source = _SINGLE_SOURCE.get(field)
+        if source is not None and source not in headers:
+            continue  # the record's default is what the reader gives for a missing header
         try:
             value = reader(headers, charsets)
         except Exception as err:
@@ -229,13 +262,58 @@ def _date(headers: dict[str, list[str]], charsets: Charsets) -> str | None:
     if not values:
         return None
     try:
-        moment = parsedate_to_datetime(one_line(header_text(values[0], charsets)))
+        moment = parse_date(one_line(header_text(values[0], charsets)))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         # "-0000" means UTC with no statement about the sender's zone (RFC 5322 3.3).
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.isoformat()
+
+
+# The form nearly every sender writes (RFC 5322 3.3 without obsolete syntax), with any
+# comment after the zone: "Sun, 29 Nov 2026 10:01:00 +0100 (CET)".
+_USUAL_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2})(?::([0-9]{2}))? ([+-])([0-9]{2})([0-9]{2})(?:\s.*)?",
+    re.ASCII | re.DOTALL,
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+def parse_date(text: str) -> datetime:
+    """``email.utils.parsedate_to_datetime(text)``, without its general parser for the usual form.
+
+    ``parsedate_to_datetime`` splits and tries every historic form, a tenth of a small
+    message's parse; the usual form is read with one regular expression, giving exactly
+    what it gives (``tests/unit/test_parse_dates.py`` compares the two on random dates).
+    Anything else goes to ``parsedate_to_datetime``.
+    """
+    match = _USUAL_DATE.fullmatch(text)
+    if match is None:
+        return parsedate_to_datetime(text)
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    number = int(year)
+    if number < 100:  # how parsedate_to_datetime reads a two-digit year, even as "0099"
+        number += 1900 if number > 68 else 2000
+    fields = (number, _MONTHS[month], int(day), int(hour), int(minute), int(second or 0))
+    offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
+    if sign == "-":
+        if not offset:  # "-0000": no statement about the zone, a naive datetime
+            return datetime(*fields)
+        offset = -offset
+    return datetime(*fields, tzinfo=_zone(offset))
+
+
+@functools.cache  # at most 2 x 24 x 100 offsets (the regex allows 4 digits, the zone 24 h)
+def _zone(offset: int) -> timezone:
+    return timezone(timedelta(seconds=offset))
 
 
 _HEADER_READERS: dict[str, Callable[[dict[str, list[str]], Charsets], str | None]] = {
@@ -248,6 +326,18 @@ _HEADER_READERS: dict[str, Callable[[dict[str, list[str]], Charsets], str | None
     "subject": _subject,
     "date": _date,
 }
-_RECORD_HEADERS = frozenset(
-    {"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"}
+# The one header each of these fields is read from.
+_SINGLE_SOURCE = {
+    "message_id": "message-id",
+    "from": "from",
+    "to": "to",
+    "cc": "cc",
+    "bcc": "bcc",
+    "reply_to": "reply-to",
+    "subject": "subject",
+    "date": "date",
+}
+_RECORD_HEADERS = (
+    frozenset({"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"})
+    | REPLY_HEADERS
 )

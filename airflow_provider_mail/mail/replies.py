@@ -33,7 +33,8 @@ _AUTO_REPLY_MARKERS = frozenset({"x-autoreply", "x-autorespond"})
 # Microsoft's request not to answer automatically (set on its own out-of-office replies).
 _SUPPRESS_VALUES = frozenset({"all", "autoreply", "oof"})
 _FALSE_VALUES = frozenset({"no", "false", "0"})
-_HEADERS = frozenset(
+#: The headers :func:`reply_fields` reads (lower case); other headers may be left out.
+HEADERS = frozenset(
     {
         "in-reply-to",
         "references",
@@ -85,7 +86,7 @@ def reply_fields(headers: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, list[str]] = {}
     for name, value in headers:
         key = name.lower()
-        if key in _HEADERS:
+        if key in HEADERS:
             found.setdefault(key, []).append(str(value))
     in_reply_to = None
     for value in found.get("in-reply-to", ()):

@@ -18,9 +18,12 @@ from airflow_provider_mail.mail import params
 # when a DAG file is parsed: every DAG-processor process imports this module
 # (benchmarks/imports.py).
 if TYPE_CHECKING:
+    from airflow_provider_mail.handover.actions import Action
     from airflow_provider_mail.handover.engine import HandOver
     from airflow_provider_mail.handover.ledger import LedgerEntry
+    from airflow_provider_mail.handover.owed import OwedActions, TaskStates
     from airflow_provider_mail.hooks.base import ReceiveHook
+    from airflow_provider_mail.mail.search import SearchCriteria
     from airflow_provider_mail.mail.state import Claim
 
 
@@ -64,9 +67,21 @@ class ReceiveEmailSensor(BaseSensorOperator):
     :param use_idle: deferrable mode on IMAP: between polls, wait with IMAP IDLE so that
         new mail is noticed within a second rather than after up to ``delay`` seconds
         (default ``False``; see :class:`ReceiveEmailTrigger`).
+    :param after_receive: what happens to a message once it is handed over:
+        ``"mark_seen"`` (default: IMAP ``\\Seen``, POP3 remembered), ``"leave_unread"``
+        (nothing changes on the server; Airflow remembers what was handed over and never
+        hands it over again), ``"move"`` (to ``move_to``, IMAP) or ``"delete"``. ``move``
+        and ``delete`` happen once this task succeeded (docs/mailbox_actions.md).
+    :param move_to: the folder of ``after_receive="move"``; it must exist (checked before
+        any mail is touched). Templated.
+    :param search: only messages matching all these criteria, a dict with any of
+        ``from``, ``to``, ``cc``, ``subject``, ``body``, ``text``, ``since``,
+        ``before``, ``larger``, ``smaller``, ``header`` and ``flagged``, e.g.
+        ``{"from": "billing@vendor.example", "since": "2026-01-01"}``. IMAP searches
+        on the server; POP3 checks headers only (``body``/``text`` are refused). Templated.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "folder", "attachments_dir")
+    template_fields: Sequence[str] = ("conn_id", "folder", "attachments_dir", "move_to", "search")
 
     def __init__(
         self,
@@ -79,6 +94,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
         deferrable: bool = True,
         attachments_dir: str | None = None,
         use_idle: bool = False,
+        after_receive: str = "mark_seen",
+        move_to: str | None = None,
+        search: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if "poke_interval" in kwargs:
@@ -95,15 +113,36 @@ class ReceiveEmailSensor(BaseSensorOperator):
         self.deferrable = params.check_bool(deferrable, "deferrable")
         self.attachments_dir = params.check_attachments_dir(attachments_dir)
         self.use_idle = params.check_bool(use_idle, "use_idle")
+        self.after_receive, self.move_to = params.check_after_receive(after_receive, move_to)
+        params.check_move_target(self.folder, self.move_to)
+        params.check_search(search)
+        self.search = search
+        if self.after_receive in ("move", "delete"):
+            # Only once Airflow recorded this task's success is the hand-over durable; the
+            # task runner calls these callbacks after that, the sensor's own first.
+            theirs = self.on_success_callback
+            listed = [] if theirs is None else theirs if isinstance(theirs, list) else [theirs]
+            self.on_success_callback = [self.after_success, *listed]
 
     def execute(self, context: Any) -> Any:
         """Deliver an unfinished hand-over of an earlier try, else wait for mail."""
+        from airflow_provider_mail.handover.actions import check_before_touching
         from airflow_provider_mail.mail.describe import waiting_line
 
+        # move_to and search are templated: check what they rendered to.
+        params.check_after_receive(self.after_receive, self.move_to)
+        params.check_move_target(self.folder, self.move_to)
         hook = self._hook()
         try:
+            params.check_for_protocol(hook.protocol, self.after_receive, self._criteria())
+            handover = self._handover(context, hook)
+            check_before_touching(hook.mailbox, self._action())
             # What an earlier failed read took is found again by this task's polls.
-            self._handover(context, hook).settle_give_backs()
+            handover.settle_give_backs()
+            if self._action().irreversible:
+                self._owed(context).settle_others(
+                    hook.mailbox, handover.after, self.task_id, self._task_states(context)
+                )
         finally:
             hook.close()
         records = self.deliver_unfinished(context)
@@ -154,6 +193,8 @@ class ReceiveEmailSensor(BaseSensorOperator):
                 mark_seen=False,
                 timeout=timeout,
                 use_idle=self.use_idle,
+                after_receive=self.after_receive,
+                search=self.search,
             ),
             method_name="execute_complete",
         )
@@ -164,7 +205,7 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
         with self._hook() as hook:
             claim = self._handover(context, hook).peek(
-                Poll(self.folder, self.unseen_only, self.max_emails)
+                Poll(self.folder, self.unseen_only, self.max_emails, search=self._criteria())
             )
             self.log.info("Poll found %d new message(s).", len(claim))
             if not claim:
@@ -210,6 +251,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
             records = self._handover(context, session).hand_over(
                 claim, sink, unseen_only=self.unseen_only, earlier=earlier
             )
+            # Written before the records are returned: a worker killed after the success
+            # leaves the move/delete owed, for the next run to settle.
+            self._owed(context).owe(records, self._action())
         for record in records:
             self.log.info("%s", received_line(record))
         self.log.info(
@@ -220,12 +264,59 @@ class ReceiveEmailSensor(BaseSensorOperator):
         )
         return records
 
-    @staticmethod
-    def _handover(context: Any, hook: ReceiveHook[Any]) -> HandOver:
+    def _handover(self, context: Any, hook: ReceiveHook[Any]) -> HandOver:
         """The engine over ``hook``'s session with this task instance's ledger."""
         from airflow_provider_mail.handover.ledger import HandoverLedger
 
-        return hook.handover(ledger=HandoverLedger.for_task(context))
+        return hook.handover(ledger=HandoverLedger.for_task(context), action=self._action())
+
+    def after_success(self, context: Any) -> None:
+        """Move or delete what this task handed over (a success callback: its result is
+        stored and the task instance is successful, so no retry will need them)."""
+        # The callback is bound to the operator as parsed; the task that ran has the
+        # rendered templates (conn_id, move_to).
+        rendered = context.get("task") if hasattr(context, "get") else None
+        if isinstance(rendered, ReceiveEmailSensor) and rendered is not self:
+            rendered.after_success(context)
+            return
+        with self._hook() as hook:
+            count = self._owed(context).settle_own(hook.mailbox)
+        if count:
+            verb = "Moved" if self.after_receive == "move" else "Deleted"
+            where = f" to {self.move_to}" if self.move_to else ""
+            self.log.info("%s %d handed-over message(s)%s.", verb, count, where)
+
+    def _action(self) -> Action:
+        from airflow_provider_mail.handover.actions import Action
+
+        return Action(self.after_receive, self.move_to)
+
+    def _criteria(self) -> SearchCriteria | None:
+        """``search`` as rendered for this run, checked again (a template may say anything)."""
+        return params.check_search(self.search)
+
+    def _owed(self, context: Any) -> OwedActions:
+        from airflow_provider_mail.handover.owed import OwedActions
+
+        return OwedActions.for_task(context, self.log)
+
+    def _task_states(self, context: Any) -> TaskStates:
+        """Airflow's ``get_task_states`` for this task's runs (Airflow 3.0 and later)."""
+        ti = context["ti"]
+        log = self.log
+
+        def states(run_ids: list[str]) -> Any:
+            ask = getattr(ti, "get_task_states", None)
+            if ask is None:
+                log.warning(
+                    "This Airflow cannot tell a task's earlier runs' states, so moves or "
+                    "deletes a killed worker left owed wait (the messages stay, never handed "
+                    "over again); upgrade Airflow to settle them."
+                )
+                return {}
+            return ask(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=run_ids)
+
+        return states
 
     def _hook(self) -> ReceiveHook[Any]:
         from airflow_provider_mail.hooks.registry import receive_hook

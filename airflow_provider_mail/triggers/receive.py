@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     :param max_failures: consecutive failed polls (server down, network) tolerated, with
         growing back-off, before the trigger fails; authentication and configuration
         errors fail at once.
+    :param search: only messages matching all these criteria (the sensor's ``search``).
+    :param after_receive: the sensor's ``after_receive``: with ``leave_unread``, ``move``
+        or ``delete`` a poll does not find again what was handed over. An AssetWatcher
+        (``mark_seen=True``) supports only ``mark_seen`` so far.
     """
 
     def __init__(
@@ -76,6 +81,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         timeout: float | None = None,
         max_failures: int = 5,
         use_idle: bool = False,
+        search: dict[str, Any] | None = None,
+        after_receive: str = "mark_seen",
     ) -> None:
         super().__init__()
         self.conn_id = params.check_conn_id(conn_id)
@@ -95,6 +102,14 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self.timeout = params.check_seconds(timeout, "timeout", allow_none=True)
         self.max_failures = params.check_count(max_failures, "max_failures", 1)
         self.use_idle = params.check_bool(use_idle, "use_idle")
+        self.search = search
+        self._criteria = params.check_search(search)
+        self.after_receive = params.check_after_receive_value(after_receive)
+        if mark_seen and self.after_receive != "mark_seen":
+            raise MailConfigError(
+                f"A ReceiveEmailTrigger in an AssetWatcher supports only after_receive="
+                f"'mark_seen', not {self.after_receive!r}; use a ReceiveEmailSensor for it."
+            )
         self._idle_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._deadline_epoch: float | None = None
 
@@ -112,6 +127,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 "timeout": self.timeout,
                 "max_failures": self.max_failures,
                 "use_idle": self.use_idle,
+                "search": self.search,
+                "after_receive": self.after_receive,
             },
         )
 
@@ -161,6 +178,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             mailbox_key(self.folder),
             self.unseen_only,
             self.max_emails,
+            json.dumps(self.search, sort_keys=True, default=str),
+            self.after_receive,
         )
 
     async def _poll_until_found(
@@ -233,10 +252,11 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         crash, :meth:`HandOver.watch`); after the event went out :meth:`_release` clears
         the mark. A crash in between repeats an event, never loses one.
         """
+        from airflow_provider_mail.handover.actions import Action
         from airflow_provider_mail.handover.mailbox import Poll
 
-        handover = hook.handover()
-        poll = Poll(self.folder, self.unseen_only, self.max_emails)
+        handover = hook.handover(action=Action(self.after_receive))
+        poll = Poll(self.folder, self.unseen_only, self.max_emails, search=self._criteria)
         if self.mark_seen:
             claim = handover.watch(poll, recover_pending=recover_pending)
         else:

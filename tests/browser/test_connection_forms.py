@@ -90,10 +90,15 @@ def field(dialog: Locator, label: str, control: str) -> Locator:
     return dialog.get_by_role("group").filter(has=field_label(dialog.page, label)).locator(control)
 
 
-def choose_security(page: Page, dialog: Locator, value: str) -> None:
-    dialog.get_by_role("combobox", name="Security Method").click()
+def choose(page: Page, dialog: Locator, label: str, extra: str, value: str) -> None:
+    """Pick ``value`` in the dropdown ``label`` of the extra ``extra``, and check it took."""
+    dialog.get_by_role("combobox", name=label).click()
     page.get_by_role("option", name=value, exact=True).click()
-    expect(dialog.locator("input[name='element_security']")).to_have_value(value)
+    expect(dialog.locator(f"input[name='element_{extra}']")).to_have_value(value)
+
+
+def choose_security(page: Page, dialog: Locator, value: str) -> None:
+    choose(page, dialog, "Security Method", "security", value)
 
 
 @pytest.mark.parametrize(("conn_type", "hook_name"), CONNECTION_TYPES)

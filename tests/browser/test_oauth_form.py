@@ -24,10 +24,11 @@ _reason = missing_browser()
 if _reason:
     pytest.skip(_reason, allow_module_level=True)
 
-from playwright.sync_api import Locator, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 from tests.browser.test_connection_forms import (  # noqa: E402
     CONNECTION_TYPES,
+    choose,
     choose_security,
     field,
     field_label,
@@ -46,12 +47,6 @@ OAUTH_FIELDS = {
     "oauth2_scope": "Scope",
 }
 SECRET_FIELDS = ("oauth2_client_secret", "oauth2_refresh_token")
-
-
-def choose_authentication(page: Page, dialog: Locator, value: str) -> None:
-    dialog.get_by_role("combobox", name="Authentication").click()
-    page.get_by_role("option", name=value, exact=True).click()
-    expect(dialog.locator("input[name='element_auth_type']")).to_have_value(value)
 
 
 @pytest.mark.parametrize(("conn_type", "hook_name"), CONNECTION_TYPES)
@@ -95,7 +90,7 @@ def test_oauth_connection_saved_through_the_form_is_masked_and_tests_green(
     open_section(dialog, "Extra Fields")
     choose_security(page, dialog, "starttls")
     field(dialog, "Server Certificate", "textarea").fill(certificate.pem)
-    choose_authentication(page, dialog, "oauth2")
+    choose(page, dialog, "Authentication", "auth_type", "oauth2")
     values = {
         "oauth2_token_url": oauth.token_url,
         "oauth2_client_id": CLIENT_ID,

@@ -14,54 +14,26 @@ import socket
 import threading
 import time
 
-from tests.hostile.proxy import chunks
+from tests.hostile.proxy import ForwardingProxy, chunks, pump
 
 _DELETE = re.compile(rb'^(\S+) DELETE "?([^"\r\n]+)"?\r\n$', re.IGNORECASE)
 
 
-class CyrusLikeProxy:
-    """Listens on 127.0.0.1:``port`` and forwards to 127.0.0.1:``upstream_port``."""
+class CyrusLikeProxy(ForwardingProxy):
+    """Forwards everything but a second ``DELETE`` of one folder within a second."""
 
     def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
         self.refused_deletes = 0
         self._deleted: dict[bytes, int] = {}  # folder -> second of its last DELETE
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._delete_lock = threading.Lock()
+        super().__init__(upstream_port)
 
-    def close(self) -> None:
-        """Stop listening and cut every connection."""
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _address = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            self._sockets += [client, upstream]
-            send_lock = threading.Lock()  # answers from the server and from the proxy
-            threading.Thread(
-                target=self._pump, args=(upstream, client, send_lock), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._commands, args=(client, upstream, send_lock), daemon=True
-            ).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, send_lock: threading.Lock) -> None:
-        for chunk in chunks(source):
-            with send_lock, contextlib.suppress(OSError):
-                sink.sendall(chunk)
-        with contextlib.suppress(OSError):
-            sink.close()
+    def _session(self, client: socket.socket, upstream: socket.socket) -> None:
+        send_lock = threading.Lock()  # answers from the server and from the proxy
+        threading.Thread(target=pump, args=(upstream, client, send_lock), daemon=True).start()
+        threading.Thread(
+            target=self._commands, args=(client, upstream, send_lock), daemon=True
+        ).start()
 
     def _commands(
         self, client: socket.socket, upstream: socket.socket, send_lock: threading.Lock
@@ -86,7 +58,7 @@ class CyrusLikeProxy:
 
     def _collides(self, folder: bytes) -> bool:
         second = int(time.time())
-        with self._lock:
+        with self._delete_lock:
             if self._deleted.get(folder) == second:
                 self.refused_deletes += 1
                 return True

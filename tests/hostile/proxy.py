@@ -28,37 +28,20 @@ from typing import Literal
 Action = Literal["drop", "stall", "lie", "call"]
 
 
-class HostileProxy:
-    """Listens on 127.0.0.1:``port`` and forwards to 127.0.0.1:``upstream_port``."""
+class ForwardingProxy:
+    """Listens on 127.0.0.1:``port``; each connection gets one to 127.0.0.1:``upstream_port``.
 
-    def __init__(
-        self,
-        upstream_port: int,
-        *,
-        when: bytes,
-        after: bytes = b"",
-        action: Action = "drop",
-        leak: int = 16,
-        refuse_after: bool = False,
-        rewrite: Callable[[bytes], bytes] | None = None,
-        callback: Callable[[], None] | None = None,
-    ) -> None:
+    A subclass says what happens between the two in :meth:`_session` (and may refuse a
+    connection in :meth:`_refuses`); :meth:`close` cuts everything.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.when, self.after, self.action, self.leak = when, after, action, leak
-        self.refuse_after = refuse_after
-        self.rewrite = rewrite
-        self.callback = callback
-        self.attacked = threading.Event()
-        self.healed = False
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def heal(self) -> None:
-        """From now on, forward every connection faithfully."""
-        self.healed = True
 
     def close(self) -> None:
         """Stop listening and cut every connection."""
@@ -81,13 +64,54 @@ class HostileProxy:
             except OSError:
                 return
             self._track(client)
-            if self.attacked.is_set() and self.refuse_after and not self.healed:
+            if self._refuses():
                 client.close()
                 continue
             upstream = self._track(socket.create_connection(("127.0.0.1", self.upstream_port)))
-            threading.Thread(target=self._session, args=(client, upstream), daemon=True).start()
+            self._session(client, upstream)
+
+    def _refuses(self) -> bool:
+        return False
 
     def _session(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Start what carries this connection's bytes (threads: it must not block)."""
+        raise NotImplementedError
+
+
+class HostileProxy(ForwardingProxy):
+    """Forwards faithfully until the chosen command, then misbehaves as told."""
+
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        when: bytes,
+        after: bytes = b"",
+        action: Action = "drop",
+        leak: int = 16,
+        refuse_after: bool = False,
+        rewrite: Callable[[bytes], bytes] | None = None,
+        callback: Callable[[], None] | None = None,
+    ) -> None:
+        self.when, self.after, self.action, self.leak = when, after, action, leak
+        self.refuse_after = refuse_after
+        self.rewrite = rewrite
+        self.callback = callback
+        self.attacked = threading.Event()
+        self.healed = False
+        super().__init__(upstream_port)
+
+    def heal(self) -> None:
+        """From now on, forward every connection faithfully."""
+        self.healed = True
+
+    def _refuses(self) -> bool:
+        return self.attacked.is_set() and self.refuse_after and not self.healed
+
+    def _session(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._commands, args=(client, upstream), daemon=True).start()
+
+    def _commands(self, client: socket.socket, upstream: socket.socket) -> None:
         armed = threading.Event()  # the next answer bytes are the attacked command's
         threading.Thread(target=self._answers, args=(upstream, client, armed), daemon=True).start()
         seen_after = not self.after
@@ -131,6 +155,15 @@ class HostileProxy:
                 client.sendall(chunk)
         with contextlib.suppress(OSError):
             client.close()
+
+
+def pump(source: socket.socket, sink: socket.socket, send_lock: threading.Lock) -> None:
+    """Forward everything from ``source`` to ``sink``, then close ``sink``."""
+    for chunk in chunks(source):
+        with send_lock, contextlib.suppress(OSError):
+            sink.sendall(chunk)
+    with contextlib.suppress(OSError):
+        sink.close()
 
 
 def chunks(sock: socket.socket) -> Iterator[bytes]:

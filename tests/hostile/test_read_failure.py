@@ -9,7 +9,7 @@ over a fresh session, or, when the server stays unreachable, by the next poll.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,10 +39,22 @@ def inbox(dovecot: Dovecot) -> Dovecot:
     return dovecot
 
 
+Attack = Callable[..., tuple[HostileProxy, str]]
+
+
 @pytest.fixture
-def proxies() -> Iterator[list[HostileProxy]]:
+def attack(mail_connection: ConnFactory, inbox: Dovecot) -> Iterator[Attack]:
+    """``attack("imap", when=..., ...)``: a HostileProxy in front of the inbox's server
+    (the other keyword arguments are the proxy's) and a connection through it."""
     started: list[HostileProxy] = []
-    yield started
+
+    def start(protocol: str, **options: Any) -> tuple[HostileProxy, str]:
+        port = inbox.imap_port if protocol == "imap" else inbox.pop3_port
+        proxy = HostileProxy(port, **options)
+        started.append(proxy)
+        return proxy, _connection(mail_connection, inbox, proxy, protocol)
+
+    yield start
     for proxy in started:
         proxy.close()
 
@@ -100,14 +112,11 @@ def _sensor_hand_over_fails(conn_id: str, tmp_path: Path) -> dict[str, Any]:
 def test_sensor_gives_back_over_a_fresh_session(
     action: Action,
     inbox: Dovecot,
-    proxies: list[HostileProxy],
-    mail_connection: ConnFactory,
+    attack: Attack,
     airflow_db: object,
     tmp_path: Path,
 ) -> None:
-    proxy = HostileProxy(inbox.imap_port, after=b"STORE", when=FETCH_BODIES, action=action)
-    proxies.append(proxy)
-    conn_id = _connection(mail_connection, inbox, proxy, "imap")
+    proxy, conn_id = attack("imap", after=b"STORE", when=FETCH_BODIES, action=action)
     _sensor_hand_over_fails(conn_id, tmp_path)
 
     assert proxy.attacked.is_set()
@@ -119,11 +128,9 @@ def test_sensor_gives_back_over_a_fresh_session(
 
 
 def test_hook_receive_gives_back_over_a_fresh_session(
-    inbox: Dovecot, proxies: list[HostileProxy], mail_connection: ConnFactory, tmp_path: Path
+    inbox: Dovecot, attack: Attack, tmp_path: Path
 ) -> None:
-    proxy = HostileProxy(inbox.imap_port, after=b"STORE", when=FETCH_BODIES)
-    proxies.append(proxy)
-    conn_id = _connection(mail_connection, inbox, proxy, "imap")
+    _proxy, conn_id = attack("imap", after=b"STORE", when=FETCH_BODIES)
     with pytest.raises(MailError):
         ImapHook(conn_id).receive(unseen_only=True, attachments_dir=str(tmp_path))
     assert _unseen(inbox) == 3
@@ -131,14 +138,11 @@ def test_hook_receive_gives_back_over_a_fresh_session(
 
 def test_server_gone_after_the_take_the_next_poll_gives_back_first(
     inbox: Dovecot,
-    proxies: list[HostileProxy],
-    mail_connection: ConnFactory,
+    attack: Attack,
     airflow_db: object,
     tmp_path: Path,
 ) -> None:
-    proxy = HostileProxy(inbox.imap_port, after=b"STORE", when=FETCH_BODIES, refuse_after=True)
-    proxies.append(proxy)
-    conn_id = _connection(mail_connection, inbox, proxy, "imap")
+    proxy, conn_id = attack("imap", after=b"STORE", when=FETCH_BODIES, refuse_after=True)
     context = _sensor_hand_over_fails(conn_id, tmp_path)
 
     assert _unseen(inbox) == 0, "the server was unreachable: nothing could be given back yet"
@@ -162,13 +166,10 @@ def test_server_gone_after_the_take_the_next_poll_gives_back_first(
 def test_pop3_read_failure_gives_back(
     action: Action,
     inbox: Dovecot,
-    proxies: list[HostileProxy],
-    mail_connection: ConnFactory,
+    attack: Attack,
     tmp_path: Path,
 ) -> None:
-    proxy = HostileProxy(inbox.pop3_port, when=b"RETR", action=action)
-    proxies.append(proxy)
-    conn_id = _connection(mail_connection, inbox, proxy, "pop3")
+    proxy, conn_id = attack("pop3", when=b"RETR", action=action)
     store = MemoryStore()
     with pytest.raises(MailError):
         Pop3Hook(conn_id, state_store=store).receive(

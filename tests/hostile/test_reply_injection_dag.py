@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,38 +24,43 @@ def _encoded(text: str) -> str:
     return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
 
 
-def _run(subject: str, conn_id: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("HOSTILE_REPLY_CONN_ID", conn_id)
-    monkeypatch.setenv("HOSTILE_REPLY_SUBJECT", subject)
-    sys.modules.pop("tests.hostile.reply_dag", None)
-    module = importlib.import_module("tests.hostile.reply_dag")
-    return str(module.hostile_reply_dag.test().state)
-
-
-def test_doubly_encoded_line_breaks_send_nothing(
+@pytest.fixture
+def reply(
     airflow_db: Path,
     smtp: SmtpServers,
     smtp_connection: SmtpConnFactory,
     monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[str], str]:
+    """``reply(subject)``: runs the reply DAG on a stranger's email with that raw Subject
+    (sent to the STARTTLS server); returns the run's state."""
+    conn_id = smtp_connection(smtp.starttls, conn_id="hostile_reply_smtp")
+
+    def run(subject: str) -> str:
+        monkeypatch.setenv("HOSTILE_REPLY_CONN_ID", conn_id)
+        monkeypatch.setenv("HOSTILE_REPLY_SUBJECT", subject)
+        sys.modules.pop("tests.hostile.reply_dag", None)
+        module = importlib.import_module("tests.hostile.reply_dag")
+        return str(module.hostile_reply_dag.test().state)
+
+    return run
+
+
+def test_doubly_encoded_line_breaks_send_nothing(
+    reply: Callable[[str], str], smtp: SmtpServers
 ) -> None:
     # Decoded once by the parser, the subject is the encoded word of the injection.
-    conn_id = smtp_connection(smtp.starttls, conn_id="hostile_reply_smtp")
-    state = _run(_encoded(_encoded(INJECTION)), conn_id, monkeypatch)
+    state = reply(_encoded(_encoded(INJECTION)))
     assert state == "failed"
     assert smtp.starttls.messages == []
 
 
 def test_triply_encoded_subject_arrives_as_the_text_the_record_had(
-    airflow_db: Path,
-    smtp: SmtpServers,
-    smtp_connection: SmtpConnFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    reply: Callable[[str], str], smtp: SmtpServers
 ) -> None:
     # Decoded once by the parser, the subject is an encoded word of an encoded word: no
     # line break yet, so it is sent, and must reach the receiver as that text.
-    conn_id = smtp_connection(smtp.starttls, conn_id="hostile_reply_smtp")
     record_subject = _encoded(_encoded(INJECTION))
-    assert _run(_encoded(record_subject), conn_id, monkeypatch) == "success"
+    assert reply(_encoded(record_subject)) == "success"
     (item,) = smtp.starttls.messages
     assert item.rcpt_tos == ("stranger@example.net",)
     head, _, body = item.data.partition(b"\r\n\r\n")
@@ -68,13 +74,9 @@ def test_triply_encoded_subject_arrives_as_the_text_the_record_had(
 
 
 def test_lookalike_subject_arrives_as_written(
-    airflow_db: Path,
-    smtp: SmtpServers,
-    smtp_connection: SmtpConnFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    reply: Callable[[str], str], smtp: SmtpServers
 ) -> None:
-    conn_id = smtp_connection(smtp.starttls, conn_id="hostile_reply_smtp")
     written = "Price =?utf-8?q?caf=C3=A9?= ok"
-    assert _run(_encoded(written), conn_id, monkeypatch) == "success"
+    assert reply(_encoded(written)) == "success"
     (item,) = smtp.starttls.messages
     assert item.parsed()["Subject"] == "Re: " + written

@@ -1,0 +1,238 @@
+"""The ``after_receive`` values besides ``mark_seen``: ``leave_unread``, ``move``, ``delete``.
+
+Each is an :class:`~.after.AfterReceive` of the engine (docs/handover.md, "After the
+hand-over: leave_unread, move, delete"):
+
+* On IMAP, the *take* changes nothing on the server: under a lock of the host, the UIDs
+  not yet handed over are reserved and added to the *handed-over set* of the folder
+  (:class:`HandedOverSet`, UID ranges in a Variable), which every *peek* excludes. So a
+  message is handed over once whatever ``unseen_only`` says, and stays untouched until
+  its move or delete.
+* On POP3 (no flags), the take is the seen Variable, as for ``mark_seen``.
+* ``move`` and ``delete`` cannot be undone: a hook's own ``receive`` does them right after
+  the read (``immediate``); the sensor does them once its task instance succeeded
+  (:func:`act`, from its success callback or when a later run settles the ledger).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from airflow_provider_mail.handover.after import MARK_SEEN, AfterReceive
+from airflow_provider_mail.handover.mailbox import Mailbox, Poll, Reserve
+from airflow_provider_mail.hooks import mailbox_actions
+from airflow_provider_mail.keyvalue import PREFIX, KeyValueStore, update, variable_lock
+from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.uid_ranges import (
+    UidRanges,
+    handed_over,
+    with_handed_over,
+    without_handed_over,
+)
+
+
+class HandedOverSet:
+    """The UIDs handed over from one IMAP folder, per UIDVALIDITY, as UID ranges.
+
+    Variable ``mail_provider/handed_over/<conn_id>/<login>@<host>:<port>/<folder>``:
+    ``{"uidvalidity": 17, "uids": "1:500,502"}``. Delete it to receive everything again.
+    """
+
+    def __init__(self, store: KeyValueStore, *, conn_id: str, account: str, folder: str) -> None:
+        self.store = store
+        self.key = f"{PREFIX}/handed_over/{conn_id}/{account}/{folder}"
+
+    def ranges(self, uidvalidity: int | None) -> UidRanges:
+        """The UIDs handed over while the folder had ``uidvalidity``."""
+        return handed_over(self.store.get(self.key), uidvalidity)
+
+    def take(self, claim: Claim, reserve: Reserve | None) -> Claim:
+        """Of ``claim``, the UIDs not handed over yet: reserved, then added to the set.
+
+        One read-modify-write under the Variable's host lock, so two pollers of this host
+        never take the same UID.
+        """
+        with variable_lock(self.key):
+            value = self.store.get(self.key)
+            known = handed_over(value, claim.uidvalidity)
+            owned = replace(claim, uids=tuple(known.without_present(claim.uids)))
+            if owned.uids:
+                if reserve is not None:
+                    reserve(owned)
+                self.store.set(self.key, with_handed_over(value, claim.uidvalidity, owned.uids))
+        return owned
+
+    def give_back(self, claim: Claim) -> None:
+        """The claim's UIDs were not handed over after all (a failed read)."""
+        update(
+            self.store,
+            self.key,
+            lambda value: without_handed_over(value, claim.uidvalidity, claim.uids),
+        )
+
+
+@dataclass(frozen=True)
+class Action:
+    """``after_receive`` as the task's parameters say it: the value and ``move_to``."""
+
+    name: str
+    move_to: str | None = None
+
+    @property
+    def irreversible(self) -> bool:
+        """Whether it must wait until the hand-over is durable (``move``, ``delete``)."""
+        return self.name in ("move", "delete")
+
+
+def act(mailbox: Mailbox, claim: Claim, action: Action) -> None:
+    """Move or delete exactly the claim's messages (a no-op for the others).
+
+    Repeating it is harmless: UIDs (or UIDLs) no longer in the folder are not touched,
+    and a folder recreated since (another UIDVALIDITY) is left alone.
+    """
+    if not action.irreversible or not claim:
+        return
+    hook: Any = getattr(mailbox, "hook", None)
+    if hook is None:
+        raise TypeError(f"{type(mailbox).__name__} cannot move or delete messages")
+    address = hook.settings.address
+    with hook.translate_errors():
+        if claim.protocol == "pop3":
+            numbers = {uidl: number for number, uidl in hook.listing()}
+            wanted = [numbers[uidl] for uidl in claim.uidls if uidl in numbers]
+            mailbox_actions.pop3_delete(hook.client, wanted, address)
+            hook.close()  # QUIT: the server removes what DELE marked
+            return
+        if hook.uidvalidity(claim.folder) != claim.uidvalidity:
+            return
+        if action.name == "move":
+            assert action.move_to is not None
+            mailbox_actions.move(hook.client, claim.uids, action.move_to, address)
+        else:
+            mailbox_actions.delete(hook.client, claim.uids, address)
+
+
+def check_before_touching(mailbox: Mailbox, action: Action) -> None:
+    """Refuse, before any message is touched, a ``move_to`` that does not exist or a
+    server that cannot move or delete exactly (IMAP)."""
+    hook: Any = getattr(mailbox, "hook", None)
+    if hook is None or mailbox.protocol != "imap" or not action.irreversible:
+        return
+    address = hook.settings.address
+    with hook.translate_errors():
+        mailbox_actions.require_capabilities(hook.client, action.name, address)
+        if action.move_to is not None:
+            mailbox_actions.require_folder(hook.client, action.move_to, address)
+
+
+class Remembered:
+    """``leave_unread``, ``move`` and ``delete`` on IMAP: taken into the handed-over set.
+
+    :param action: the value and its ``move_to``.
+    :param sets: the handed-over set of a folder.
+    :param immediate: move or delete right after the read (a hook's own ``receive``);
+        otherwise the sensor does it once its success is recorded.
+    """
+
+    def __init__(
+        self, action: Action, sets: Callable[[str], HandedOverSet], *, immediate: bool
+    ) -> None:
+        self.name = action.name
+        self.action = action
+        self.sets = sets
+        self.immediate = immediate
+
+    def peek(self, mailbox: Mailbox, poll: Poll) -> Claim:
+        """The mailbox's search, without the UIDs handed over already."""
+        return mailbox.peek(replace(poll, exclude=self.excluded))
+
+    def excluded(self, folder: str, uidvalidity: int | None) -> UidRanges:
+        """What a peek of ``folder`` must not find again."""
+        return self.sets(folder).ranges(uidvalidity)
+
+    def takes(self, unseen_only: bool) -> bool:
+        """Always: the set is what keeps a message from being handed over twice."""
+        return True
+
+    def take(
+        self, mailbox: Mailbox, claim: Claim, *, reserve: Reserve | None, pending: bool
+    ) -> Claim:
+        """Reserve and add to the handed-over set the UIDs not in it yet."""
+        if pending:
+            raise NotImplementedError("after_receive other than mark_seen in an AssetWatcher")
+        if not claim.uids:
+            return claim
+        return self.sets(claim.folder).take(claim, reserve)
+
+    def give_back(self, mailbox: Mailbox, claim: Claim) -> bool:
+        """Remove the claim's UIDs from the set again; whether that worked."""
+        try:
+            self.sets(claim.folder).give_back(claim)
+        except Exception:
+            return False
+        return True
+
+    def after_hand_over(self, mailbox: Mailbox, claim: Claim, *, taken: bool) -> None:
+        """``move``/``delete`` now when ``immediate``; ``leave_unread``: nothing."""
+        if self.immediate:
+            act(mailbox, claim, self.action)
+
+
+class Pop3Taken:
+    """``leave_unread`` and ``delete`` on POP3: taken into the seen Variable, always.
+
+    POP3 has no flags, so ``mark_seen`` already changes nothing on the server; what
+    ``leave_unread`` adds is that every poll skips what was handed over, whatever
+    ``unseen_only`` says. ``delete`` then ``DELE``s them.
+    """
+
+    def __init__(self, action: Action, *, immediate: bool) -> None:
+        self.name = action.name
+        self.action = action
+        self.immediate = immediate
+
+    def peek(self, mailbox: Mailbox, poll: Poll) -> Claim:
+        """The seen ids excluded, as for ``unseen_only``."""
+        return mailbox.peek(replace(poll, unseen_only=True))
+
+    def takes(self, unseen_only: bool) -> bool:
+        """Always."""
+        return True
+
+    def take(
+        self, mailbox: Mailbox, claim: Claim, *, reserve: Reserve | None, pending: bool
+    ) -> Claim:
+        """Into the seen Variable, as ``mark_seen`` takes."""
+        if pending:
+            raise NotImplementedError("after_receive other than mark_seen in an AssetWatcher")
+        return MARK_SEEN.take(mailbox, claim, reserve=reserve, pending=pending)
+
+    def give_back(self, mailbox: Mailbox, claim: Claim) -> bool:
+        """Out of the seen Variable again."""
+        return MARK_SEEN.give_back(mailbox, claim)
+
+    def after_hand_over(self, mailbox: Mailbox, claim: Claim, *, taken: bool) -> None:
+        """``delete`` now when ``immediate``."""
+        if self.immediate:
+            act(mailbox, claim, self.action)
+
+
+#: The default: what ``after_receive="mark_seen"`` means (no folder).
+MARK_SEEN_ACTION = Action("mark_seen")
+
+
+def after_receive(
+    action: Action,
+    protocol: str,
+    sets: Callable[[str], HandedOverSet],
+    *,
+    immediate: bool,
+) -> AfterReceive:
+    """The engine's :class:`~.after.AfterReceive` for ``action`` on ``protocol``."""
+    if action.name == MARK_SEEN.name:
+        return MARK_SEEN
+    if protocol == "pop3":
+        return Pop3Taken(action, immediate=immediate)
+    return Remembered(action, sets, immediate=immediate)

@@ -1,0 +1,170 @@
+"""``after_receive`` and ``search`` on the sensor, deferrable and poke, in real Airflow.
+
+Each mode hands over the vendor's three messages in two runs (``max_emails=2``), never
+the fourth message (the ``search`` does not match it), and the killed runs (SIGKILL in a
+child ``dag.test()``, then the same DAG run again as Airflow's retry) lose and repeat
+nothing: at every step of the hand-over, after the success before the move or delete,
+and after the move or delete before it was recorded as done.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from imapclient import SEEN
+
+from devtools.certs import Certificate
+from devtools.connections import ConnFactory, receive_connection
+from devtools.dovecot import Dovecot
+from tests.airflow_runs import task_result, task_states
+from tests.conftest import REPO
+from tests.dags import after_receive_dags
+from tests.test_mailbox_actions import mail
+
+VENDOR = [
+    mail(
+        f"Invoice {i}",
+        sender="Billing <billing@vendor.example>",
+        extra=f"Message-ID: <inv-{i}@vendor.example>\r\n",
+    )
+    for i in range(3)
+]
+OTHER = mail("Lunch?", extra="Message-ID: <lunch@example.com>\r\n")
+INVOICES = [f"<inv-{i}@vendor.example>" for i in range(3)]
+
+
+@pytest.fixture
+def inbox(dovecot: Dovecot) -> Iterator[Dovecot]:
+    dovecot.clear("info")
+    with dovecot.client("info") as client:
+        client.create_folder("Processed")
+        client.logout()
+    dovecot.deliver("info", [VENDOR[0], OTHER, VENDOR[1], VENDOR[2]])
+    yield dovecot
+    dovecot.clear("info")
+
+
+def mailbox_state(server: Dovecot) -> dict[str, dict[str, set[bytes]]]:
+    """Folder -> Message-ID -> flags."""
+    state = {}
+    with server.client("info") as client:
+        for folder in ("INBOX", "Processed"):
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            data = (
+                client.fetch(uids, [b"FLAGS", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+                if uids
+                else {}
+            )
+            state[folder] = {
+                d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip(): set(
+                    d[b"FLAGS"]
+                )
+                - {b"\\Recent"}
+                for d in data.values()
+            }
+        client.logout()
+    return state
+
+
+def expected_state(mode: str) -> dict[str, dict[str, set[bytes]]]:
+    lunch = {"<lunch@example.com>": set()}
+    if mode == "leave_unread":
+        return {"INBOX": {**lunch, **{i: set() for i in INVOICES}}, "Processed": {}}
+    if mode == "move":
+        return {"INBOX": lunch, "Processed": {i: {SEEN} for i in INVOICES}}
+    return {"INBOX": lunch, "Processed": {}}
+
+
+@pytest.mark.parametrize("wait", ["deferrable", "poke"])
+@pytest.mark.parametrize("mode", ["leave_unread", "move", "delete"])
+def test_each_mode_hands_over_the_matches_once(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    inbox: Dovecot,
+    certificate: Certificate,
+    mode: str,
+    wait: str,
+) -> None:
+    conn_id = receive_connection(mail_connection, inbox, "imap", "ssl", certificate)
+    dag = after_receive_dags.DAGS[f"{mode}_{wait}"]
+    first = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(first, "collect") == INVOICES[:2]
+    second = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(second, "collect") == INVOICES[2:]
+    assert mailbox_state(inbox) == expected_state(mode)
+
+
+CRASH_RUN = """
+import sys
+from datetime import datetime
+import tests.conftest  # the same Airflow home and DB as the test process
+from tests.dags import after_receive_dags
+dag = after_receive_dags.DAGS[sys.argv[1]]
+when = datetime.fromisoformat(sys.argv[2])
+dag.test(logical_date=when, run_after=when, run_conf={"conn_id": sys.argv[3]})
+"""
+
+HAND_OVER_POINTS = ["after_reserve", "before_fetch", "after_fetch"]
+ACTION_POINTS = ["before_action", "after_action"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "point"),
+    [("leave_unread", point) for point in HAND_OVER_POINTS]
+    + [(mode, point) for mode in ("move", "delete") for point in HAND_OVER_POINTS + ACTION_POINTS],
+)
+def test_a_kill_at_any_step_loses_and_repeats_nothing(
+    airflow_db: object,
+    mail_connection: ConnFactory,
+    inbox: Dovecot,
+    certificate: Certificate,
+    mode: str,
+    point: str,
+) -> None:
+    conn_id = receive_connection(mail_connection, inbox, "imap", "ssl", certificate)
+    name = f"{mode}_deferrable"
+    dag = after_receive_dags.DAGS[name]
+    when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH_RUN, name, when.isoformat(), conn_id],
+        env={**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=180,
+        cwd=REPO,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
+
+    delivered: list[str] = []
+    if point in HAND_OVER_POINTS:
+        retry = dag.test(logical_date=when, run_after=when, run_conf={"conn_id": conn_id})
+        assert task_states(retry)["receive"] == "success"
+        delivered += task_result(retry, "collect")
+    else:
+        delivered += INVOICES[:2]  # the killed run's receive task succeeded with these
+    while len(delivered) < len(INVOICES):
+        run = dag.test(run_conf={"conn_id": conn_id})
+        delivered += task_result(run, "collect")
+    assert delivered == INVOICES  # each exactly once, oldest first
+    assert mailbox_state(inbox) == expected_state(mode)
+
+
+def test_pop3_delete_through_the_sensor(
+    airflow_db: object, mail_connection: ConnFactory, inbox: Dovecot, certificate: Certificate
+) -> None:
+    """POP3: the search runs on ``TOP n 0`` headers; ``DELE`` + ``QUIT`` after the success."""
+    conn_id = receive_connection(
+        mail_connection, inbox, "pop3", "ssl", certificate, conn_id="pop3_after_receive"
+    )
+    dag = after_receive_dags.DAGS["delete_deferrable"]
+    first = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(first, "collect") == INVOICES[:2]
+    second = dag.test(run_conf={"conn_id": conn_id})
+    assert task_result(second, "collect") == INVOICES[2:]
+    assert mailbox_state(inbox) == expected_state("delete")
