@@ -9,6 +9,7 @@ import pytest
 from airflow_provider_mail.hooks import imap
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import DirectorySink
+from airflow_provider_mail.mail.uid_ranges import UidRanges
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
@@ -48,4 +49,4 @@ def test_a_backlog_arrives_whole_in_size_bounded_chunks(
 
 def test_sequence_sets_are_compact() -> None:
     assert imap._sequence_set((5, 4, 3, 10, 12, 11, 1)) == "1,3:5,10:12"
-    assert imap._uid_set(imap._sequence_set((9, 2, 3))) == [2, 3, 9]
+    assert list(UidRanges.parse(imap._sequence_set((9, 2, 3)))) == [2, 3, 9]
