@@ -223,6 +223,21 @@ default_client_limit = 4000
                 client.append(folder, raw, flags=flags)
             client.logout()
 
+    def flags_by_subject(self, user: str, folder: str = "INBOX") -> dict[str, set[bytes]]:
+        """Each message of ``folder`` as its Subject and its flags (without ``\\Recent``)."""
+        with self.client(user) as client:
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            fields = [b"FLAGS", b"BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]
+            data = client.fetch(uids, fields) if uids else {}
+            client.logout()
+        return {
+            item[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().split(":", 1)[1].strip(): (
+                set(item[b"FLAGS"]) - {b"\\Recent"}
+            )
+            for item in data.values()
+        }
+
     def clear(self, user: str) -> None:
         """Empty a user's mailbox: every folder removed, the inbox emptied."""
         with self.client(user) as client:

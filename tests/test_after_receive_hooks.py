@@ -41,19 +41,6 @@ def subjects(records: list[dict[str, object]]) -> list[object]:
     return [record["subject"] for record in records]
 
 
-def inbox_flags(server: Dovecot, folder: str = "INBOX") -> dict[str, set[bytes]]:
-    with server.client("info") as client:
-        client.select_folder(folder, readonly=True)
-        uids = client.search("ALL")
-        data = client.fetch(uids, [b"FLAGS", b"BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]) if uids else {}
-        client.logout()
-    return {
-        d[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().split(":", 1)[1].strip(): set(d[b"FLAGS"])
-        - {b"\\Recent"}
-        for d in data.values()
-    }
-
-
 def test_leave_unread_changes_nothing_and_never_repeats(
     info: Dovecot, imap: ImapHook, tmp_path: Path
 ) -> None:
@@ -71,7 +58,7 @@ def test_leave_unread_changes_nothing_and_never_repeats(
     assert subjects(first) == ["Shared 0", "Shared 1", "Shared 2"]
     assert subjects(second) == ["Shared 3", "Shared 4"]
     assert third == []
-    assert all(flags == set() for flags in inbox_flags(info).values())  # not even \Seen
+    assert all(flags == set() for flags in info.flags_by_subject("info").values())  # not even \Seen
     stored = imap.state_store.get(
         f"mail_provider/handed_over/{imap.conn_id}/{imap.settings.account}/INBOX"
     )  # type: ignore[union-attr]
@@ -119,8 +106,9 @@ def test_move_with_search_moves_only_what_was_handed_over(
         attachments_dir=str(tmp_path),
     )
     assert subjects(records) == ["Invoice 1", "Invoice 2"]
-    assert inbox_flags(info) == {"Lunch?": {DELETED}}
-    assert inbox_flags(info, "Processed") == {"Invoice 1": {SEEN, FLAGGED}, "Invoice 2": {SEEN}}
+    assert info.flags_by_subject("info") == {"Lunch?": {DELETED}}
+    moved = info.flags_by_subject("info", "Processed")
+    assert moved == {"Invoice 1": {SEEN, FLAGGED}, "Invoice 2": {SEEN}}
 
 
 def test_delete_spares_foreign_deleted_mail(info: Dovecot, imap: ImapHook, tmp_path: Path) -> None:
@@ -131,7 +119,7 @@ def test_delete_spares_foreign_deleted_mail(info: Dovecot, imap: ImapHook, tmp_p
         client.logout()
     records = imap.receive(max_emails=1, after_receive="delete", attachments_dir=str(tmp_path))
     assert subjects(records) == ["Ours"]
-    assert inbox_flags(info) == {"Foreign": {DELETED}}
+    assert info.flags_by_subject("info") == {"Foreign": {DELETED}}
 
 
 def test_a_missing_move_to_fails_before_any_mail_is_touched(
@@ -140,7 +128,7 @@ def test_a_missing_move_to_fails_before_any_mail_is_touched(
     info.deliver("info", [mail("Stays")])
     with pytest.raises(MailConfigError, match="move_to 'Nowhere' does not exist"):
         imap.receive(after_receive="move", move_to="Nowhere", attachments_dir=str(tmp_path))
-    assert inbox_flags(info) == {"Stays": set()}
+    assert info.flags_by_subject("info") == {"Stays": set()}
     assert imap.receive(attachments_dir=str(tmp_path))[0]["subject"] == "Stays"
 
 
@@ -160,7 +148,7 @@ def test_pop3_search_and_delete(
         attachments_dir=str(tmp_path),
     )
     assert subjects(records) == ["Invoice 1", "Invoice 2"]
-    assert sorted(inbox_flags(info)) == ["Other"]
+    assert sorted(info.flags_by_subject("info")) == ["Other"]
     with pytest.raises(MailConfigError, match="'move' needs IMAP folders"):
         hook.receive(after_receive="move", move_to="Processed")
     with pytest.raises(MailConfigError, match="POP3 cannot search"):
