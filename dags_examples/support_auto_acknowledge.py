@@ -36,9 +36,9 @@ of their message, quoting the subject. A correct auto-responder (RFC 3834):
 * mail from the support address itself is never answered;
 * each sender gets at most one acknowledgement per period (param `answer_once_per_hours`,
   default 7 days as RFC 3834 suggests). Who was answered when is kept in the Airflow
-  Variable `support_auto_acknowledge/answered/<support address>` (a JSON object
-  address -> time; entries older than the period are dropped). Delete it to answer
-  everyone again.
+  Variable `support_auto_acknowledge/answered/<support address>` (`:` for `/` on Airflow
+  3.0; a JSON object address -> time; entries older than the period are dropped). Delete
+  it to answer everyone again.
 
 **Connections:** `mail_pop3_default` (Receive Email, POP3) for the inbox and
 `mail_smtp_default` (Send Email, SMTP) for the replies.
@@ -183,9 +183,12 @@ with DAG(
         params: dict[str, Any] | None = None,
         run_id: str | None = None,
     ) -> list[dict[str, Any]]:
+        # Airflow 3.0 refuses "/" in a Variable name: variable_key writes ":" there.
+        from airflow_provider_mail.compat import variable_key
+
         assert params is not None  # Airflow passes the run's params and run_id
         own_address = str(params["support_address"])
-        key = STATE_PREFIX + own_address.lower()
+        key = variable_key(STATE_PREFIX + own_address.lower())
         answered = Variable.get(key, default=None, deserialize_json=True) or {}
         replies, state = choose_whom_to_answer(
             records,

@@ -137,8 +137,10 @@ def forget_answered(*addresses: str) -> None:
     """Delete the auto-acknowledge example's memory of whom it answered (Airflow Variables)."""
     from airflow.models import Variable
 
+    from airflow_provider_mail.compat import variable_key
+
     for address in addresses:
-        Variable.delete(f"support_auto_acknowledge/answered/{address}")
+        Variable.delete(variable_key(f"support_auto_acknowledge/answered/{address}"))
 
 
 def test_auto_acknowledge_answers_each_sender_once_over_pop3(
