@@ -24,6 +24,7 @@ from types import TracebackType
 
 from devtools.certs import Certificate, make_certificate
 from devtools.dovecot import Dovecot
+from devtools.processes import reap
 from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 __all__ = [
@@ -127,14 +128,9 @@ class SmtpServerProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.close()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        assert process.stdin is not None
+        process.stdin.close()  # the server stops at the end of its input
+        reap(process)
 
     def __enter__(self) -> SmtpServerProcess:
         return self.start()

@@ -30,6 +30,8 @@ import sys
 import threading
 from types import TracebackType
 
+from devtools.processes import reap
+
 HOST = "127.0.0.1"
 DEFAULT_DELAY = 0.010
 CHUNK = 256 * 1024
@@ -241,13 +243,7 @@ class ProxyProcess:
         if process is None:
             return
         process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        reap(process)
 
     def __enter__(self) -> ProxyProcess:
         return self.start()

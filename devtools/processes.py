@@ -25,3 +25,14 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 15) ->
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
+
+
+def reap(process: subprocess.Popen[str], timeout: float = 10) -> None:
+    """Wait for a child asked to stop, SIGKILL it after ``timeout`` seconds, close its stdout."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
