@@ -8,9 +8,9 @@ DAG's id as ``AIRFLOW_CTX_DAG_ID``):
 
 - ``hand-over``: in ``ImapHook.fetch``, the read step of a hand-over (the messages were
   taken and marked seen, or put into the handed-over set, not yet read);
-- ``before-action``: in ``ReceiveEmailSensor.after_success``, the sensor's success
-  callback (Airflow has recorded the task instance's success, the move or delete of
-  ``after_receive`` has not run yet; the action stays owed for the next run).
+- ``before-action``: in ``OwedActions.settle_own``, which the sensor's success callback
+  calls once Airflow confirmed the task instance's success, before the move or delete of
+  ``after_receive`` (the action stays owed for the task's next run).
 
 The product is unchanged: the classes are patched when their modules are imported.
 """
@@ -50,19 +50,19 @@ def _patch_fetch(module: Any) -> None:
     module.ImapHook.fetch = paused_fetch
 
 
-def _patch_after_success(module: Any) -> None:
-    after_success = module.ReceiveEmailSensor.after_success
+def _patch_settle_own(module: Any) -> None:
+    settle_own = module.OwedActions.settle_own
 
-    def paused_after_success(self: Any, context: Any) -> None:
+    def paused_settle_own(self: Any, *args: Any, **kwargs: Any) -> Any:
         _pause("before-action")
-        after_success(self, context)
+        return settle_own(self, *args, **kwargs)
 
-    module.ReceiveEmailSensor.after_success = paused_after_success
+    module.OwedActions.settle_own = paused_settle_own
 
 
 PATCHES: dict[str, Callable[[Any], None]] = {
     "airflow_provider_mail.hooks.imap": _patch_fetch,
-    "airflow_provider_mail.sensors.receive": _patch_after_success,
+    "airflow_provider_mail.handover.owed": _patch_settle_own,
 }
 
 
