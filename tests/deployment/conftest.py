@@ -1,4 +1,5 @@
-"""Skip the Celery variant of the deployment suite unless ``-m`` asks for it by name.
+"""The deployment suite's PostgreSQL, and the Celery variant skipped unless ``-m`` asks for it
+by name.
 
 It needs Redis, the ``celery`` extra and about as long again as the LocalExecutor run, so
 the default ``pytest`` (and CI, and ``make test-deployment``) leaves it out;
