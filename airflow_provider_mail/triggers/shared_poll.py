@@ -54,7 +54,11 @@ class Waiter:
     joined: float = field(default_factory=time.monotonic)
     claim: Claim | None = None  # what it fires with, once a poll gave it a share
     fired: bool = False  # its event went out: the share stays leased
-    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    woken: asyncio.Future[None] | None = None  # set while it waits in SharedPoll.wait
+
+    def wake(self) -> None:
+        if self.woken is not None and not self.woken.done():
+            self.woken.set_result(None)
 
 
 @dataclass(eq=False)
@@ -116,7 +120,7 @@ class SharedPoll:
             )
             for other, share in zip(waiting[: len(shares)], shares, strict=True):
                 other.claim = share
-                other.woken.set()
+                other.wake()
             self.started = started
             # Mail no waiter got (every waiter fired, or nothing is taken): a trigger that
             # joins later must poll for itself rather than reuse this answer.
@@ -125,9 +129,18 @@ class SharedPoll:
 
     async def wait(self, waiter: Waiter, seconds: float) -> None:
         """Until the waiter's next poll: ``seconds``, or until a poll gave it a share."""
-        # asyncio.TimeoutError, not TimeoutError: they are one class only from Python 3.11.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(waiter.woken.wait(), seconds)
+        if waiter.claim is not None:
+            return
+        # A future and a timer rather than asyncio.wait_for: thousands of waiters each
+        # wait once per delay, and wait_for costs a task and a cancellation every time.
+        loop = asyncio.get_running_loop()
+        waiter.woken = loop.create_future()
+        timer = loop.call_later(seconds, waiter.wake)
+        try:
+            await waiter.woken
+        finally:
+            timer.cancel()
+            waiter.woken = None
 
     def leave(self, waiter: Waiter) -> None:
         """``waiter``'s trigger ends; a share it did not fire with is free again."""

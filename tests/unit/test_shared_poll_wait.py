@@ -31,8 +31,19 @@ def test_a_share_ends_the_wait_early() -> None:
         started = time.monotonic()
         waiting = asyncio.ensure_future(poll.wait(waiter, 30))
         await asyncio.sleep(0)
-        waiter.woken.set()
+        waiter.wake()
         await waiting
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 30
+
+
+def test_a_waiter_that_has_its_share_does_not_wait() -> None:
+    async def main() -> float:
+        poll, waiter = _poll(), Waiter()
+        waiter.claim = cast(Any, "a share")
+        started = time.monotonic()
+        await poll.wait(waiter, 30)
         return time.monotonic() - started
 
     assert asyncio.run(main()) < 30
