@@ -75,7 +75,7 @@ def page(browser: Any, api_server: ApiServer) -> Iterator[Any]:
     context = browser.new_context(
         base_url=api_server.base_url, viewport={"width": 1400, "height": 1000}
     )
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(60_000)
     tab = context.new_page()
     yield tab
     context.close()
