@@ -126,6 +126,28 @@ def test_parameters_read_like_get_params() -> None:
     assert fast > 5_000  # the short cut itself was exercised
 
 
+def test_boundaries_read_like_get_boundary() -> None:
+    generator = random.Random(2046)
+    fast = 0
+    for _ in range(20_000):
+        value = param_header(generator)
+        if generator.random() < 0.5:
+            value = value.replace(generator.choice(["charset", "Name", "filename"]), "boundary")
+        fast += mime._simple_params(value) and "boundary" in value.lower()
+        part = mime._Part()
+        part["Content-Type"] = value
+        try:
+            expected = Message.get_boundary(part, "missing")
+        except Exception as err:
+            expected = type(err)
+        try:
+            got = part.get_boundary("missing")
+        except Exception as err:
+            got = type(err)
+        assert got == expected, value
+    assert fast > 500  # the short cut itself was exercised
+
+
 def fresh_part(content_type: str | None) -> Message:
     part = mime._Part()
     if content_type is not None:
