@@ -181,3 +181,25 @@ def test_the_remembered_content_type_follows_every_change(
     except Exception:  # some changes need a Content-Type header
         return
     assert part.get_content_type() == Message.get_content_type(part)
+
+
+ENCODINGS = ["", "7bit", "8BIT", "binary", "quoted-printable", "Quoted-Printable", " 8bit",
+             "base64", "x-uuencode", "bogus", "7bit ", None]  # fmt: skip
+BODY_PIECES = ["caf=C3=A9", "=\r\n", "=", "plain ", "\r\n", "é", "\x00", "=3D", "\t", "=ZZ"]
+
+
+def test_plain_payloads_decode_like_get_payload() -> None:
+    generator = random.Random(2047)
+    fast = 0
+    for _ in range(5_000):
+        encoding = generator.choice(ENCODINGS)
+        header = "" if encoding is None else f"Content-Transfer-Encoding: {encoding}\r\n"
+        body = "".join(generator.choice(BODY_PIECES) for _ in range(generator.randrange(12)))
+        raw = f"Content-Type: text/plain\r\n{header}\r\n{body}".encode("utf-8", "replace")
+        message, _ = mime.parse_message(raw)
+        leaf = next(mime.iter_leaves(message))
+        plain = mime._plain_payload(leaf)
+        if plain is not None:  # None: the library's own method decodes it
+            fast += 1
+            assert plain == message.get_payload(decode=True), raw
+    assert fast > 2_000  # the short cut itself was exercised
