@@ -427,9 +427,10 @@ def payload_bytes(leaf: Leaf) -> bytes:
     if text is not None:
         # Large attachments are base64: decode the parser's text directly, no extra copy.
         return decode_base64(text)
-    data = _plain_payload(leaf)
-    if data is None:
-        data = part.get_payload(decode=True)
+    plain = _plain_payload(leaf)
+    if plain is not None:
+        return plain
+    data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
 
 
