@@ -12,7 +12,7 @@ taken, each of bounded length, and a References header keeps a bounded number of
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: Most message ids ``references`` keeps: the first (the thread's root) and the newest
@@ -88,6 +88,12 @@ def reply_fields(headers: Iterable[tuple[str, Any]]) -> dict[str, Any]:
         key = name.lower()
         if key in HEADERS:
             found.setdefault(key, []).append(str(value))
+    return reply_fields_of(found)
+
+
+def reply_fields_of(found: Mapping[str, list[str]]) -> dict[str, Any]:
+    """:func:`reply_fields` of header values already collected by lower-case name (at least
+    those of :data:`HEADERS`, in the message's order)."""
     in_reply_to = None
     for value in found.get("in-reply-to", ()):
         ids = message_ids(value)
@@ -109,7 +115,7 @@ def _token(value: str) -> str:
     return _COMMENT.sub(" ", _FOLDING.sub("", value)).split(";")[0].strip().lower()
 
 
-def is_automatic(headers: dict[str, list[str]]) -> bool:
+def is_automatic(headers: Mapping[str, list[str]]) -> bool:
     """Whether a message must get no automatic reply (RFC 3834 section 2).
 
     :param headers: header values by lower-case name.
