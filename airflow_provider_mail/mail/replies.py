@@ -100,8 +100,10 @@ def reply_fields_of(found: Mapping[str, list[str]]) -> dict[str, Any]:
         if ids:
             in_reply_to = ids[0]
             break
-    references = bounded_references(
-        [one for value in found.get("references", ()) for one in message_ids(value)]
+    references = (
+        bounded_references([one for value in found["references"] for one in message_ids(value)])
+        if "references" in found
+        else []
     )
     return {
         "in_reply_to": in_reply_to,
@@ -126,6 +128,17 @@ def is_automatic(headers: Mapping[str, list[str]]) -> bool:
     ``X-Autorespond`` (unless ``no``); ``X-Auto-Response-Suppress`` asking for no
     automatic reply (``All``, ``AutoReply``, ``OOF``).
     """
+    if not _MARKERS.isdisjoint(headers) and _marked_automatic(headers):
+        return True
+    return any(
+        _is_system_sender(value)
+        for name in ("from", "sender", "return-path")
+        for value in headers.get(name, ())
+    )
+
+
+def _marked_automatic(headers: Mapping[str, list[str]]) -> bool:
+    """The header tests of :func:`is_automatic` other than the sender's mailbox."""
     if any(_token(value) != "no" for value in headers.get("auto-submitted", ())):
         return True
     if any(_token(value) in _BULK_PRECEDENCE for value in headers.get("precedence", ())):
@@ -138,13 +151,14 @@ def is_automatic(headers: Mapping[str, list[str]]) -> bool:
     for value in headers.get("x-auto-response-suppress", ()):
         if {word.strip().lower() for word in value.split(",")} & _SUPPRESS_VALUES:
             return True
-    if any(_is_null_path(value) for value in headers.get("return-path", ())):
-        return True
-    return any(
-        _is_system_sender(value)
-        for name in ("from", "sender", "return-path")
-        for value in headers.get(name, ())
-    )
+    return any(_is_null_path(value) for value in headers.get("return-path", ()))
+
+
+# The headers _marked_automatic reads: most messages have none of them.
+_MARKERS = frozenset(
+    {"auto-submitted", "precedence", "list-id", "x-auto-response-suppress", "return-path"}
+    | _AUTO_REPLY_MARKERS
+)
 
 
 def _is_null_path(value: str) -> bool:
