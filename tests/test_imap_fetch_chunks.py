@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_mail.exceptions import MailStorageError
 from airflow_provider_mail.hooks import imap
 from airflow_provider_mail.hooks.imap import ImapHook
-from airflow_provider_mail.mail.attachments import DirectorySink
+from airflow_provider_mail.mail.attachments import AttachmentSink, DirectorySink
+from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.mail.uid_ranges import UidRanges
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
@@ -50,3 +52,38 @@ def test_a_backlog_arrives_whole_in_size_bounded_chunks(
 def test_sequence_sets_are_compact() -> None:
     assert imap._sequence_set((5, 4, 3, 10, 12, 11, 1)) == "1,3:5,10:12"
     assert list(UidRanges.parse(imap._sequence_set((9, 2, 3)))) == [2, 3, 9]
+
+
+def test_a_failed_record_waits_for_the_chunk_read_ahead_before_the_session_is_reused(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The next chunk is read while a record fails: the session stays usable afterwards
+    (to give the messages back), and a second read gets every message."""
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(12, "Ahead"))
+    monkeypatch.setattr(imap, "FETCH_CHUNK", 2)
+    monkeypatch.setattr(imap, "FETCH_CHUNK_BYTES", 2 * len(numbered(1, "Ahead")[0]))
+
+    with ImapHook(conn_id) as hook:
+        claim = hook.find_new(None, unseen_only=False, max_emails=-1)
+        real_build = hook.build
+        built: list[int] = []
+
+        def build(raw: bytes, claim_: Claim, attachments: AttachmentSink, **ids: int) -> object:
+            built.append(ids["uid"])
+            if len(built) == 3:  # the first message of the second chunk; the third is on the way
+                raise MailStorageError("An attachment could not be written (disk full).")
+            return real_build(raw, claim_, attachments, **ids)
+
+        monkeypatch.setattr(hook, "build", build)
+        with pytest.raises(MailStorageError):
+            hook.fetch(claim, DirectorySink(tmp_path))
+        monkeypatch.setattr(hook, "build", real_build)
+        hook.client.noop()  # the session's stream is not mid-answer
+        records = hook.fetch(claim, DirectorySink(tmp_path))
+    assert [r["subject"] for r in records] == [f"Ahead {n}" for n in range(12)]

@@ -8,7 +8,8 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
@@ -176,22 +177,63 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 )
                 return []
         records = []
-        for chunk in self._fetch_chunks(claim.uids):
-            items = [b"RFC822.SIZE", b"BODY.PEEK[]<0.%d>" % self.fetch_slice]
-            with self.translate_errors():
-                response = self._uid_fetch(chunk, items)
-            for uid in chunk:
-                # Popped, so each raw message can be freed once its record is built.
-                data = response.pop(uid, {})
-                raw = data.get(b"BODY[]<0>")
-                if raw is None:
-                    continue
-                if len(raw) < int(data.get(b"RFC822.SIZE") or 0) and len(raw) == self.fetch_slice:
-                    raw = self._read_rest(uid, raw, int(data[b"RFC822.SIZE"]))
-                records.append(
-                    self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
-                )
+        with contextlib.closing(self._fetched(self._fetch_chunks(claim.uids))) as fetched:
+            for chunk, response in fetched:
+                for uid in chunk:
+                    # Popped, so each raw message can be freed once its record is built.
+                    data = response.pop(uid, {})
+                    raw = data.get(b"BODY[]<0>")
+                    if raw is None:
+                        continue
+                    if self._incomplete(data):
+                        raw = self._read_rest(uid, raw, int(data[b"RFC822.SIZE"]))
+                    records.append(
+                        self.build(raw, claim, attachments, uid=uid, uidvalidity=claim.uidvalidity)
+                    )
         return records
+
+    def _fetched(
+        self, chunks: list[tuple[int, ...]]
+    ) -> Generator[tuple[tuple[int, ...], dict[int, Any]], None, None]:
+        """Each chunk with its ``UID FETCH`` answer; the next chunk is read meanwhile.
+
+        While the caller builds the records of one chunk, a reader thread already fetches
+        the next (waiting on the socket releases the GIL), so a backlog's records are built
+        beside the wire instead of after it. The session is used by one thread at a time:
+        the read ahead starts only when the caller will not need the session for this chunk
+        (no message to complete with :meth:`_read_rest`), and closing this generator (the
+        caller failed) leaves the executor's ``with``, which waits for a read in flight
+        before the session is used again (to give the messages back). At most two chunks
+        are held at once (``FETCH_CHUNK_BYTES`` each).
+        """
+        items = [b"RFC822.SIZE", b"BODY.PEEK[]<0.%d>" % self.fetch_slice]
+
+        def read(chunk: tuple[int, ...]) -> dict[int, Any]:
+            with self.translate_errors():
+                return self._uid_fetch(chunk, items)
+
+        if len(chunks) <= 1:  # one round trip: nothing to overlap
+            for chunk in chunks:
+                yield chunk, read(chunk)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="imap-read-ahead") as reader:
+            pending: Future[dict[int, Any]] | None = reader.submit(read, chunks[0])
+            for index, chunk in enumerate(chunks):
+                response = pending.result() if pending is not None else read(chunk)
+                pending = None
+                ahead = chunks[index + 1] if index + 1 < len(chunks) else None
+                if ahead is not None and not any(map(self._incomplete, response.values())):
+                    pending = reader.submit(read, ahead)
+                yield chunk, response
+
+    def _incomplete(self, data: dict[bytes, Any]) -> bool:
+        """Whether a FETCH answer holds only the first :attr:`fetch_slice` of its message."""
+        raw = data.get(b"BODY[]<0>")
+        return (
+            raw is not None
+            and len(raw) == self.fetch_slice
+            and len(raw) < int(data.get(b"RFC822.SIZE") or 0)
+        )
 
     def _fetch_chunks(self, uids: tuple[int, ...]) -> list[tuple[int, ...]]:
         """``uids`` in FETCH chunks: up to :data:`FETCH_CHUNK` messages at once, else by size."""

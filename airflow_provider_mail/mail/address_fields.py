@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from email.utils import getaddresses
 
@@ -15,9 +16,27 @@ _NEEDS_QUOTES = re.compile(r'[,;:<>@"()\[\]\\]')
 
 
 def address_field(headers: dict[str, list[str]], charsets: Charsets, name: str) -> str:
-    texts = [header_text(value, charsets) for value in headers.get(name, ())]
-    if not texts:
+    values = headers.get(name)
+    if not values:
         return ""
+    if len(values) == 1 and len(values[0]) <= _REMEMBERED_CHARS and values[0].isascii():
+        # An ASCII value reads the same in every message (no charset guess is involved),
+        # and the same To, From and Cc recur across a mailbox.
+        return _remembered(values[0])
+    return _formatted([header_text(value, charsets) for value in values])
+
+
+# Values up to this long are remembered, the last _REMEMBERED of them: at most about 1 MB.
+_REMEMBERED_CHARS = 2048
+_REMEMBERED = 512
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _remembered(value: str) -> str:
+    return _formatted([value])
+
+
+def _formatted(texts: list[str]) -> str:
     try:
         # Split before decoding: a decoded name may hold the commas that separate addresses.
         pairs = split_addresses(texts)

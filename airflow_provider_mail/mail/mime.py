@@ -11,12 +11,14 @@ from __future__ import annotations
 import binascii
 import io
 import logging
+import quopri
 import re
 from collections.abc import Iterator
 from email.feedparser import BytesFeedParser
 from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import Compat32
+from email.utils import unquote
 from typing import Any
 
 from airflow_provider_mail.mail.decoding import (
@@ -75,6 +77,22 @@ class _Part(Message):
     def replace_header(self, _name: str, _value: Any) -> None:
         self._content_type_memo = None
         super().replace_header(_name, _value)
+
+    def get_boundary(self, failobj: Any = None) -> Any:
+        """``Message.get_boundary``, reading a header of plain parameters itself.
+
+        The parser asks every multipart part for its boundary; the library's answer parses
+        all the parameters of ``Content-Type`` through its RFC 2231 machinery, a tenth of
+        a small message's parse. For a header of plain ``name=value`` parameters
+        (:data:`_SIMPLE_PARAMS`) the answer is :func:`_simple_param`'s, unquoted as
+        ``collapse_rfc2231_value`` unquotes it (``tests/unit/test_parse_fast_paths.py``
+        compares the two on random headers).
+        """
+        value = self.get("content-type")
+        if isinstance(value, str) and _simple_params(value):
+            found = _simple_param(value, "boundary")
+            return failobj if found is None else unquote(found).rstrip()
+        return super().get_boundary(failobj)
 
 
 _POLICY = _RawHeaders(linesep="\r\n", max_line_length=None, message_factory=_Part)
@@ -223,7 +241,7 @@ class Leaf:
     the part each time would scan all its headers again for every question.
     """
 
-    __slots__ = ("_mime_headers", "_params", "content_type", "maintype", "part")
+    __slots__ = ("_mime_headers", "_params", "_simple", "content_type", "maintype", "part")
 
     def __init__(self, part: Message, mime_headers: dict[str, str], content_type: str) -> None:
         self.part = part
@@ -231,6 +249,8 @@ class Leaf:
         self.maintype = content_type.split("/")[0]
         self._mime_headers = mime_headers
         self._params: dict[str, list[tuple[str, Any]]] = {}
+        # Per header: its plain parameters by name (None: not a header of plain parameters).
+        self._simple: dict[str, dict[str, str] | None] = {}
 
     def header(self, name: str) -> str | None:
         """The first value of a ``content-*`` header (lower-case name), or ``None``."""
@@ -244,10 +264,14 @@ class Leaf:
         # A parameter's name is part of the header's text, so a header without it has no
         # such parameter. Only without RFC 2231 ``*`` names: parsing those can raise, and
         # the caller must see that exactly as before (the part is then skipped).
+        if header in self._simple:
+            simple = self._simple[header]
+        else:
+            simple = self._simple[header] = _simple_param_map(value)
+        if simple is not None:
+            return simple.get(name)
         if "*" not in value and name not in value.lower():
             return None
-        if "*" not in value and "\\" not in value and _SIMPLE_PARAMS.fullmatch(value):
-            return _simple_param(value, name)
         params = self._params.get(header)
         if params is None:
             params = self._params[header] = self.part.get_params([], header)
@@ -278,6 +302,30 @@ _PARAM_TOKEN = r"[A-Za-z0-9!#$%&'+.^_`{|}~-]+"
 _PARAM = rf'(?:;\s*([A-Za-z0-9_.-]+)\s*=\s*({_PARAM_TOKEN}|"[^"]*")\s*)'
 _SIMPLE_PARAMS = re.compile(rf'[^;="]*{_PARAM}*;?\s*')
 _SIMPLE_PARAM = re.compile(_PARAM)
+
+
+def _simple_param_map(value: str) -> dict[str, str] | None:
+    """Every name :func:`_simple_param` answers for ``value``, with its answer; ``None`` when
+    ``value`` is not a header of plain parameters.
+
+    The first of repeated names counts, and the type before the first ``;`` (a name
+    without a value) comes before them all, as in :func:`_simple_param`.
+    """
+    if not _simple_params(value):
+        return None
+    found: dict[str, str] = {}
+    for match in _SIMPLE_PARAM.finditer(value):
+        key = match.group(1).lower()
+        if key not in found:
+            text = match.group(2)
+            found[key] = text[1:-1] if text.startswith('"') else text
+    found[value.partition(";")[0].strip().lower()] = ""
+    return found
+
+
+def _simple_params(value: str) -> bool:
+    """Whether a header holds only plain parameters, which :func:`_simple_param` reads."""
+    return "*" not in value and "\\" not in value and _SIMPLE_PARAMS.fullmatch(value) is not None
 
 
 def _simple_param(value: str, name: str) -> str | None:
@@ -379,8 +427,37 @@ def payload_bytes(leaf: Leaf) -> bytes:
     if text is not None:
         # Large attachments are base64: decode the parser's text directly, no extra copy.
         return decode_base64(text)
+    plain = _plain_payload(leaf)
+    if plain is not None:
+        return plain
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
+
+
+def _plain_payload(leaf: Leaf) -> bytes | None:
+    """``part.get_payload(decode=True)`` of a leaf in 7bit, 8bit or quoted-printable, else
+    ``None``.
+
+    The library's method asks the part for its encoding again (a scan of its headers);
+    this reads the encoding already at hand and decodes as the method does on Python 3.10
+    to 3.13 alike (the parser's text is ASCII with 8-bit bytes as surrogate escapes).
+    """
+    part = leaf.part
+    payload = part._payload  # type: ignore[attr-defined]
+    if not isinstance(payload, str) or not isinstance(part.policy, _RawHeaders):
+        return None  # not from this module's parser (whose header values are as written)
+    encoding = str(leaf.header("content-transfer-encoding") or "").lower()
+    if encoding not in _PLAIN_ENCODINGS:
+        return None
+    try:
+        data = payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # not the parser's text: the library decides
+        return None
+    return quopri.decodestring(data) if encoding == "quoted-printable" else data
+
+
+# The encodings the library's method decodes as above; the others are left to it.
+_PLAIN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "quoted-printable"})
 
 
 def _base64_text(leaf: Leaf) -> str | None:

@@ -41,7 +41,7 @@ from airflow_provider_mail.mail.mime import (
     payload_bytes,
 )
 from airflow_provider_mail.mail.replies import HEADERS as REPLY_HEADERS
-from airflow_provider_mail.mail.replies import reply_fields
+from airflow_provider_mail.mail.replies import reply_fields_of
 
 __all__ = ["build_record"]
 
@@ -136,9 +136,7 @@ def build_record(
         if field in _CAPPED_HEADERS:
             value = _cap(value, MAX_HEADER_CHARS, field, truncated)
         record[field] = value
-    record.update(
-        reply_fields((name, value) for name in REPLY_HEADERS for value in headers.get(name, ()))
-    )
+    record.update(reply_fields_of(headers))
     texts: list[str] = []
     htmls: list[str] = []
     for leaf in leaves:

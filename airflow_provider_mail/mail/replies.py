@@ -12,7 +12,7 @@ taken, each of bounded length, and a References header keeps a bounded number of
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: Most message ids ``references`` keeps: the first (the thread's root) and the newest
@@ -88,14 +88,22 @@ def reply_fields(headers: Iterable[tuple[str, Any]]) -> dict[str, Any]:
         key = name.lower()
         if key in HEADERS:
             found.setdefault(key, []).append(str(value))
+    return reply_fields_of(found)
+
+
+def reply_fields_of(found: Mapping[str, list[str]]) -> dict[str, Any]:
+    """:func:`reply_fields` of header values already collected by lower-case name (at least
+    those of :data:`HEADERS`, in the message's order)."""
     in_reply_to = None
     for value in found.get("in-reply-to", ()):
         ids = message_ids(value)
         if ids:
             in_reply_to = ids[0]
             break
-    references = bounded_references(
-        [one for value in found.get("references", ()) for one in message_ids(value)]
+    references = (
+        bounded_references([one for value in found["references"] for one in message_ids(value)])
+        if "references" in found
+        else []
     )
     return {
         "in_reply_to": in_reply_to,
@@ -109,7 +117,7 @@ def _token(value: str) -> str:
     return _COMMENT.sub(" ", _FOLDING.sub("", value)).split(";")[0].strip().lower()
 
 
-def is_automatic(headers: dict[str, list[str]]) -> bool:
+def is_automatic(headers: Mapping[str, list[str]]) -> bool:
     """Whether a message must get no automatic reply (RFC 3834 section 2).
 
     :param headers: header values by lower-case name.
@@ -120,6 +128,17 @@ def is_automatic(headers: dict[str, list[str]]) -> bool:
     ``X-Autorespond`` (unless ``no``); ``X-Auto-Response-Suppress`` asking for no
     automatic reply (``All``, ``AutoReply``, ``OOF``).
     """
+    if not _MARKERS.isdisjoint(headers) and _marked_automatic(headers):
+        return True
+    return any(
+        _is_system_sender(value)
+        for name in ("from", "sender", "return-path")
+        for value in headers.get(name, ())
+    )
+
+
+def _marked_automatic(headers: Mapping[str, list[str]]) -> bool:
+    """The header tests of :func:`is_automatic` other than the sender's mailbox."""
     if any(_token(value) != "no" for value in headers.get("auto-submitted", ())):
         return True
     if any(_token(value) in _BULK_PRECEDENCE for value in headers.get("precedence", ())):
@@ -132,13 +151,14 @@ def is_automatic(headers: dict[str, list[str]]) -> bool:
     for value in headers.get("x-auto-response-suppress", ()):
         if {word.strip().lower() for word in value.split(",")} & _SUPPRESS_VALUES:
             return True
-    if any(_is_null_path(value) for value in headers.get("return-path", ())):
-        return True
-    return any(
-        _is_system_sender(value)
-        for name in ("from", "sender", "return-path")
-        for value in headers.get(name, ())
-    )
+    return any(_is_null_path(value) for value in headers.get("return-path", ()))
+
+
+# The headers _marked_automatic reads: most messages have none of them.
+_MARKERS = frozenset(
+    {"auto-submitted", "precedence", "list-id", "x-auto-response-suppress", "return-path"}
+    | _AUTO_REPLY_MARKERS
+)
 
 
 def _is_null_path(value: str) -> bool:

@@ -126,6 +126,28 @@ def test_parameters_read_like_get_params() -> None:
     assert fast > 5_000  # the short cut itself was exercised
 
 
+def test_boundaries_read_like_get_boundary() -> None:
+    generator = random.Random(2046)
+    fast = 0
+    for _ in range(20_000):
+        value = param_header(generator)
+        if generator.random() < 0.5:
+            value = value.replace(generator.choice(["charset", "Name", "filename"]), "boundary")
+        fast += mime._simple_params(value) and "boundary" in value.lower()
+        part = mime._Part()
+        part["Content-Type"] = value
+        try:
+            expected = Message.get_boundary(part, "missing")
+        except Exception as err:
+            expected = type(err)
+        try:
+            got = part.get_boundary("missing")
+        except Exception as err:
+            got = type(err)
+        assert got == expected, value
+    assert fast > 500  # the short cut itself was exercised
+
+
 def fresh_part(content_type: str | None) -> Message:
     part = mime._Part()
     if content_type is not None:
@@ -159,3 +181,25 @@ def test_the_remembered_content_type_follows_every_change(
     except Exception:  # some changes need a Content-Type header
         return
     assert part.get_content_type() == Message.get_content_type(part)
+
+
+ENCODINGS = ["", "7bit", "8BIT", "binary", "quoted-printable", "Quoted-Printable", " 8bit",
+             "base64", "x-uuencode", "bogus", "7bit ", None]  # fmt: skip
+BODY_PIECES = ["caf=C3=A9", "=\r\n", "=", "plain ", "\r\n", "é", "\x00", "=3D", "\t", "=ZZ"]
+
+
+def test_plain_payloads_decode_like_get_payload() -> None:
+    generator = random.Random(2047)
+    fast = 0
+    for _ in range(5_000):
+        encoding = generator.choice(ENCODINGS)
+        header = "" if encoding is None else f"Content-Transfer-Encoding: {encoding}\r\n"
+        body = "".join(generator.choice(BODY_PIECES) for _ in range(generator.randrange(12)))
+        raw = f"Content-Type: text/plain\r\n{header}\r\n{body}".encode("utf-8", "replace")
+        message, _ = mime.parse_message(raw)
+        leaf = next(mime.iter_leaves(message))
+        plain = mime._plain_payload(leaf)
+        if plain is not None:  # None: the library's own method decodes it
+            fast += 1
+            assert plain == message.get_payload(decode=True), raw
+    assert fast > 2_000  # the short cut itself was exercised
