@@ -125,7 +125,12 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self._deadline_epoch: float | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and keyword arguments; holds no secret, only the connection id."""
+        """Class path and keyword arguments; holds no secret, only the connection id.
+
+        ``move_to`` only when set: Airflow identifies an AssetWatcher's trigger by these
+        arguments, so the triggers of existing DAGs stay the same ones.
+        """
+        kwargs: dict[str, Any] = {} if self.move_to is None else {"move_to": self.move_to}
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -140,7 +145,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 "use_idle": self.use_idle,
                 "search": self.search,
                 "after_receive": self.after_receive,
-                "move_to": self.move_to,
+                **kwargs,
             },
         )
 
