@@ -16,9 +16,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_mail.compat import BaseHook
 from airflow_provider_mail.handover.owed import OwedActions
 from airflow_provider_mail.hooks.registry import receive_hook
-from airflow_provider_mail.compat import BaseHook
 from tests.faults.injection import die
 
 
