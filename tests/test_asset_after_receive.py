@@ -13,8 +13,11 @@ flagged ``\\Deleted`` survives.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -32,6 +35,7 @@ from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
 from tests.airflow_runs import task_result
+from tests.conftest import REPO
 from tests.dags import asset_after_receive_dags
 from tests.faults.injection import die
 from tests.test_after_receive_sensor import INVOICES, OTHER, VENDOR, mailbox_state
@@ -112,7 +116,10 @@ def test_each_mode_hands_over_once_and_acts_after_the_run(
     certificate: Certificate,
     mode: str,
 ) -> None:
-    conn_id = receive_connection(mail_connection, inbox, "imap", "ssl", certificate)
+    # A connection of its own: the handed-over set and its pending mark are per connection.
+    conn_id = receive_connection(
+        mail_connection, inbox, "imap", "ssl", certificate, conn_id=f"asset_{mode}"
+    )
     life = Life(watcher(conn_id, mode))
     first = life.next()
     assert first["after_receive"] == mode and first["move_to"] == MOVE_TO.get(mode)
@@ -165,9 +172,27 @@ def _trigger_dies_after_its_take(conn_id: str, mode: str) -> None:
     Life(watcher(conn_id, mode)).next()
 
 
-def _run_dies_at(point: str, mode: str, conn_id: str, event: dict[str, Any], when: Any) -> None:
-    os.environ["MAIL_TEST_CRASH_AT"] = point
-    run_dag(mode, conn_id, [event], when)
+CRASH_RUN = """
+import json, sys
+from datetime import datetime
+import tests.conftest  # the same Airflow home and DB as the test process
+from tests.test_asset_after_receive import run_dag
+run_dag(sys.argv[1], sys.argv[2], [json.loads(sys.argv[3])], datetime.fromisoformat(sys.argv[4]))
+"""
+
+
+def _run_dies_at(point: str, mode: str, conn_id: str, event: dict[str, Any], when: Any) -> int:
+    """The run's task in a fresh process (a forked one would wait forever for the parent's
+    in-process execution API thread), killed at ``point``; its exit status."""
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH_RUN, mode, conn_id, json.dumps(event), when.isoformat()],
+        env={**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=240,
+        cwd=REPO,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
+    return child.returncode
 
 
 def _last_run(dag_id: str) -> Any:
@@ -199,7 +224,9 @@ def test_a_kill_at_each_new_step_loses_and_repeats_nothing(
     mode: str,
     point: str,
 ) -> None:
-    conn_id = receive_connection(mail_connection, inbox, "imap", "ssl", certificate)
+    conn_id = receive_connection(
+        mail_connection, inbox, "imap", "ssl", certificate, conn_id=f"asset_kill_{mode}_{point}"
+    )
     # The triggerer dies after its take, before the event is out: the next life emits it.
     assert _fork(_trigger_dies_after_its_take, conn_id, mode) == -signal.SIGKILL
     life = Life(watcher(conn_id, mode))
@@ -207,7 +234,7 @@ def test_a_kill_at_each_new_step_loses_and_repeats_nothing(
     assert len(first["uids"]) == 2
 
     when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
-    assert _fork(_run_dies_at, point, mode, conn_id, first, when) == -signal.SIGKILL
+    _run_dies_at(point, mode, conn_id, first, when)
     if point == "before_fetch":
         delivered = list(task_result(run_dag(mode, conn_id, [first], when), "read"))  # retry
     else:
