@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 sh demo/bootstrap.sh "$PYTHON"
 
-if ! "$PYTHON" -c 'import pytest, pytest_timeout, ruff, mypy, psycopg2, asyncpg, playwright' 2>/dev/null; then
+if ! "$PYTHON" -c 'import pytest, pytest_timeout, xdist, ruff, mypy, psycopg2, asyncpg, playwright' 2>/dev/null; then
   echo "Installing the test extras (pip install -e '.[test,bench,ui]')..."
   "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test,bench,ui]'
 fi

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-# Child processes started by tests (crash tests) inherit the parent's Airflow home.
-_AIRFLOW_HOME = Path(
-    os.environ.get("MAIL_TESTS_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="mail-provider-airflow-")
-)
+# Child processes started by tests (crash tests) inherit the parent's Airflow home. Each
+# pytest-xdist worker (``make test`` runs several) needs a home and SQLite database of its
+# own, though it inherits the environment of the controller that loaded this file first.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_INHERITED_HOME = os.environ.get("MAIL_TESTS_AIRFLOW_HOME")
+if os.environ.get("MAIL_TESTS_AIRFLOW_HOME_WORKER", "") != _WORKER:
+    _INHERITED_HOME = None
+_AIRFLOW_HOME = Path(_INHERITED_HOME or tempfile.mkdtemp(prefix="mail-provider-airflow-"))
 os.environ.update(
     {
         "MAIL_TESTS_AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "MAIL_TESTS_AIRFLOW_HOME_WORKER": _WORKER,
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

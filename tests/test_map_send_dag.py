@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
 
 from devtools.smtp import SmtpServers
+from tests.dags.records_to_mail import load_dag_module
 from tests.fixtures_smtp import SmtpConnFactory
 
 
@@ -20,8 +19,7 @@ def test_map_send_dag_delivers_to_the_leads(
 ) -> None:
     conn_id = smtp_connection(smtp.starttls, conn_id="map_send_smtp")
     monkeypatch.setenv("MAP_SEND_DAG_CONN_ID", conn_id)
-    sys.modules.pop("tests.dags.map_send_dag", None)
-    module = importlib.import_module("tests.dags.map_send_dag")
+    module = load_dag_module("tests.dags.map_send_dag")
     assert conn_id == module.CONN_ID
 
     run = module.map_send_dag.test()

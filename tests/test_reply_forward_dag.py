@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
 
 from devtools.smtp import SmtpServers
 from tests.airflow_runs import task_result
+from tests.dags.records_to_mail import load_dag_module
 from tests.fixtures_smtp import SmtpConnFactory
 
 
@@ -21,8 +20,7 @@ def test_a_mapped_reply_threads_and_forwards_the_files_byte_for_byte(
 ) -> None:
     conn_id = smtp_connection(smtp.starttls, conn_id="reply_forward_smtp")
     monkeypatch.setenv("REPLY_FORWARD_CONN_ID", conn_id)
-    sys.modules.pop("tests.dags.reply_forward_dag", None)
-    module = importlib.import_module("tests.dags.reply_forward_dag")
+    module = load_dag_module("tests.dags.reply_forward_dag")
 
     run = module.reply_forward_dag.test()
 

@@ -7,17 +7,13 @@ connection id comes from ``REPLY_FORWARD_CONN_ID``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from email.message import EmailMessage
 from typing import Any
 
-from airflow.sdk import dag, task
-
 from airflow_provider_mail.mail.attachments import DirectorySink, default_attachments_dir
 from airflow_provider_mail.mail.parse import build_record
-from airflow_provider_mail.operators.map import MapOperator
-from airflow_provider_mail.operators.send import SendEmailOperator
+from tests.dags.records_to_mail import records_to_mail_dag
 
 CONN_ID = os.environ.get("REPLY_FORWARD_CONN_ID", "mail_smtp_default")
 BLOB = bytes(range(256)) * 16 + b"\r\n.\r\n\x00"
@@ -36,41 +32,25 @@ def strangers_message() -> bytes:
     return message.as_bytes()
 
 
-@dag(
-    dag_id="test_reply_forward",
-    schedule=None,
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
-    tags=["test"],
+def received(run_id: str | None = None) -> list[dict[str, Any]]:
+    sink = DirectorySink(default_attachments_dir("test_reply_forward", str(run_id)))
+    return [build_record(strangers_message(), folder="INBOX", attachments=sink)]
+
+
+reply_forward_dag = records_to_mail_dag(
+    "test_reply_forward",
+    received,
+    mapping={
+        "to": '{{ item["from"] | address }}',
+        "subject": "Re: {{ subject }}",
+        "text": "We received your files; copies attached.",
+        "in_reply_to": "{{ message_id }}",
+        "references": "{{ (references + [message_id]) | join(' ') }}",
+        "attachments": "{{ item.attachments }}",
+        "headers": "{{ {'X-Ticket-Id': '4711'} }}",
+    },
+    conn_id=CONN_ID,
+    from_email="Support <support@example.com>",
+    auto_submitted="auto-replied",
+    headers={"X-Team": "support"},
 )
-def reply_forward() -> None:
-    @task
-    def received(run_id: str | None = None) -> list[dict[str, Any]]:
-        sink = DirectorySink(default_attachments_dir("test_reply_forward", str(run_id)))
-        return [build_record(strangers_message(), folder="INBOX", attachments=sink)]
-
-    mapped = MapOperator(
-        task_id="map_reply",
-        source=received(),
-        mapping={
-            "to": '{{ item["from"] | address }}',
-            "subject": "Re: {{ subject }}",
-            "text": "We received your files; copies attached.",
-            "in_reply_to": "{{ message_id }}",
-            "references": "{{ (references + [message_id]) | join(' ') }}",
-            "attachments": "{{ item.attachments }}",
-            "headers": "{{ {'X-Ticket-Id': '4711'} }}",
-        },
-    )
-    SendEmailOperator(
-        task_id="send_reply",
-        conn_id=CONN_ID,
-        from_email="Support <support@example.com>",
-        data=mapped.output,
-        parameter_priority="consumed_data",
-        auto_submitted="auto-replied",
-        headers={"X-Team": "support"},
-    )
-
-
-reply_forward_dag = reply_forward()

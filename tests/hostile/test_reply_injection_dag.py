@@ -7,14 +7,13 @@ real SMTP server; the bytes the server received are read back.
 from __future__ import annotations
 
 import base64
-import importlib
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from devtools.smtp import SmtpServers
+from tests.dags.records_to_mail import load_dag_module
 from tests.fixtures_smtp import SmtpConnFactory
 
 INJECTION = "hi\r\nBcc: victim@x.org\r\nX-Injected: yes\r\n\r\nFAKE BODY"
@@ -38,8 +37,7 @@ def reply(
     def run(subject: str) -> str:
         monkeypatch.setenv("HOSTILE_REPLY_CONN_ID", conn_id)
         monkeypatch.setenv("HOSTILE_REPLY_SUBJECT", subject)
-        sys.modules.pop("tests.hostile.reply_dag", None)
-        module = importlib.import_module("tests.hostile.reply_dag")
+        module = load_dag_module("tests.hostile.reply_dag")
         return str(module.hostile_reply_dag.test().state)
 
     return run
