@@ -183,6 +183,9 @@ class _SettleOnSuccess:
         self.new_hook = new_hook
 
     def __call__(self, context: Any) -> None:
+        payload = self.owed.ledger.pending()
+        if not payload or payload.get(settle.SETTLED_KEY):
+            return  # nothing owed: no session to open
         with self.new_hook() as hook:
             count = self.owed.settle_own(hook.mailbox)
         if count:

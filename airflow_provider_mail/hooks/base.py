@@ -418,7 +418,8 @@ class ReceiveHook(MailHook[ClientT]):
             owed.settle_earlier_runs(self.mailbox, handover.after, context)
             records = handover.fetch_claimed(claim, sink, run_id=run_id)
             owed.owe(records, action)
-        owed.after_task_success(context, self._fresh_copy)
+        if records:
+            owed.after_task_success(context, self._fresh_copy)
         return records
 
     def _fresh_copy(self) -> ReceiveHook[ClientT]:
