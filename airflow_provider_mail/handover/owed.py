@@ -186,6 +186,13 @@ class _SettleOnSuccess:
         payload = self.owed.ledger.pending()
         if not payload or payload.get(settle.SETTLED_KEY):
             return  # nothing owed: no session to open
+        if not success_recorded(context, self.owed.log):
+            self.owed.log.warning(
+                "Airflow has not recorded this task's success, so the messages it read stay "
+                "in the folder (no other run takes them): a retry reads them again, or a later "
+                "run moves or deletes them once this one's success is recorded."
+            )
+            return
         with self.new_hook() as hook:
             count = self.owed.settle_own(hook.mailbox)
         if count:
@@ -200,6 +207,22 @@ def current_task_context() -> Any:
         return get_current_context()
     except Exception:
         return None
+
+
+def success_recorded(context: Any, log: Any) -> bool:
+    """Whether Airflow stored the running task instance's success.
+
+    The task runner calls success callbacks also when reporting the success failed (the
+    API server had moved the task instance on, e.g. cleared or up for retry: a 404 or
+    409); a move or delete then would take away what the retry must read again. Airflows
+    without ``get_task_states`` are trusted.
+    """
+    ti = context["ti"]
+    if getattr(ti, "get_task_states", None) is None:
+        return True
+    map_index = ti.map_index if ti.map_index is not None else -1
+    states = task_states_of(context, log)([ti.run_id])
+    return states.get(ti.run_id, {}).get(settle.state_key(ti.task_id, map_index)) == "success"
 
 
 def task_states_of(context: Any, log: Any) -> TaskStates:

@@ -185,3 +185,49 @@ def test_the_trigger_takes_these_modes_as_an_asset_watcher() -> None:
         ReceiveEmailTrigger("c", after_receive="move")
     with pytest.raises(MailConfigError, match="the folder being read"):
         ReceiveEmailTrigger("c", after_receive="move", move_to="INBOX")
+
+
+@pytest.mark.parametrize(("state", "acts"), [("success", True), ("up_for_retry", False)])
+def test_the_success_callback_acts_only_when_airflow_recorded_the_success(
+    state: str, acts: bool
+) -> None:
+    """The task runner calls success callbacks even when its success report was refused."""
+    ledger = TaskLedger(
+        MemoryStore(),
+        "asset_after_receive/c/INBOX",
+        dag_id="d",
+        task_id="read",
+        run_id="r1",
+        map_index=None,
+    )
+    owed = AssetOwedActions(ledger)
+    owed.owe([{"folder": "INBOX", "uidvalidity": 7, "uidl": None, "uid": 3}], Action("delete"))
+    asked: list[Any] = []
+
+    def get_task_states(**kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return {"r1": {"read": state}}
+
+    ti = SimpleNamespace(
+        dag_id="d", task_id="read", run_id="r1", map_index=-1, get_task_states=get_task_states
+    )
+    task = SimpleNamespace(on_success_callback=[])
+    opened: list[str] = []
+
+    class Session:
+        def __enter__(self) -> Any:
+            opened.append("session")
+            raise RuntimeError("stop here: the move or delete would follow")
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    owed.after_task_success({"task": task}, Session)
+    callback = task.on_success_callback[0]
+    if acts:
+        with pytest.raises(RuntimeError, match="stop here"):
+            callback({"ti": ti, "task": task})
+    else:
+        callback({"ti": ti, "task": task})
+    assert opened == (["session"] if acts else [])
+    assert asked == [{"dag_id": "d", "task_ids": ["read"], "run_ids": ["r1"]}]
