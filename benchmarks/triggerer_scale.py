@@ -56,6 +56,9 @@ SENSORS_PER_MAILBOX = 5
 DELAY = 5.0
 PASSWORD = "scale-Secret-2024"
 DAGS = Path(__file__).resolve().parent / "scale_dags.py"
+#: BENCHMARK ONLY: the probe of the triggerer supervisor's loop, and its optional patch
+#: (``--drain-supervisor``); see :mod:`benchmarks.supervisor_patch`.
+SUPERVISOR_PATCH = Path(__file__).resolve().parent / "triggerer_patch"
 BLOCKED = "async thread was blocked"
 
 
@@ -194,10 +197,37 @@ def lag_samples(path: Path, start: float, end: float) -> list[float]:
     return samples
 
 
+def resumed_tasks(logs: Path) -> tuple[int, int]:
+    """Sensor tasks resumed by an event (each logs one "Handed over" line), and how many
+    of them found their messages taken by another sensor (and deferred again)."""
+    resumed = empty = 0
+    for path in logs.rglob("*.log"):
+        with contextlib.suppress(OSError):
+            text = path.read_text(errors="replace")
+            resumed += text.count("Handed over ")
+            empty += text.count("Handed over 0 message")
+    return resumed, empty
+
+
 def blocked_lines(log: Path) -> int:
     with contextlib.suppress(FileNotFoundError):
         return log.read_text(errors="replace").count(BLOCKED)
     return 0
+
+
+def supervisor_rates(path: Path, start: float, end: float) -> tuple[float, float]:
+    """The triggerer supervisor's loop iterations and request frames per second between
+    ``start`` and ``end`` (from :mod:`benchmarks.supervisor_patch`'s probe file)."""
+    rows = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            at, iterations, frames = line.split()
+            if start <= float(at) <= end:
+                rows.append((float(at), int(iterations), int(frames)))
+    if len(rows) < 2 or rows[-1][0] <= rows[0][0]:
+        return math.nan, math.nan
+    seconds = rows[-1][0] - rows[0][0]
+    return (rows[-1][1] - rows[0][1]) / seconds, (rows[-1][2] - rows[0][2]) / seconds
 
 
 def wait_for_sensors(
@@ -269,7 +299,10 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
         home = workdir / "airflow"
         home.mkdir()
         lag_file = workdir / "lag.txt"
+        probe_file = workdir / "supervisor.txt"
         settings = {
+            "SCALE_SUPERVISOR_PROBE": str(probe_file),
+            "SCALE_SUPERVISOR_DRAIN": "1" if args.drain_supervisor else "0",
             "SCALE_MAILBOXES": str(mailboxes),
             "SCALE_SENSORS_PER_MAILBOX": str(SENSORS_PER_MAILBOX),
             "SCALE_LAG_FILE": str(lag_file),
@@ -288,7 +321,13 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
             "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": "50",
         }
         deployment = Deployment(
-            home, postgres.url, connections, [DAGS], triggerers=1, settings=settings
+            home,
+            postgres.url,
+            connections,
+            [DAGS],
+            triggerers=1,
+            settings=settings,
+            pythonpath=[SUPERVISOR_PATCH],
         )
         print(f"N={sensors}: starting Airflow ({mailboxes} mailboxes) ...", flush=True)
         started = time.monotonic()
@@ -300,7 +339,9 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
         counts = wait_for_sensors(database, deployment, sensors, args.ramp_timeout)
         startup = time.monotonic() - started
         print(f"  all {sensors} deferred after {startup:.0f} s", flush=True)
+        opening_from = time.time()
         opened = wait_for_sessions(triggerer, dovecot.imaps_port, mailboxes, args.sessions_timeout)
+        opening_rates = supervisor_rates(probe_file, opening_from - 5, time.time() + 5)
         startup_cpu = cpu_seconds(components)
         held = sessions(triggerer, dovecot.imaps_port)
         print(f"  {held} IMAP sessions after {opened:.0f} s more; settling", flush=True)
@@ -322,8 +363,10 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
         blocked = blocked_lines(log) - blocked_before
         arrivals.join()
         lags = lag_samples(lag_file, wall_start, wall_end)
+        window_rates = supervisor_rates(probe_file, wall_start, wall_end)
         steps = collect_latencies(database, arrivals, timeout=4 * DELAY + 160)
         latencies = steps["success"]
+        resumed, resumed_empty = resumed_tasks(home / "logs")
         result = {
             "sensors": sensors,
             "mailboxes": mailboxes,
@@ -344,6 +387,8 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
             "imap_sessions_end": held[-1],
             "arrivals": len(arrivals.appended),
             "delivered": len(latencies),
+            "resumed": resumed,
+            "resumed_empty": resumed_empty,
             "latency_p50_s": percentile(latencies, 0.50),
             "latency_p99_s": percentile(latencies, 0.99),
             "latency_max_s": max(latencies, default=math.nan),
@@ -352,6 +397,11 @@ def measure(sensors: int, args: argparse.Namespace) -> dict[str, Any]:
             "queued_p50_s": percentile(steps["queued"], 0.50),
             "queued_p99_s": percentile(steps["queued"], 0.99),
             "start_from_trigger": args.start_from_trigger,
+            "drain_supervisor": args.drain_supervisor,
+            "supervisor_iterations_per_s_opening": opening_rates[0],
+            "supervisor_frames_per_s_opening": opening_rates[1],
+            "supervisor_iterations_per_s_window": window_rates[0],
+            "supervisor_frames_per_s_window": window_rates[1],
             "load_avg_max": max(loads),
             "load_avg_mean": sum(loads) / len(loads),
             "dovecot_processes": len(tree(dovecot.process.pid)) if dovecot.process else 0,
@@ -402,23 +452,33 @@ def table(results: list[dict[str, Any]]) -> str:
         "arrival → event p50 / p99 (s)",
         "arrival → queued p50 / p99 (s)",
         "arrival → success p50 / p99 / max (s)",
+        "sensor tasks resumed (of them found nothing)",
         "delivered / sent",
         "start-up: all deferred + all sessions (s), CPU (s)",
+        "supervisor iterations / frames per s (opening; window)",
         "load avg (mean / max)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for row in results:
         cells = [
             f"{row['sensors']:,} ({row['mailboxes']:,})"
-            + (", scheduler-deferred" if row["start_from_trigger"] else ""),
+            + (", scheduler-deferred" if row["start_from_trigger"] else "")
+            + (", PATCHED supervisor (benchmark only)" if row.get("drain_supervisor") else ""),
             f"{row['triggerer_cpu_percent']:.0f}",
             f"{row['lag_p50_ms']:.0f} / {row['lag_p99_ms']:.0f} / {row['lag_max_ms']:.0f}",
             f"{row['blocked_lines']} ({row['blocked_lines_total']} since start)",
             f"{row['rss_mb_max']:.0f}",
             f"{row['imap_sessions_max']}",
+            f"{row['event_p50_s']:.1f} / {row['event_p99_s']:.1f}",
+            f"{row['queued_p50_s']:.1f} / {row['queued_p99_s']:.1f}",
             f"{row['latency_p50_s']:.1f} / {row['latency_p99_s']:.1f} / {row['latency_max_s']:.1f}",
+            f"{row.get('resumed', '?')} ({row.get('resumed_empty', '?')} found it taken)",
             f"{row['delivered']} / {row['arrivals']}",
             f"{row['startup_s']:.0f} + {row['sessions_open_s']:.0f}, {row['startup_cpu_s']:.0f}",
+            f"{row['supervisor_iterations_per_s_opening']:.1f} / "
+            f"{row['supervisor_frames_per_s_opening']:.1f}; "
+            f"{row['supervisor_iterations_per_s_window']:.1f} / "
+            f"{row['supervisor_frames_per_s_window']:.1f}",
             f"{row['load_avg_mean']:.1f} / {row['load_avg_max']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -445,6 +505,13 @@ def main(argv: list[str] | None = None) -> None:
         "--start-from-trigger",
         action="store_true",
         help="the scheduler defers the sensors (start_from_trigger); no worker starts them",
+    )
+    parser.add_argument(
+        "--drain-supervisor",
+        action="store_true",
+        help="BENCHMARK ONLY: patch Airflow's triggerer supervisor to serve every waiting "
+        "request per loop iteration (benchmarks/supervisor_patch.py), to show what the "
+        "provider does once Airflow's one-request-per-iteration limit is lifted",
     )
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)

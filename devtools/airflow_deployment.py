@@ -78,7 +78,13 @@ class Deployment:
 
     @property
     def pause_file(self) -> Path:
-        return self.home / "pause-hand-over"
+        return self.pause_point("hand-over")
+
+    def pause_point(self, point: str, dag_id: str | None = None) -> Path:
+        """The file that, while it exists, pauses task processes at ``point`` (of every DAG,
+        or of ``dag_id``'s); see ``tests/deployment/inject/sitecustomize.py``. The paused
+        process writes its id to ``<file>.pid``."""
+        return self.home / (f"pause-{point}-{dag_id}" if dag_id else f"pause-{point}")
 
     def environment(self) -> dict[str, str]:
         env = {

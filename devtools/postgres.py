@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devtools.certs import free_port
 
@@ -43,6 +44,14 @@ class Postgres:
     @property
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user=airflow dbname=airflow"
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one SQL statement (psycopg2, which Airflow's PostgreSQL support needs)."""
+        import psycopg2
+
+        with psycopg2.connect(self.dsn) as connection, connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin_dir / args[0]), *args[1:]]

@@ -23,7 +23,12 @@ class _SaysWhenWaiting(ReceiveEmailTrigger):
     loop: asyncio.AbstractEventLoop
 
     def _take(self, hook: Any, recover_pending: bool) -> Any:
-        claim = super()._take(hook, recover_pending)  # in a worker thread
+        return self._polled(super()._take(hook, recover_pending))  # in a worker thread
+
+    def _peek(self, hook: Any, max_emails: int) -> Any:
+        return self._polled(super()._peek(hook, max_emails))  # a shared poll's
+
+    def _polled(self, claim: Any) -> Any:
         if not claim and not self.use_idle:
             self.loop.call_soon_threadsafe(self.waiting.set)
         return claim

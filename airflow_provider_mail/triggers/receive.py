@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_mail.compat import aget_connection
 from airflow_provider_mail.exceptions import (
     MailAuthError,
     MailConfigError,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from airflow_provider_mail.handover.actions import Action
     from airflow_provider_mail.hooks.base import ReceiveHook
     from airflow_provider_mail.mail.state import Claim
-    from airflow_provider_mail.triggers.shared_poll import SharedPoll
+    from airflow_provider_mail.triggers.shared_poll import SharedPoll, Waiter
 
 MAX_BACKOFF_SECONDS = 300.0
 #: How long one IMAP IDLE lasts before it is renewed (servers drop IDLE after 29 minutes).
@@ -155,18 +155,14 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         # The sensor defers again when the messages vanished before its hand-over; the
         # wall-clock deadline in the event lets its next trigger keep this one's timeout.
         self._deadline_epoch = None if self.timeout is None else time.time() + self.timeout
+        if self._shares_polls():
+            async for event in self._run_shared(deadline):
+                yield event
+            return
         try:
-            connection = await aget_connection(self.conn_id)
-            hook = receive_hook(self.conn_id, connection, self.folder)
+            hook = await self._connect()
         except MailError as err:
             yield self._failure(err)
-            return
-        if self._shares_polls():
-            from airflow_provider_mail.triggers.shared_poll import shared_poll
-
-            async with shared_poll(self._share_key(), hook) as shared:
-                async for event in self._poll_until_found(hook, deadline, shared):
-                    yield event
             return
         try:
             async for event in self._poll_until_found(hook, deadline):
@@ -176,6 +172,39 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             await asyncio.to_thread(hook.close)
             if self._idle_thread is not None:
                 self._idle_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _connect(self) -> ReceiveHook[Any]:
+        """A hook for the connection, looked up once per triggerer (see
+        :mod:`.connection_cache`)."""
+        from airflow_provider_mail.triggers.connection_cache import cached_connection
+
+        return receive_hook(self.conn_id, await cached_connection(self.conn_id), self.folder)
+
+    async def _run_shared(self, deadline: float | None) -> AsyncIterator[TriggerEvent]:
+        """Wait in the shared poll of this trigger's mailbox (see :mod:`.shared_poll`);
+        only the first trigger of it looks up the connection."""
+        from airflow_provider_mail.triggers.shared_poll import shared_poll
+
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                shared = await stack.enter_async_context(
+                    shared_poll(
+                        self._share_key(),
+                        self._connect,
+                        takes=self._takes(),
+                        max_emails=self.max_emails,
+                    )
+                )
+            except MailError as err:
+                yield self._failure(err)
+                return
+            async for event in self._poll_until_found(shared[0].hook, deadline, shared):
+                yield event
+
+    def _takes(self) -> bool:
+        """Whether the sensor's hand-over takes the messages from every other poller
+        (then one waiting sensor per message is resumed, see :mod:`..mail.dispatch`)."""
+        return self.unseen_only or self.after_receive != "mark_seen"
 
     def _shares_polls(self) -> bool:
         """Whether this trigger may share its polls (see :mod:`.shared_poll`).
@@ -200,29 +229,36 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         )
 
     async def _poll_until_found(
-        self, hook: ReceiveHook[Any], deadline: float | None, shared: SharedPoll | None = None
+        self,
+        hook: ReceiveHook[Any],
+        deadline: float | None,
+        shared: tuple[SharedPoll, Waiter] | None = None,
     ) -> AsyncIterator[TriggerEvent]:
         failures = 0
-        known_since = time.monotonic()  # a shared poll's older answers are not for this one
         # An AssetWatcher trigger first re-emits a claim of an earlier life of itself
         # whose event may not have gone out.
         recover_pending = self.mark_seen
         while True:
+            claim: Claim | None
             try:
                 if shared is None:
                     claim = await asyncio.to_thread(self._take, hook, recover_pending)
                 else:
-                    claim, known_since = await shared.poll(
-                        self._peek, fresh_for=self.delay, known_since=known_since
-                    )
+                    claim = await shared[0].poll(shared[1], self._peek, fresh_for=self.delay)
                 recover_pending = False
                 failures = 0
             except (MailAuthError, MailConfigError) as err:
+                if isinstance(err, MailAuthError):
+                    from airflow_provider_mail.triggers.connection_cache import forget_connection
+
+                    forget_connection(self.conn_id)  # a rotated password is read again
                 yield self._failure(err)
                 return
             except Exception as err:
                 from airflow_provider_mail.mail.errors import describe_network_error
 
+                if shared is not None:
+                    hook = shared[0].hook  # the session the failed poll used
                 failure = describe_network_error(err, hook.settings)  # MailErrors as they are
                 if shared is None:
                     await asyncio.to_thread(hook.close)
@@ -250,6 +286,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                     payload.update(after_receive=self.after_receive, move_to=self.move_to)
                 if self._deadline_epoch is not None:
                     payload["deadline"] = self._deadline_epoch
+                if shared is not None:
+                    shared[1].fired = True  # its share stays leased to the resumed task
                 yield TriggerEvent({"status": "success", **payload})
                 if not self.mark_seen:
                     return
@@ -258,7 +296,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 yield TriggerEvent({"status": "timeout", "conn_id": self.conn_id})
                 return
             if shared is not None:
-                await shared.wait(self._until(self.delay, deadline))
+                await shared[0].wait(shared[1], self._until(self.delay, deadline))
                 continue
             if not hook.session_sees_new_mail:
                 await asyncio.to_thread(hook.close)
@@ -306,9 +344,16 @@ class ReceiveEmailTrigger(BaseEventTrigger):
             return seconds
         return max(min(seconds, deadline - time.monotonic()), 0.0)
 
-    def _peek(self, hook: ReceiveHook[Any]) -> Claim:
-        """One poll of a shared session (see :meth:`_shares_polls`): nothing is changed."""
-        return self._take(hook, recover_pending=False)
+    def _peek(self, hook: ReceiveHook[Any], max_emails: int) -> Claim:
+        """One poll of a shared session (see :meth:`_shares_polls`) for up to
+        ``max_emails`` messages (a share for each waiting sensor): nothing is changed."""
+        from airflow_provider_mail.handover.actions import Action
+        from airflow_provider_mail.handover.mailbox import Poll
+
+        poll = Poll(self.folder, self.unseen_only, max_emails, search=self._criteria)
+        claim = hook.handover(action=Action(self.after_receive)).peek(poll)
+        self.log.debug("Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim))
+        return claim
 
     async def _release(self, hook: ReceiveHook[Any], claim: Claim) -> None:
         """The event went out: clear the pending mark (taking the messages marked them seen)."""

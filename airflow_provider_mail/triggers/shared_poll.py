@@ -2,13 +2,24 @@
 
 Each deferred ``ReceiveEmailSensor`` has a trigger of its own, so a hundred waiting runs
 of one DAG would keep a hundred sessions and search the same folder a hundred times every
-``delay``. Triggers with the same connection, folder, ``unseen_only`` and ``max_emails``
-instead share one session and one poll: a trigger whose turn it is reuses the answer
-"nothing new" of a poll that started less than its own ``delay`` ago, so the server sees
+``delay``. Triggers with the same connection, folder, ``unseen_only``, ``max_emails``,
+``search`` and ``after_receive`` (the share key, ``ReceiveEmailTrigger._share_key``)
+instead share one session and one poll: a trigger whose turn it is reuses the answer of a
+poll that started after it joined and less than its own ``delay`` ago, so the server sees
 about one search per ``delay`` and mail is still noticed within ``delay`` plus one poll of
-arriving. A poll that finds mail wakes every waiting trigger at once and answers for
-each that had not seen a newer poll yet, so all of them are told within a poll of the
-first; a trigger that joins later polls for itself.
+arriving.
+
+Only the first trigger of a share key looks its connection up and opens the session; a
+trigger that joins a running shared poll needs neither (no request to the triggerer's
+supervisor at all). After an authentication failure the next poll opens a new session
+with a connection looked up again (a rotated password).
+
+A poll that finds mail fires only as many waiting triggers as it has shares of mail for
+(:func:`airflow_provider_mail.mail.dispatch.dispatch`: one per ``max_emails`` messages
+when the hand-over takes them), and wakes just those; the others keep waiting, and the
+messages given to a fired trigger are leased to it so that later polls do not give them
+to another one while its task starts. A trigger cancelled before it fired gives its
+share back at once.
 
 Only the sensor's peek (``mark_seen=False``) is shared: an AssetWatcher's trigger takes
 what it emits, and Airflow already runs identical AssetWatcher triggers once.
@@ -21,45 +32,74 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_mail.exceptions import MailAuthError
 from airflow_provider_mail.hooks.base import ReceiveHook
+from airflow_provider_mail.mail.dispatch import Leases, dispatch, poll_limit
 from airflow_provider_mail.mail.state import Claim
 
+#: ``take(hook, max_emails)``: one peek of the mailbox over ``hook`` (in a worker thread).
+Take = Callable[[ReceiveHook[Any], int], Claim]
+#: Looks the connection up (cached) and builds a hook for it.
+Connect = Callable[[], Awaitable[ReceiveHook[Any]]]
 
-@dataclass
+
+@dataclass(eq=False)
+class Waiter:
+    """One trigger in a shared poll."""
+
+    joined: float = field(default_factory=time.monotonic)
+    claim: Claim | None = None  # what it fires with, once a poll gave it a share
+    fired: bool = False  # its event went out: the share stays leased
+    woken: asyncio.Future[None] | None = None  # set while it waits in SharedPoll.wait
+
+    def wake(self) -> None:
+        if self.woken is not None and not self.woken.done():
+            self.woken.set_result(None)
+
+
+@dataclass(eq=False)
 class SharedPoll:
-    """The session and the last poll of one (connection, folder, options)."""
+    """The session, the waiting triggers and the last poll of one share key."""
 
     hook: ReceiveHook[Any]
-    lock: asyncio.Lock
-    members: int = 0
+    connect: Connect
+    takes: bool  # a hand-over takes its messages: one waiter per share (see dispatch)
+    max_emails: int
+    leases: Leases = field(default_factory=Leases)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiters: list[Waiter] = field(default_factory=list)
     started: float = -math.inf  # when the last poll started
-    claim: Claim | None = None  # what it found
-    news: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll finds mail
+    left_over: bool = False  # it found mail it gave to no waiter (a newcomer polls itself)
+    reconnect: bool = False  # the session's sign-in failed: look the connection up again
 
-    async def poll(
-        self, take: Callable[[ReceiveHook[Any]], Claim], fresh_for: float, known_since: float
-    ) -> tuple[Claim, float]:
-        """``take(hook)`` in a thread, unless the last poll answers for the caller.
+    async def poll(self, waiter: Waiter, take: Take, fresh_for: float) -> Claim | None:
+        """The claim ``waiter`` fires with, or ``None``: keep waiting.
 
-        It does when it found mail and started after ``known_since`` (the start of the
-        last poll whose answer the caller has, or when it joined), or when it found
-        nothing and started less than ``fresh_for`` seconds ago. Returns the answer and
-        when its poll started. A poll that finds mail wakes every member waiting in
-        :meth:`wait`. A failed poll closes the shared session (the next poll opens a new
-        one) and raises to the trigger whose poll it was.
+        ``take(hook, max_emails)`` runs in a thread unless the last poll answers for the
+        waiter: it does when it started after the waiter joined and less than
+        ``fresh_for`` seconds ago, or found nothing and started less than ``fresh_for``
+        ago. A poll gives its shares of mail to the waiters, oldest first, and wakes them
+        in :meth:`wait`. A failed poll closes the session (the next poll opens a new one)
+        and raises to the waiter whose poll it was.
         """
         async with self.lock:
-            if self.claim is not None and (
-                (self.claim and self.started > known_since)
-                or (not self.claim and time.monotonic() - self.started < fresh_for)
+            if waiter.claim is not None:
+                return waiter.claim
+            if time.monotonic() - self.started < fresh_for and (
+                self.started > waiter.joined or not self.left_over
             ):
-                return self.claim, self.started
+                return None
+            if self.reconnect:
+                self.hook = await self.connect()
+                self.reconnect = False
+            waiting = [other for other in self.waiters if other.claim is None]
+            limit = poll_limit(self.max_emails, len(waiting), len(self.leases), takes=self.takes)
             started = time.monotonic()
-            work = asyncio.get_running_loop().run_in_executor(None, self._take, take)
+            work = asyncio.get_running_loop().run_in_executor(None, self._take, take, limit)
             try:
                 claim = await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -69,24 +109,49 @@ class SharedPoll:
                     with contextlib.suppress(asyncio.CancelledError):
                         await asyncio.wait([work])
                 raise
-            except BaseException:
+            except BaseException as err:
+                self.reconnect = isinstance(err, MailAuthError)
                 await asyncio.to_thread(self.hook.close)
                 raise
-            self.started, self.claim = started, claim
-            if claim:
-                self.news.set()
-                self.news = asyncio.Event()  # members waiting hold the event just set
-            return claim, started
+            now = time.monotonic()
+            self.leases.seen(claim, now, complete=limit < 1 or len(claim) < limit)
+            shares = dispatch(
+                claim, len(waiting), self.leases, now, takes=self.takes, max_emails=self.max_emails
+            )
+            for other, share in zip(waiting[: len(shares)], shares, strict=True):
+                other.claim = share
+                other.wake()
+            self.started = started
+            # Mail no waiter got (every waiter fired, or nothing is taken): a trigger that
+            # joins later must poll for itself rather than reuse this answer.
+            self.left_over = bool(claim) and (not self.takes or bool(self.leases.free(claim, now)))
+            return waiter.claim
 
-    async def wait(self, seconds: float) -> None:
-        """Until the next poll: ``seconds``, or until a member's poll finds mail."""
-        # asyncio.TimeoutError, not TimeoutError: they are one class only from Python 3.11.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.news.wait(), seconds)
-
-    def _take(self, take: Callable[[ReceiveHook[Any]], Claim]) -> Claim:
+    async def wait(self, waiter: Waiter, seconds: float) -> None:
+        """Until the waiter's next poll: ``seconds``, or until a poll gave it a share."""
+        if waiter.claim is not None:
+            return
+        # A future and a timer rather than asyncio.wait_for: thousands of waiters each
+        # wait once per delay, and wait_for costs a task and a cancellation every time.
+        loop = asyncio.get_running_loop()
+        waiter.woken = loop.create_future()
+        timer = loop.call_later(seconds, waiter.wake)
         try:
-            return take(self.hook)
+            await waiter.woken
+        finally:
+            timer.cancel()
+            waiter.woken = None
+
+    def leave(self, waiter: Waiter) -> None:
+        """``waiter``'s trigger ends; a share it did not fire with is free again."""
+        self.waiters.remove(waiter)
+        if waiter.claim is not None and not waiter.fired and self.takes:
+            self.leases.release(waiter.claim)
+            self.left_over = True  # the next poll must not reuse the last answer
+
+    def _take(self, take: Take, limit: int) -> Claim:
+        try:
+            return take(self.hook, limit)
         finally:
             if not self.hook.session_sees_new_mail:
                 self.hook.close()  # POP3 sees new mail only in a new session
@@ -95,25 +160,47 @@ class SharedPoll:
 _POLLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedPoll]] = (
     weakref.WeakKeyDictionary()
 )
+#: The leases of share keys whose last trigger fired and left: a sensor that defers again
+#: for the same mailbox (the next DAG run) is not fired with mail a task is about to take.
+_LEASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Leases]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @contextlib.asynccontextmanager
-async def shared_poll(key: Hashable, hook: ReceiveHook[Any]) -> AsyncIterator[SharedPoll]:
-    """Join the shared poll of ``key`` (``hook`` becomes its session if it is the first).
+async def shared_poll(
+    key: Hashable, connect: Connect, *, takes: bool, max_emails: int
+) -> AsyncIterator[tuple[SharedPoll, Waiter]]:
+    """Join the shared poll of ``key`` as a new waiter.
 
-    The session is closed when the last trigger leaves.
+    The first trigger of ``key`` builds its session with ``connect()`` (which may raise
+    a MailError); the others join without it. The session is closed, and the leases
+    forgotten, when the last trigger leaves.
     """
-    polls = _POLLS.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    polls = _POLLS.setdefault(loop, {})
+    kept = _LEASES.setdefault(loop, {})
     poll = polls.get(key)
     if poll is None:
-        poll = polls[key] = SharedPoll(hook, asyncio.Lock())
-    poll.members += 1
+        hook = await connect()
+        poll = polls.get(key)  # another trigger of the key may have won meanwhile
+        if poll is None:
+            leases = kept.pop(key, None) or Leases()
+            poll = SharedPoll(hook, connect, takes=takes, max_emails=max_emails, leases=leases)
+            polls[key] = poll
+    waiter = Waiter()
+    poll.waiters.append(waiter)
     try:
-        yield poll
+        yield poll, waiter
     finally:
-        poll.members -= 1
-        if poll.members == 0:
+        poll.leave(waiter)
+        if not poll.waiters:
             del polls[key]
+            now = time.monotonic()
+            for stale in [k for k, leases in kept.items() if leases.expired(now)]:
+                del kept[stale]
+            if not poll.leases.expired(now):
+                kept[key] = poll.leases
             # Shielded: a repeated cancellation must not skip the close or cut it short.
             await asyncio.shield(_close(poll))
 

@@ -3,8 +3,10 @@
 One DAG per mode and wait (deferrable, poke), each with a ``search`` so that one message
 of the inbox never matches; the crashing variants die with SIGKILL at the point named by
 ``MAIL_TEST_CRASH_AT``: the hand-over's points (``tests/faults/injection.py``), and
-``before_action`` (the task instance succeeded, nothing moved or deleted yet) or
-``after_action`` (moved or deleted, not yet recorded as done).
+``before_action`` (the task instance succeeded, nothing moved or deleted yet),
+``after_action`` (moved or deleted, not yet recorded as done) or ``success_unrecorded``
+(the success callback runs although Airflow put the task instance up for retry; the
+sensor must then leave the messages for the retry, and dies after its callback).
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ class CrashingSensor(ReceiveEmailSensor):
         point = os.environ.get("MAIL_TEST_CRASH_AT")
         if point == "before_action":
             die()
+        if point == "success_unrecorded":
+            # What a real scheduler did in the deployment suite: it handled the executor's
+            # event of the try's deferring workload after the resumed try had started, and
+            # put the running task instance up for retry; the try's success report then got
+            # a 404, and Airflow still ran its success callbacks.
+            put_up_for_retry(context["ti"].id)
+            super().after_success(context)
+            die()
         if point == "after_action":
             settled = OwedActions._settled
 
@@ -56,6 +66,18 @@ class CrashingSensor(ReceiveEmailSensor):
                 OwedActions._settled = settled  # type: ignore[method-assign]
             return
         super().after_success(context)
+
+
+def put_up_for_retry(ti_id: Any) -> None:
+    """Set a task instance's state in the metadata database, as the scheduler does."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance).where(TaskInstance.id == ti_id).values(state="up_for_retry")
+        )
 
 
 def _dag(dag_id: str, **sensor_kwargs: Any) -> DAG:

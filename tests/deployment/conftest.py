@@ -1,4 +1,5 @@
-"""Skip the Celery variant of the deployment suite unless ``-m`` asks for it by name.
+"""The deployment suite's PostgreSQL, and the Celery variant skipped unless ``-m`` asks for it
+by name.
 
 It needs Redis, the ``celery`` extra and about as long again as the LocalExecutor run, so
 the default ``pytest`` (and CI, and ``make test-deployment``) leaves it out;
@@ -7,7 +8,21 @@ the default ``pytest`` (and CI, and ``make test-deployment``) leaves it out;
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from devtools.postgres import Postgres, server_binaries
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A throw-away PostgreSQL cluster: the deployment's metadata database."""
+    bin_dir = server_binaries()
+    assert bin_dir is not None
+    server = Postgres(bin_dir).start()
+    yield server
+    server.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

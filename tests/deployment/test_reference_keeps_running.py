@@ -110,15 +110,6 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, mail: Mail)
     raise AssertionError(f"Timed out after {timeout:.0f} s waiting until {what}.")
 
 
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    bin_dir = server_binaries()
-    assert bin_dir is not None
-    server = Postgres(bin_dir).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(
     params=[
         pytest.param("LocalExecutor"),
