@@ -43,6 +43,9 @@ info_inbox = Asset(
     watchers=[
         AssetWatcher(
             name="info_inbox_new_mail",
+            # after_receive="leave_unread", "delete" or "move" (+ move_to="Processed") work
+            # here too; the run's fetch_claimed below then moves or deletes the mail once
+            # it succeeded (docs/mailbox_actions.md).
             trigger=ReceiveEmailTrigger(IMAP_CONN_ID, unseen_only=True, max_emails=20, delay=10),
         )
     ],

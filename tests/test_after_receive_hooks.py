@@ -170,5 +170,6 @@ def test_the_trigger_carries_search_and_after_receive() -> None:
     assert again._share_key() != ReceiveEmailTrigger("mail_imap_default")._share_key()
     with pytest.raises(MailConfigError, match="search has the unknown key 'sender'"):
         ReceiveEmailTrigger("mail_imap_default", search={"sender": "x"})
-    with pytest.raises(MailConfigError, match="supports only after_receive='mark_seen'"):
-        ReceiveEmailTrigger("mail_imap_default", unseen_only=True, after_receive="delete")
+    # An AssetWatcher's trigger: move needs its folder (tests/test_asset_after_receive.py).
+    with pytest.raises(MailConfigError, match="after_receive='move' needs move_to"):
+        ReceiveEmailTrigger("mail_imap_default", unseen_only=True, after_receive="move")

@@ -16,6 +16,7 @@ hand-over: leave_unread, move, delete"):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,12 +25,14 @@ from airflow_provider_mail.handover.after import MARK_SEEN, AfterReceive
 from airflow_provider_mail.handover.mailbox import Mailbox, Poll, Reserve
 from airflow_provider_mail.hooks import mailbox_actions
 from airflow_provider_mail.keyvalue import PREFIX, KeyValueStore, update, variable_lock
-from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.state import Claim, folder_name
 from airflow_provider_mail.mail.uid_ranges import (
     UidRanges,
     handed_over,
+    pending_of,
     with_handed_over,
     without_handed_over,
+    without_pending,
 )
 
 
@@ -37,19 +40,37 @@ class HandedOverSet:
     """The UIDs handed over from one IMAP folder, per UIDVALIDITY, as UID ranges.
 
     Variable ``mail_provider/handed_over/<conn_id>/<login>@<host>:<port>/<folder>``:
-    ``{"uidvalidity": 17, "uids": "1:500,502"}``. Delete it to receive everything again.
+    ``{"uidvalidity": 17, "uids": "1:500,502"}``, plus ``"pending"`` (UIDs an AssetWatcher
+    trigger took whose event may not have gone out). Delete it to receive everything again.
+
+    :param refresh_seconds: keep what :meth:`ranges` read for this long (an AssetWatcher
+        trigger: its polls then cost no Variable read; every :meth:`take` reads afresh
+        under the lock and refreshes it, so a stale copy can only make a poll find a
+        message that the take then drops). ``None``: read on every call.
     """
 
-    def __init__(self, store: KeyValueStore, *, conn_id: str, account: str, folder: str) -> None:
+    def __init__(
+        self,
+        store: KeyValueStore,
+        *,
+        conn_id: str,
+        account: str,
+        folder: str,
+        refresh_seconds: float | None = None,
+    ) -> None:
         self.store = store
+        self.folder = folder
         self.key = f"{PREFIX}/handed_over/{conn_id}/{account}/{folder}"
+        self.refresh_seconds = refresh_seconds
+        self._known: tuple[float, Any] | None = None  # (monotonic time read, value)
 
     def ranges(self, uidvalidity: int | None) -> UidRanges:
         """The UIDs handed over while the folder had ``uidvalidity``."""
-        return handed_over(self.store.get(self.key), uidvalidity)
+        return handed_over(self._value(), uidvalidity)
 
-    def take(self, claim: Claim, reserve: Reserve | None) -> Claim:
-        """Of ``claim``, the UIDs not handed over yet: reserved, then added to the set.
+    def take(self, claim: Claim, reserve: Reserve | None, *, pending: bool = False) -> Claim:
+        """Of ``claim``, the UIDs not handed over yet: reserved, then added to the set
+        (``pending``: also as pending, in the same write).
 
         One read-modify-write under the Variable's host lock, so two pollers of this host
         never take the same UID.
@@ -61,16 +82,67 @@ class HandedOverSet:
             if owned.uids:
                 if reserve is not None:
                     reserve(owned)
-                self.store.set(self.key, with_handed_over(value, claim.uidvalidity, owned.uids))
+                value = with_handed_over(value, claim.uidvalidity, owned.uids, pending=pending)
+                self.store.set(self.key, value)
+        self._remember(value)
         return owned
 
     def give_back(self, claim: Claim) -> None:
         """The claim's UIDs were not handed over after all (a failed read)."""
-        update(
-            self.store,
-            self.key,
-            lambda value: without_handed_over(value, claim.uidvalidity, claim.uids),
+        self._remember(
+            update(
+                self.store,
+                self.key,
+                lambda value: without_handed_over(value, claim.uidvalidity, claim.uids),
+            )
         )
+
+    def pending(self) -> Claim:
+        """The UIDs taken with ``pending`` whose event may not have gone out (read afresh)."""
+        value = self.store.get(self.key)
+        self._remember(value)
+        if not isinstance(value, dict):
+            return Claim("imap", self.folder)
+        uidvalidity = value.get("uidvalidity")
+        uids = tuple(pending_of(value, uidvalidity))
+        return Claim("imap", self.folder, uidvalidity, uids=uids)
+
+    def release_pending(self, claim: Claim) -> None:
+        """The event naming the claim went out: its UIDs are no longer pending."""
+        if claim.uids:
+            update(
+                self.store,
+                self.key,
+                lambda value: without_pending(value, claim.uidvalidity, claim.uids),
+            )
+
+    def _value(self) -> Any:
+        if self.refresh_seconds is None:
+            return self.store.get(self.key)
+        if self._known is None or time.monotonic() - self._known[0] >= self.refresh_seconds:
+            self._remember(self.store.get(self.key))
+        assert self._known is not None
+        return self._known[1]
+
+    def _remember(self, value: Any) -> None:
+        if self.refresh_seconds is not None:
+            self._known = (time.monotonic(), value)
+
+
+def claim_of(records: list[dict[str, Any]]) -> Claim | None:
+    """The messages of ``records`` as one claim (they come from one folder); ``None``
+    when there are none."""
+    if not records:
+        return None
+    first = records[0]
+    if first.get("uidl") is not None:
+        return Claim("pop3", str(first["folder"]), uidls=tuple(r["uidl"] for r in records))
+    return Claim(
+        "imap",
+        str(first["folder"]),
+        first.get("uidvalidity"),
+        uids=tuple(int(r["uid"]) for r in records if r.get("uid") is not None),
+    )
 
 
 @dataclass(frozen=True)
@@ -86,13 +158,13 @@ class Action:
         return self.name in ("move", "delete")
 
 
-def act(mailbox: Mailbox, claim: Claim, action: Action) -> None:
+def act(mailbox: Mailbox, claim: Claim | None, action: Action) -> None:
     """Move or delete exactly the claim's messages (a no-op for the others).
 
     Repeating it is harmless: UIDs (or UIDLs) no longer in the folder are not touched,
     and a folder recreated since (another UIDVALIDITY) is left alone.
     """
-    if not action.irreversible or not claim:
+    if not action.irreversible or claim is None or not claim:
         return
     hook: Any = getattr(mailbox, "hook", None)
     if hook is None:
@@ -159,12 +231,19 @@ class Remembered:
     def take(
         self, mailbox: Mailbox, claim: Claim, *, reserve: Reserve | None, pending: bool
     ) -> Claim:
-        """Reserve and add to the handed-over set the UIDs not in it yet."""
-        if pending:
-            raise NotImplementedError("after_receive other than mark_seen in an AssetWatcher")
+        """Reserve and add to the handed-over set the UIDs not in it yet; ``pending``
+        (an AssetWatcher's take) also records them as pending there, not on the server."""
         if not claim.uids:
             return claim
-        return self.sets(claim.folder).take(claim, reserve)
+        return self.sets(claim.folder).take(claim, reserve, pending=pending)
+
+    def find_pending(self, mailbox: Mailbox, folder: str | None) -> Claim:
+        """What an AssetWatcher trigger took whose event may not have gone out."""
+        return self.sets(folder_name(folder)).pending()
+
+    def release_pending(self, mailbox: Mailbox, claim: Claim) -> None:
+        """The event is out: the claim's UIDs are no longer pending."""
+        self.sets(claim.folder).release_pending(claim)
 
     def give_back(self, mailbox: Mailbox, claim: Claim) -> bool:
         """Remove the claim's UIDs from the set again; whether that worked."""
@@ -204,10 +283,17 @@ class Pop3Taken:
     def take(
         self, mailbox: Mailbox, claim: Claim, *, reserve: Reserve | None, pending: bool
     ) -> Claim:
-        """Into the seen Variable, as ``mark_seen`` takes."""
-        if pending:
-            raise NotImplementedError("after_receive other than mark_seen in an AssetWatcher")
+        """Into the seen Variable, as ``mark_seen`` takes (``pending``: the pending
+        Variable too)."""
         return MARK_SEEN.take(mailbox, claim, reserve=reserve, pending=pending)
+
+    def find_pending(self, mailbox: Mailbox, folder: str | None) -> Claim:
+        """The pending Variable, as for ``mark_seen``."""
+        return MARK_SEEN.find_pending(mailbox, folder)
+
+    def release_pending(self, mailbox: Mailbox, claim: Claim) -> None:
+        """The pending Variable, as for ``mark_seen``."""
+        MARK_SEEN.release_pending(mailbox, claim)
 
     def give_back(self, mailbox: Mailbox, claim: Claim) -> bool:
         """Out of the seen Variable again."""

@@ -37,6 +37,12 @@ class AfterReceive(Protocol):
     def after_hand_over(self, mailbox: Mailbox, claim: Claim, *, taken: bool) -> None:
         """The step after the records were handed over."""
 
+    def find_pending(self, mailbox: Mailbox, folder: str | None) -> Claim:
+        """What an AssetWatcher trigger took with ``pending`` whose event may not be out."""
+
+    def release_pending(self, mailbox: Mailbox, claim: Claim) -> None:
+        """The AssetWatcher's event naming ``claim`` went out: clear its pending mark."""
+
 
 class MarkSeen:
     """``after_receive="mark_seen"``: IMAP ``\\Seen``, POP3 the seen Variable.
@@ -69,6 +75,14 @@ class MarkSeen:
         """Mark seen what the take did not mark already."""
         if not taken:
             mailbox.mark(claim)
+
+    def find_pending(self, mailbox: Mailbox, folder: str | None) -> Claim:
+        """The mailbox's pending mark (IMAP keyword; POP3 pending Variable)."""
+        return mailbox.find_pending(folder)
+
+    def release_pending(self, mailbox: Mailbox, claim: Claim) -> None:
+        """Clear the mailbox's pending mark."""
+        mailbox.release_pending(claim)
 
 
 MARK_SEEN = MarkSeen()

@@ -112,7 +112,7 @@ class HandOver:
         pending mark (the event is the hand-over). ``recover_pending``: first a claim of
         an earlier life of the trigger whose event may not have gone out."""
         if recover_pending:
-            pending = self.mailbox.find_pending(poll.folder)
+            pending = self.after.find_pending(self.mailbox, poll.folder)
             if pending:
                 return pending
         claim = self.peek(poll)
@@ -122,7 +122,7 @@ class HandOver:
 
     def released(self, claim: Claim) -> None:
         """The AssetWatcher's event went out: clear the pending mark."""
-        self.mailbox.release_pending(claim)
+        self.after.release_pending(self.mailbox, claim)
 
     def fetch_claimed(
         self, claim: Claim, attachments: AttachmentSink, *, run_id: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import ssl
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,8 +17,10 @@ from airflow_provider_mail.handover.actions import (
     MARK_SEEN_ACTION,
     Action,
     HandedOverSet,
+    act,
     after_receive,
     check_before_touching,
+    claim_of,
 )
 from airflow_provider_mail.handover.engine import HandOver
 from airflow_provider_mail.handover.ledger import Ledger
@@ -49,6 +52,11 @@ from airflow_provider_mail.mail.tls import Security, build_ssl_context
 from airflow_provider_mail.masking import connection_extra, register_short_choices
 
 register_short_choices()  # tasks and triggers read connections: see masking.py
+
+#: How long an AssetWatcher trigger trusts its copy of a handed-over set between polls;
+#: its own takes refresh it at once, so this only bounds how late it notices a give-back
+#: by another poller of the same folder.
+WATCHED_SET_REFRESH_SECONDS = 60.0
 
 ClientT = TypeVar("ClientT")
 HookT = TypeVar("HookT", bound="MailHook[Any]")
@@ -298,6 +306,11 @@ class ReceiveHook(MailHook[ClientT]):
 
     _mailbox: Mailbox | None = None
 
+    @functools.cached_property
+    def _watched_sets(self) -> dict[str, HandedOverSet]:
+        """An AssetWatcher trigger's handed-over sets, per folder, kept between polls."""
+        return {}
+
     def receive(
         self,
         folder: str | None = None,
@@ -354,26 +367,67 @@ class ReceiveHook(MailHook[ClientT]):
         attachments_dir: str | None = None,
         *,
         run_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The records of the messages a :class:`ReceiveEmailTrigger` event names.
 
         For DAGs started by an ``AssetWatcher``: the asset event's ``extra["payload"]`` is
-        the trigger's payload (folder, UIDVALIDITY, UIDs or UIDLs); the trigger already
-        marked those messages seen, so this only reads them. Pass the DAG run's
-        ``run_id`` so that a repeated event (possible after a triggerer crash) does not
-        hand the same message to a second run; a retry of the same run still gets it::
+        the trigger's payload (folder, UIDVALIDITY, UIDs or UIDLs, and the trigger's
+        ``after_receive``); the trigger already took those messages, so this reads them.
+        Pass the DAG run's ``run_id`` so that a repeated event (possible after a triggerer
+        crash) does not hand the same message to a second run; a retry of the same run
+        still gets it (inside a task, the run's ``run_id`` is the default)::
 
             @task
             def read(triggering_asset_events=None, run_id=None):
                 with ImapHook("mail_imap_default") as hook:
                     return [r for event in triggering_asset_events[inbox]
                             for r in hook.fetch_claimed(event.extra["payload"], run_id=run_id)]
+
+        With the trigger's ``after_receive="move"`` or ``"delete"``, the messages are moved
+        or deleted once the task calling this has succeeded (Airflow stored its result),
+        never before; a worker killed in between leaves it owed, and the task's next run
+        does it (docs/mailbox_actions.md). Outside a task (``context`` ``None`` and no
+        running task) there is nothing to wait for: they are moved or deleted right after
+        they are read, as :meth:`receive` does.
         """
+        from airflow_provider_mail.handover.owed import AssetOwedActions, current_task_context
+
         claim = Claim.from_payload(payload)
-        with self._session():
-            return self.handover(state_required=True).fetch_claimed(
-                claim, _sink(attachments_dir), run_id=run_id
+        action = Action(
+            *params.check_after_receive(
+                payload.get("after_receive", "mark_seen"), payload.get("move_to")
             )
+        )
+        if context is None:
+            context = current_task_context()
+        if run_id is None and context is not None:
+            run_id = context["ti"].run_id
+        sink = _sink(attachments_dir)
+        with self._session():
+            handover = self.handover(state_required=True, action=action)
+            if not action.irreversible:
+                return handover.fetch_claimed(claim, sink, run_id=run_id)
+            params.check_for_protocol(self.protocol, action.name, None)
+            check_before_touching(self.mailbox, action)
+            if context is None:
+                records = handover.fetch_claimed(claim, sink, run_id=run_id)
+                act(self.mailbox, claim_of(records), action)
+                return records
+            owed = AssetOwedActions.for_asset_task(context, self.conn_id, claim.folder, self.log)
+            owed.settle_earlier_runs(self.mailbox, handover.after, context)
+            records = handover.fetch_claimed(claim, sink, run_id=run_id)
+            owed.owe(records, action)
+        if records:
+            owed.after_task_success(context, self._fresh_copy)
+        return records
+
+    def _fresh_copy(self) -> ReceiveHook[ClientT]:
+        """A hook of the same connection and state store, with a session of its own."""
+        copy = type(self)(self.conn_id, connection=self._connection)
+        copy._settings = self._settings
+        copy.state_store = self.state_store
+        return copy
 
     @property
     def mailbox(self) -> Mailbox:
@@ -389,6 +443,7 @@ class ReceiveHook(MailHook[ClientT]):
         state_required: bool = False,
         action: Action = MARK_SEEN_ACTION,
         immediate: bool = False,
+        watching: bool = False,
     ) -> HandOver:
         """The hand-over engine over this hook's session.
 
@@ -398,6 +453,8 @@ class ReceiveHook(MailHook[ClientT]):
         :param action: ``after_receive`` and ``move_to``.
         :param immediate: move or delete right after the read (a hook's own ``receive``);
             the sensor does it once its task instance succeeded.
+        :param watching: an AssetWatcher trigger's polls: the handed-over sets are kept on
+            this hook between polls (:class:`HandedOverSet` ``refresh_seconds``).
         """
         store = self.state_store or VariableStore()
         stores = Stores(
@@ -414,9 +471,18 @@ class ReceiveHook(MailHook[ClientT]):
             )
 
         def handed_over_set(folder: str) -> HandedOverSet:
-            return HandedOverSet(
-                store, conn_id=self.conn_id, account=self.settings.account, folder=folder
-            )
+            kept = self._watched_sets.get(folder) if watching else None
+            if kept is None:
+                kept = HandedOverSet(
+                    store,
+                    conn_id=self.conn_id,
+                    account=self.settings.account,
+                    folder=folder,
+                    refresh_seconds=WATCHED_SET_REFRESH_SECONDS if watching else None,
+                )
+                if watching:
+                    self._watched_sets[folder] = kept
+            return kept
 
         after = after_receive(action, self.protocol, handed_over_set, immediate=immediate)
         return HandOver(self.mailbox, ledger=ledger, stores=stores, after=after, log=self.log)

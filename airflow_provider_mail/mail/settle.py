@@ -75,12 +75,16 @@ def plan(
     owed: Mapping[str, Mapping[str, Any]],
     task_id: str,
     states: Mapping[str, Mapping[str, Any]],
+    *,
+    give_back: bool = True,
 ) -> list[Settlement]:
     """For each owed entry, act (its task instance succeeded) or give back (it finally
     failed); entries of task instances still running, retrying, or unknown to Airflow
     (a deleted run: its result cannot be confirmed) wait and stay excluded from polls.
 
     ``states`` is ``get_task_states``' answer: ``{run_id: {task_id[_map_index]: state}}``.
+    ``give_back=False`` (an AssetWatcher's run: its event was the hand-over, and clearing
+    the failed run reads the same messages again) lets failed ones wait too.
     """
     settlements = []
     for entry, payload in owed.items():
@@ -88,6 +92,29 @@ def plan(
         state = states.get(run_id, {}).get(state_key(task_id, map_index))
         if state == "success":
             settlements.append(Settlement(entry, payload, act=True))
-        elif state in GIVE_BACK_STATES:
+        elif give_back and state in GIVE_BACK_STATES:
             settlements.append(Settlement(entry, payload, act=False))
     return settlements
+
+
+def owed_with(
+    earlier: Mapping[str, Any] | None, claim: Mapping[str, Any], after_receive: str, move_to: Any
+) -> dict[str, Any]:
+    """The owed entry of a task instance after it handed over one more ``claim`` (a
+    payload) from the same folder: an AssetWatcher run reads each of its events with its
+    own ``fetch_claimed``, and every one of them is owed until the task succeeds.
+
+    UIDs (or UIDLs) of the same UIDVALIDITY are merged, the entry is unsettled again; an
+    entry of another UIDVALIDITY (the folder was recreated) names nothing any more.
+    """
+    entry = {**claim, AFTER_RECEIVE_KEY: after_receive, MOVE_TO_KEY: move_to}
+    if (
+        not isinstance(earlier, Mapping)
+        or earlier.get("protocol") != claim.get("protocol")
+        or earlier.get("uidvalidity") != claim.get("uidvalidity")
+    ):
+        return entry
+    entry["uids"] = sorted({*earlier.get("uids", ()), *claim.get("uids", ())})
+    uidls = list(earlier.get("uidls", ()))
+    entry["uidls"] = uidls + [uidl for uidl in claim.get("uidls", ()) if uidl not in uidls]
+    return entry

@@ -145,8 +145,11 @@ def without_handed_over(
     value: object, uidvalidity: int | None, uids: Iterable[int]
 ) -> dict[str, object]:
     """The stored value after ``uids`` were given back (a read that failed)."""
-    ranges = handed_over(value, uidvalidity).remove(uids)
-    return {"uidvalidity": uidvalidity, "uids": ranges.to_stored()}
+    return _stored(
+        uidvalidity,
+        handed_over(value, uidvalidity).remove(uids),
+        pending_of(value, uidvalidity).remove(uids),
+    )
 
 
 def handed_over(value: object, uidvalidity: int | None) -> UidRanges:
@@ -155,14 +158,46 @@ def handed_over(value: object, uidvalidity: int | None) -> UidRanges:
     The stored value is ``{"uidvalidity": 123, "uids": "1:500,502"}``; another
     UIDVALIDITY (the folder was recreated) means none of its UIDs name these messages.
     """
-    if not isinstance(value, dict) or value.get("uidvalidity") != uidvalidity:
-        return UidRanges()
-    return UidRanges.from_stored(str(value.get("uids") or ""))
+    return _ranges(value, uidvalidity, "uids")
+
+
+def pending_of(value: object, uidvalidity: int | None) -> UidRanges:
+    """Of the handed-over UIDs, those an AssetWatcher trigger took whose event may not
+    have gone out yet (``"pending"`` beside ``"uids"``; absent when there are none)."""
+    return _ranges(value, uidvalidity, "pending")
 
 
 def with_handed_over(
+    value: object, uidvalidity: int | None, uids: Iterable[int], *, pending: bool = False
+) -> dict[str, object]:
+    """The stored value after ``uids`` of a folder of ``uidvalidity`` were handed over;
+    ``pending``: also as pending (an AssetWatcher's take, before its event is out)."""
+    uids = list(uids)
+    waiting = pending_of(value, uidvalidity)
+    return _stored(
+        uidvalidity,
+        handed_over(value, uidvalidity).add(uids),
+        waiting.add(uids) if pending else waiting,
+    )
+
+
+def without_pending(
     value: object, uidvalidity: int | None, uids: Iterable[int]
 ) -> dict[str, object]:
-    """The stored value after ``uids`` of a folder of ``uidvalidity`` were handed over."""
-    ranges = handed_over(value, uidvalidity).add(uids)
-    return {"uidvalidity": uidvalidity, "uids": ranges.to_stored()}
+    """The stored value after the event naming ``uids`` went out (still handed over)."""
+    return _stored(
+        uidvalidity, handed_over(value, uidvalidity), pending_of(value, uidvalidity).remove(uids)
+    )
+
+
+def _ranges(value: object, uidvalidity: int | None, key: str) -> UidRanges:
+    if not isinstance(value, dict) or value.get("uidvalidity") != uidvalidity:
+        return UidRanges()
+    return UidRanges.from_stored(str(value.get(key) or ""))
+
+
+def _stored(uidvalidity: int | None, uids: UidRanges, pending: UidRanges) -> dict[str, object]:
+    stored: dict[str, object] = {"uidvalidity": uidvalidity, "uids": uids.to_stored()}
+    if pending:
+        stored["pending"] = pending.to_stored()
+    return stored

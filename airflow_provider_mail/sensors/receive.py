@@ -326,21 +326,9 @@ class ReceiveEmailSensor(BaseSensorOperator):
 
     def _task_states(self, context: Any) -> TaskStates:
         """Airflow's ``get_task_states`` for this task's runs (Airflow 3.0 and later)."""
-        ti = context["ti"]
-        log = self.log
+        from airflow_provider_mail.handover.owed import task_states_of
 
-        def states(run_ids: list[str]) -> Any:
-            ask = getattr(ti, "get_task_states", None)
-            if ask is None:
-                log.warning(
-                    "This Airflow cannot tell a task's earlier runs' states, so moves or "
-                    "deletes a killed worker left owed wait (the messages stay, never handed "
-                    "over again); upgrade Airflow to settle them."
-                )
-                return {}
-            return ask(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=run_ids)
-
-        return states
+        return task_states_of(context, self.log)
 
     def _hook(self) -> ReceiveHook[Any]:
         from airflow_provider_mail.hooks.registry import receive_hook

@@ -23,6 +23,7 @@ from airflow_provider_mail.mail import params
 # The hooks and the claims are imported where a trigger runs, not when a DAG file that
 # uses it (an AssetWatcher) is parsed: every DAG-processor process imports this module.
 if TYPE_CHECKING:
+    from airflow_provider_mail.handover.actions import Action
     from airflow_provider_mail.hooks.base import ReceiveHook
     from airflow_provider_mail.mail.state import Claim
     from airflow_provider_mail.triggers.shared_poll import SharedPoll, Waiter
@@ -66,8 +67,13 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         errors fail at once.
     :param search: only messages matching all these criteria (the sensor's ``search``).
     :param after_receive: the sensor's ``after_receive``: with ``leave_unread``, ``move``
-        or ``delete`` a poll does not find again what was handed over. An AssetWatcher
-        (``mark_seen=True``) supports only ``mark_seen`` so far.
+        or ``delete`` a poll does not find again what was handed over. In an AssetWatcher
+        (``mark_seen=True``, the default for these values) the trigger takes what it emits
+        into Airflow's record of handed-over mail instead of setting ``\\Seen``, and the run's
+        :meth:`~airflow_provider_mail.hooks.base.ReceiveHook.fetch_claimed` moves or deletes
+        the messages once its task has succeeded (docs/mailbox_actions.md).
+    :param move_to: the folder of ``after_receive="move"`` (AssetWatcher use; it must exist,
+        checked before the first poll).
     """
 
     def __init__(
@@ -83,16 +89,20 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         use_idle: bool = False,
         search: dict[str, Any] | None = None,
         after_receive: str = "mark_seen",
+        move_to: str | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = params.check_conn_id(conn_id)
         self.folder = params.check_folder(folder)
         self.unseen_only = params.check_bool(unseen_only, "unseen_only")
         self.max_emails = params.check_max_emails(max_emails)
+        after_receive = params.check_after_receive_value(after_receive)
         mark_seen = params.check_optional_bool(mark_seen, "mark_seen")
         if mark_seen is None:
-            mark_seen = unseen_only
-        if mark_seen and not unseen_only:
+            # Besides mark_seen, every after_receive remembers what was handed over, so an
+            # AssetWatcher's trigger never emits a message twice whatever unseen_only says.
+            mark_seen = unseen_only or after_receive != "mark_seen"
+        if mark_seen and not unseen_only and after_receive == "mark_seen":
             raise MailConfigError(
                 "A ReceiveEmailTrigger that marks what it emits (an AssetWatcher) needs "
                 "unseen_only=True; otherwise every poll would emit the whole folder again."
@@ -104,17 +114,23 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         self.use_idle = params.check_bool(use_idle, "use_idle")
         self.search = search
         self._criteria = params.check_search(search)
-        self.after_receive = params.check_after_receive_value(after_receive)
-        if mark_seen and self.after_receive != "mark_seen":
-            raise MailConfigError(
-                f"A ReceiveEmailTrigger in an AssetWatcher supports only after_receive="
-                f"'mark_seen', not {self.after_receive!r}; use a ReceiveEmailSensor for it."
-            )
+        self.after_receive = after_receive
+        self.move_to = move_to
+        if mark_seen:
+            # The deferred sensor's trigger only looks (the task checks move_to); an
+            # AssetWatcher's run moves to the folder its event names.
+            _, self.move_to = params.check_after_receive(after_receive, move_to)
+            params.check_move_target(self.folder, self.move_to)
         self._idle_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._deadline_epoch: float | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and keyword arguments; holds no secret, only the connection id."""
+        """Class path and keyword arguments; holds no secret, only the connection id.
+
+        ``move_to`` only when set: Airflow identifies an AssetWatcher's trigger by these
+        arguments, so the triggers of existing DAGs stay the same ones.
+        """
+        kwargs: dict[str, Any] = {} if self.move_to is None else {"move_to": self.move_to}
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -129,6 +145,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 "use_idle": self.use_idle,
                 "search": self.search,
                 "after_receive": self.after_receive,
+                **kwargs,
             },
         )
 
@@ -264,6 +281,9 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                     "%d new message(s) in %s of %s.", len(claim), claim.folder, self.conn_id
                 )
                 payload = claim.to_payload()
+                if self.mark_seen and self.after_receive != "mark_seen":
+                    # fetch_claimed reads what to do after the hand-over from the event.
+                    payload.update(after_receive=self.after_receive, move_to=self.move_to)
                 if self._deadline_epoch is not None:
                     payload["deadline"] = self._deadline_epoch
                 if shared is not None:
@@ -290,17 +310,32 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         crash, :meth:`HandOver.watch`); after the event went out :meth:`_release` clears
         the mark. A crash in between repeats an event, never loses one.
         """
-        from airflow_provider_mail.handover.actions import Action
         from airflow_provider_mail.handover.mailbox import Poll
 
-        handover = hook.handover(action=Action(self.after_receive))
+        handover = hook.handover(action=self._action(), watching=self.mark_seen)
         poll = Poll(self.folder, self.unseen_only, self.max_emails, search=self._criteria)
         if self.mark_seen:
+            if recover_pending and self.after_receive != "mark_seen":
+                # Once per life, before anything is taken; later polls stay as light.
+                self._check_before_touching(hook)
             claim = handover.watch(poll, recover_pending=recover_pending)
         else:
             claim = handover.peek(poll)
         self.log.debug("Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim))
         return claim
+
+    def _action(self) -> Action:
+        from airflow_provider_mail.handover.actions import Action
+
+        return Action(self.after_receive, self.move_to)
+
+    def _check_before_touching(self, hook: ReceiveHook[Any]) -> None:
+        """An AssetWatcher's ``after_receive``: what the protocol cannot do, a missing
+        ``move_to`` and a server that cannot move or delete exactly, before the first take."""
+        from airflow_provider_mail.handover.actions import check_before_touching
+
+        params.check_for_protocol(hook.protocol, self.after_receive, self._criteria)
+        check_before_touching(hook.mailbox, self._action())
 
     @staticmethod
     def _until(seconds: float, deadline: float | None) -> float:
@@ -323,7 +358,8 @@ class ReceiveEmailTrigger(BaseEventTrigger):
     async def _release(self, hook: ReceiveHook[Any], claim: Claim) -> None:
         """The event went out: clear the pending mark (taking the messages marked them seen)."""
         try:
-            await asyncio.to_thread(hook.handover().released, claim)
+            handover = hook.handover(action=self._action(), watching=True)
+            await asyncio.to_thread(handover.released, claim)
         except Exception as err:
             # The pending mark stays: this claim's event repeats after a restart.
             self.log.warning(
