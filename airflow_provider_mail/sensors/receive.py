@@ -294,21 +294,10 @@ class ReceiveEmailSensor(BaseSensorOperator):
             self.log.info("%s %d handed-over message(s)%s.", verb, count, where)
 
     def _success_recorded(self, context: Any) -> bool:
-        """Whether Airflow stored this task instance's success.
+        """Whether Airflow stored this task instance's success (see ``owed.success_recorded``)."""
+        from airflow_provider_mail.handover.owed import success_recorded
 
-        The task runner calls success callbacks also when reporting the success failed
-        (Airflow 3.3: the scheduler had meanwhile put the task instance up for retry, and
-        the report got a 404); a move or delete then would take away the messages the retry
-        must deliver again. Airflows without ``get_task_states`` are trusted as before.
-        """
-        from airflow_provider_mail.mail.settle import state_key
-
-        ti = context["ti"]
-        if getattr(ti, "get_task_states", None) is None:
-            return True
-        map_index = ti.map_index if ti.map_index is not None else -1
-        states = self._task_states(context)([ti.run_id])
-        return states.get(ti.run_id, {}).get(state_key(ti.task_id, map_index)) == "success"
+        return success_recorded(context, self.log)
 
     def _action(self) -> Action:
         from airflow_provider_mail.handover.actions import Action
