@@ -16,11 +16,12 @@ demo-ui:
 # Installs what is missing (test extras; as root Dovecot, Chromium, PostgreSQL), then lint,
 # types and every test: real Dovecot, aiosmtpd and Airflow started by the suite, and the
 # deployment suite (PostgreSQL, scheduler, two triggerers, LocalExecutor; about 5 minutes).
-# Three pytest-xdist workers, a test file each at a time: most tests wait on servers and
-# Airflow processes, so three share two cores well. TEST_WORKERS=0 runs in one process.
+# Three pytest-xdist workers, a test file each at a time, in the order tests/conftest.py
+# gives (longest files first): most tests wait on servers and Airflow processes, so three
+# share two cores well. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 3
 test: bootstrap-test lint
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Only the real deployment (tests/deployment), printing sent/received/duplicates/lost.
 test-deployment: bootstrap-test

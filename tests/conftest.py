@@ -120,3 +120,37 @@ def airflow_db() -> Path:
         env=os.environ.copy(),
     )
     return _AIRFLOW_HOME
+
+
+# Files that take minutes. ``make test`` runs pytest-xdist workers, each a file at a time:
+# the three longest start at once, the quick unit files go next, then the other long ones,
+# so no worker is left with a long file at the end while the others idle.
+_LONG_FILES_FIRST = (
+    "tests/deployment/test_mailbox_actions_keep_running.py",
+    "tests/deployment/test_reference_keeps_running.py",
+    "tests/test_after_receive_sensor.py",
+)
+_LONG_FILES_NEXT = (
+    "tests/test_demo.py",
+    "tests/browser/test_newcomer_path.py",
+    "tests/test_receive_crash.py",
+    "tests/faults/test_random_kills.py",
+    "tests/test_asset_after_receive.py",
+    "tests/test_examples_end_to_end.py",
+)
+
+
+def _file_rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::")[0]
+    if path in _LONG_FILES_FIRST:
+        return _LONG_FILES_FIRST.index(path)
+    if path.startswith("tests/unit/"):
+        return len(_LONG_FILES_FIRST)
+    if path in _LONG_FILES_NEXT:
+        return len(_LONG_FILES_FIRST) + 1
+    return len(_LONG_FILES_FIRST) + 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_file_rank)  # stable: within a rank, collection order
+

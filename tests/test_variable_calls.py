@@ -80,7 +80,7 @@ def test_variable_calls_of_one_hand_over(
         trigger: Any = deferred.value.trigger
         hook = receive_hook(conn_id, BaseHook.get_connection(conn_id), None)
         calls.clear()
-        claim = trigger._peek(hook)
+        claim = trigger._peek(hook, trigger.max_emails)
         hook.close()
         counted["trigger poll"].append(calls.total())
         calls.clear()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -156,8 +155,22 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         # wall-clock deadline in the event lets its next trigger keep this one's timeout.
         self._deadline_epoch = None if self.timeout is None else time.time() + self.timeout
         if self._shares_polls():
-            async for event in self._run_shared(deadline):
-                yield event
+            # Inline, not a generator of its own: see ``shared_poll.join``.
+            from airflow_provider_mail.triggers import shared_poll
+
+            key = self._share_key()
+            try:
+                poll, waiter = await shared_poll.join(
+                    key, self._connect, takes=self._takes(), max_emails=self.max_emails
+                )
+            except MailError as err:
+                yield self._failure(err)
+                return
+            try:
+                async for event in self._poll_until_found(poll.hook, deadline, (poll, waiter)):
+                    yield event
+            finally:
+                await shared_poll.leave(key, poll, waiter)
             return
         try:
             hook = await self._connect()
@@ -179,27 +192,6 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         from airflow_provider_mail.triggers.connection_cache import cached_connection
 
         return receive_hook(self.conn_id, await cached_connection(self.conn_id), self.folder)
-
-    async def _run_shared(self, deadline: float | None) -> AsyncIterator[TriggerEvent]:
-        """Wait in the shared poll of this trigger's mailbox (see :mod:`.shared_poll`);
-        only the first trigger of it looks up the connection."""
-        from airflow_provider_mail.triggers.shared_poll import shared_poll
-
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                shared = await stack.enter_async_context(
-                    shared_poll(
-                        self._share_key(),
-                        self._connect,
-                        takes=self._takes(),
-                        max_emails=self.max_emails,
-                    )
-                )
-            except MailError as err:
-                yield self._failure(err)
-                return
-            async for event in self._poll_until_found(shared[0].hook, deadline, shared):
-                yield event
 
     def _takes(self) -> bool:
         """Whether the sensor's hand-over takes the messages from every other poller

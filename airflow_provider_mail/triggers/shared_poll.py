@@ -32,7 +32,7 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,15 +167,16 @@ _LEASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Lea
 )
 
 
-@contextlib.asynccontextmanager
-async def shared_poll(
+async def join(
     key: Hashable, connect: Connect, *, takes: bool, max_emails: int
-) -> AsyncIterator[tuple[SharedPoll, Waiter]]:
-    """Join the shared poll of ``key`` as a new waiter.
+) -> tuple[SharedPoll, Waiter]:
+    """Join the shared poll of ``key`` as a new waiter; :func:`leave` when done.
 
     The first trigger of ``key`` builds its session with ``connect()`` (which may raise
-    a MailError); the others join without it. The session is closed, and the leases
-    forgotten, when the last trigger leaves.
+    a MailError); the others join without it. Two functions, not a context manager: a
+    trigger dropped after its first event (``dag.test()``) is finalized generator by
+    generator when its loop shuts down, and one more generator here made that close race
+    with itself ("an error occurred during closing of asynchronous generator").
     """
     loop = asyncio.get_running_loop()
     polls = _POLLS.setdefault(loop, {})
@@ -190,19 +191,25 @@ async def shared_poll(
             polls[key] = poll
     waiter = Waiter()
     poll.waiters.append(waiter)
-    try:
-        yield poll, waiter
-    finally:
-        poll.leave(waiter)
-        if not poll.waiters:
-            del polls[key]
-            now = time.monotonic()
-            for stale in [k for k, leases in kept.items() if leases.expired(now)]:
-                del kept[stale]
-            if not poll.leases.expired(now):
-                kept[key] = poll.leases
-            # Shielded: a repeated cancellation must not skip the close or cut it short.
-            await asyncio.shield(_close(poll))
+    return poll, waiter
+
+
+async def leave(key: Hashable, poll: SharedPoll, waiter: Waiter) -> None:
+    """Leave the shared poll of ``key``: the session is closed, and the leases kept for
+    their remaining time, when the last trigger leaves."""
+    loop = asyncio.get_running_loop()
+    polls = _POLLS.setdefault(loop, {})
+    kept = _LEASES.setdefault(loop, {})
+    poll.leave(waiter)
+    if not poll.waiters:
+        del polls[key]
+        now = time.monotonic()
+        for stale in [k for k, leases in kept.items() if leases.expired(now)]:
+            del kept[stale]
+        if not poll.leases.expired(now):
+            kept[key] = poll.leases
+        # Shielded: a repeated cancellation must not skip the close or cut it short.
+        await asyncio.shield(_close(poll))
 
 
 async def _close(poll: SharedPoll) -> None:
