@@ -45,6 +45,9 @@ SEED = int(os.environ.get("MAIL_FAULTS_SEED", "20261129"))
 KILLS = 25  # per hand-over path; the suite kills at least 3 x KILLS processes
 FAULT_POINTS = [*HOOK_POINTS, "after_result"]
 NO_MAIL = 3
+# 25 kills per path, each followed by a new forked try: about 2 minutes alone, over 5 when
+# the other xdist workers run their own kill tests beside it. A limit, not a timing check.
+pytestmark = pytest.mark.timeout(900)
 
 
 class Mailflow:
