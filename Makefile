@@ -21,7 +21,8 @@ demo-ui:
 # share two cores well. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 3
 test: bootstrap-test lint
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --durations=30
 
 # Only the real deployment (tests/deployment), printing sent/received/duplicates/lost.
 test-deployment: bootstrap-test

@@ -107,6 +107,11 @@ class Deployment:
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "AIRFLOW__CORE__FERNET_KEY": "o7sZrV9bKJmXQ3tKcUcE3mG9yRj1z0tQ2pGq5v2mYxA=",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+                # Airflow's 5 s is too short on a busy 2-core machine: a task's first call
+                # (PATCH /run) took 5.8 s in CI, the client's retry got 400 (already
+                # running), and the try stayed "running" until the heartbeat timeout
+                # (docs/deployment.md). Airflow 3.1.1 and later read this.
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
                 "AIRFLOW__API__BASE_URL": base_url,
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__SECRET_KEY": self.secret,

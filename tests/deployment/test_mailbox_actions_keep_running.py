@@ -272,10 +272,6 @@ def deployment(
         dags,
         pythonpath=[INJECT],
         triggerer_hostname_callable="deployment_hostname.hostname",
-        # Six sensor tasks start at once against one API server worker on a busy 2-core
-        # machine: Airflow's 5 s let their first call time out (the task then fails into its
-        # retry, a minute lost; Airflow 3.1.1 and later read this).
-        settings={"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"},
     ).start()
     try:
         yield running
