@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import traceback
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -37,7 +36,7 @@ from devtools.dovecot import Dovecot
 from tests.airflow_runs import task_result
 from tests.conftest import REPO
 from tests.dags import asset_after_receive_dags
-from tests.faults.injection import die
+from tests.faults.injection import die, run_forked
 from tests.test_after_receive_sensor import INVOICES, OTHER, VENDOR, mailbox_state
 from tests.test_mailbox_actions import mail
 
@@ -135,30 +134,6 @@ def test_each_mode_hands_over_once_and_acts_after_the_run(
     assert mailbox_state(inbox) == expected_state(mode)
 
 
-def _reset_after_fork() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from airflow import settings
-    from asgiref.sync import SyncToAsync
-
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
-    settings.engine.dispose(close=False)  # never share the parent's DB connections
-
-
-def _fork(target: Any, *args: Any) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _reset_after_fork()
-            target(*args)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-
-
 def _trigger_dies_after_its_take(conn_id: str, mode: str) -> None:
     watch = HandOver.watch
 
@@ -227,7 +202,7 @@ def test_a_kill_at_each_new_step_loses_and_repeats_nothing(
         mail_connection, inbox, "imap", "ssl", certificate, conn_id=f"asset_kill_{mode}_{point}"
     )
     # The triggerer dies after its take, before the event is out: the next life emits it.
-    assert _fork(_trigger_dies_after_its_take, conn_id, mode) == -signal.SIGKILL
+    assert run_forked(_trigger_dies_after_its_take, conn_id, mode) == -signal.SIGKILL
     life = Life(watcher(conn_id, mode))
     first = life.next()
     assert len(first["uids"]) == 2
