@@ -37,10 +37,10 @@ from imapclient import FLAGGED, SEEN
 
 from devtools.airflow_deployment import Deployment
 from devtools.certs import Certificate
-from devtools.connections import connection_variable
+from devtools.connections import mailbox_connection_variable, smtp_connection_variable
 from devtools.dovecot import Dovecot
 from devtools.postgres import Postgres, server_binaries
-from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
+from devtools.smtp import SmtpServers
 from tests.conftest import REPO
 
 INJECT = Path(__file__).resolve().parent / "inject"
@@ -198,45 +198,22 @@ def deployment(
             client.create_folder("Processed")
             client.logout()
 
-    def imap(conn_id: str, user: str) -> tuple[str, str]:
-        return connection_variable(
-            conn_id,
-            "mail_imap",
-            port=dovecot.imaps_port,
-            login=user,
-            password=dovecot.users[user],
-            security="ssl",
-            server_certificate=certificate.pem,
-            timeout=10,
-        )
-
     connections = dict(
         [
-            *(imap(f"mail_imap_{mode}", USERS[mode]) for mode in MODES),
-            imap("mail_imap_default", USERS[INVOICES]),
             *(
-                connection_variable(
-                    f"mail_pop3_{user}",
-                    "mail_pop3",
-                    port=dovecot.pop3s_port,
-                    login=user,
-                    password=dovecot.users[user],
-                    security="ssl",
-                    server_certificate=certificate.pem,
-                    timeout=10,
+                mailbox_connection_variable(
+                    f"mail_imap_{mode}", dovecot, "imap", USERS[mode], certificate
                 )
+                for mode in MODES
+            ),
+            mailbox_connection_variable(
+                "mail_imap_default", dovecot, "imap", USERS[INVOICES], certificate
+            ),
+            *(
+                mailbox_connection_variable(f"mail_pop3_{user}", dovecot, "pop3", user, certificate)
                 for user, _address in RESPONDERS.values()
             ),
-            connection_variable(
-                "mail_smtp_default",
-                "mail_smtp",
-                port=smtp.starttls.port,
-                login=SMTP_USER,
-                password=SMTP_PASSWORD,
-                security="starttls",
-                server_certificate=certificate.pem,
-                timeout=10,
-            ),
+            smtp_connection_variable("mail_smtp_default", smtp.starttls, certificate),
         ]
     )
     sources = tmp_path / "dag-sources"

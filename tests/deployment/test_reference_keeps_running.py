@@ -34,10 +34,10 @@ import pytest
 
 from devtools.airflow_deployment import CELERY_WORKERS, Deployment
 from devtools.certs import Certificate
-from devtools.connections import connection_variable
+from devtools.connections import mailbox_connection_variable, smtp_connection_variable
 from devtools.dovecot import Dovecot
 from devtools.postgres import Postgres, server_binaries
-from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
+from devtools.smtp import SmtpServers
 from tests.conftest import REPO
 from tests.deployment.redis_server import Redis
 from tests.deployment.redis_server import server_binary as redis_binary
@@ -151,26 +151,8 @@ def deployment(
     dovecot.clear("info")
     connections = dict(
         [
-            connection_variable(
-                "mail_imap_default",
-                "mail_imap",
-                port=dovecot.imaps_port,
-                login="info",
-                password=dovecot.users["info"],
-                security="ssl",
-                server_certificate=certificate.pem,
-                timeout=10,
-            ),
-            connection_variable(
-                "mail_smtp_default",
-                "mail_smtp",
-                port=smtp.starttls.port,
-                login=SMTP_USER,
-                password=SMTP_PASSWORD,
-                security="starttls",
-                server_certificate=certificate.pem,
-                timeout=10,
-            ),
+            mailbox_connection_variable("mail_imap_default", dovecot, "imap", "info", certificate),
+            smtp_connection_variable("mail_smtp_default", smtp.starttls, certificate),
         ]
     )
     home = tmp_path / "airflow"
