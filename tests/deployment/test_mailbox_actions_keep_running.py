@@ -29,7 +29,7 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,7 @@ from devtools.dovecot import Dovecot
 from devtools.postgres import Postgres, server_binaries
 from devtools.smtp import SmtpServers
 from tests.conftest import REPO
+from tests.deployment.running import airflow_home, run, wait_until
 
 INJECT = Path(__file__).resolve().parent / "inject"
 MODES_DAGS = Path(__file__).resolve().parent / "dags" / "after_receive_modes.py"
@@ -167,16 +168,6 @@ class Mail:
         return all(set(self.sent[mode]) <= set(self.forwarded[mode]) for mode in MODES)
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, mail: Mail) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        mail.collect()
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting until {what}.")
-
-
 @pytest.fixture
 def deployment(
     postgres: Postgres,
@@ -239,23 +230,16 @@ def deployment(
             for dag, (user, address) in RESPONDERS.items()
         ),
     ]
-    home = tmp_path / "airflow"
-    home.mkdir()
-    home.chmod(0o755)
-    running = Deployment(
-        home,
-        postgres.url,
-        connections,
-        dags,
-        pythonpath=[INJECT],
-        triggerer_hostname_callable="deployment_hostname.hostname",
-    ).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        for name in running.processes:
-            print(f"\n--- {name} (tail)\n{running.log_tail(name, 1500)}")
+    yield from run(
+        Deployment(
+            airflow_home(tmp_path),
+            postgres.url,
+            connections,
+            dags,
+            pythonpath=[INJECT],
+            triggerer_hostname_callable="deployment_hostname.hostname",
+        )
+    )
 
 
 def waiting_sensors(postgres: Postgres) -> list[tuple[str, str]]:
