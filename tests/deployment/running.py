@@ -7,7 +7,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+import pytest
+
 from devtools.airflow_deployment import Deployment
+from devtools.postgres import server_binaries
+
+#: Fault injection and the triggerers' host names, on every component's ``PYTHONPATH``.
+INJECT = Path(__file__).resolve().parent / "inject"
+#: Every deployment test's ``pytestmark``: ``-m deployment``, its time limit, PostgreSQL.
+MARKS = [
+    pytest.mark.deployment,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(
+        server_binaries() is None,
+        reason="PostgreSQL's server is not installed (apt-get install postgresql; make test "
+        "does it as root).",
+    ),
+]
 
 
 class Collects(Protocol):

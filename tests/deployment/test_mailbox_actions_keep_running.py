@@ -39,12 +39,11 @@ from devtools.airflow_deployment import Deployment
 from devtools.certs import Certificate
 from devtools.connections import mailbox_connection_variable, smtp_connection_variable
 from devtools.dovecot import Dovecot
-from devtools.postgres import Postgres, server_binaries
+from devtools.postgres import Postgres
 from devtools.smtp import SmtpServers
 from tests.conftest import REPO
-from tests.deployment.running import airflow_home, run, wait_until
+from tests.deployment.running import INJECT, MARKS, airflow_home, run, wait_until
 
-INJECT = Path(__file__).resolve().parent / "inject"
 MODES_DAGS = Path(__file__).resolve().parent / "dags" / "after_receive_modes.py"
 MODES = ("move", "delete", "leave_unread")
 INVOICES = "invoices_to_storage"
@@ -54,15 +53,7 @@ RESPONDERS = {  # DAG id -> (Dovecot user, its support address)
 }
 USERS = {"move": "moved", "delete": "deleted", "leave_unread": "unread", INVOICES: "invoices"}
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        server_binaries() is None,
-        reason="PostgreSQL's server is not installed (apt-get install postgresql; make test "
-        "does it as root).",
-    ),
-]
+pytestmark = MARKS
 
 
 def dag_id(mode: str) -> str:

@@ -35,28 +35,18 @@ from devtools.airflow_deployment import CELERY_WORKERS, Deployment
 from devtools.certs import Certificate
 from devtools.connections import mailbox_connection_variable, smtp_connection_variable
 from devtools.dovecot import Dovecot
-from devtools.postgres import Postgres, server_binaries
+from devtools.postgres import Postgres
 from devtools.smtp import SmtpServers
 from tests.conftest import REPO
 from tests.deployment.redis_server import Redis
 from tests.deployment.redis_server import server_binary as redis_binary
-from tests.deployment.running import airflow_home, run, wait_until
+from tests.deployment.running import INJECT, MARKS, airflow_home, run, wait_until
 
 DAG_ID = "obtain_info_emails_to_leads"
-# Fault injection and the triggerers' host names, on every component's PYTHONPATH.
-INJECT = Path(__file__).resolve().parent / "inject"
 LEADS = "leads@example.com"
 WAVE_GAP = 60.0  # seconds between the starts of two waves: three waves span > 2 minutes
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        server_binaries() is None,
-        reason="PostgreSQL's server is not installed (apt-get install postgresql; make test "
-        "does it as root).",
-    ),
-]
+pytestmark = MARKS
 
 
 def inquiry(wave: int, number: int) -> bytes:
