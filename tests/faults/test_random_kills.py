@@ -24,7 +24,6 @@ import random
 import signal
 import threading
 import time
-import traceback
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,14 +38,15 @@ from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
-from tests.faults.injection import HOOK_POINTS, die, inject_crash
+from tests.faults.injection import HOOK_POINTS, die, inject_crash, run_forked
 
 SEED = int(os.environ.get("MAIL_FAULTS_SEED", "20261129"))
 KILLS = 25  # per hand-over path; the suite kills at least 3 x KILLS processes
 FAULT_POINTS = [*HOOK_POINTS, "after_result"]
 NO_MAIL = 3
-# 25 kills per path, each followed by a new forked try: about 2 minutes alone, over 5 when
-# the other xdist workers run their own kill tests beside it. A limit, not a timing check.
+# 25 kills per path, each followed by a new forked try: about a minute per path alone,
+# several when the other xdist workers run their own kill tests beside it. A limit, not a
+# timing check.
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -170,36 +170,6 @@ async def _first_event(trigger: Any) -> dict[str, Any]:
         await events.aclose()
 
 
-def _reset_after_fork() -> None:
-    """Give the child its own copies of what the parent's threads own.
-
-    The parent may have run triggers before (other tests): asgiref's one-thread executor,
-    which ``aget_connection`` uses, then believes its worker thread exists, but a forked
-    child has no such thread and would wait forever.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from airflow import settings
-    from asgiref.sync import SyncToAsync
-
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
-    settings.engine.dispose(close=False)  # never share the parent's DB connections
-
-
-def _fork(target: Any, *args: Any) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _reset_after_fork()
-            target(*args)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-
-
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "poke"])
 def test_every_message_reaches_downstream_exactly_once_despite_kills(
     airflow_db: object,
@@ -221,7 +191,7 @@ def test_every_message_reaches_downstream_exactly_once_despite_kills(
             while True:  # Airflow's retries of one task instance
                 seed = rng.randrange(1 << 30)
                 mailflow.allow(1)
-                code = _fork(_sensor_try, conn_id, run_id, deferrable, tmp_path, seed)
+                code = run_forked(_sensor_try, conn_id, run_id, deferrable, tmp_path, seed)
                 if (tmp_path / f"{run_id}.done").exists() or code == NO_MAIL:
                     break
                 assert code == -signal.SIGKILL, f"try failed with exit code {code}"
@@ -271,10 +241,10 @@ def test_asset_watcher_path_reaches_downstream_runs_exactly_once_despite_kills(
     with Mailflow(dovecot, "watch") as mailflow:
         while kills < KILLS:
             mailflow.allow(2)
-            assert _fork(_trigger_life, conn_id, events_log, rng.randrange(1 << 30)) == -9
+            assert run_forked(_trigger_life, conn_id, events_log, rng.randrange(1 << 30)) == -9
             kills += 1
     # A last life without a kill, long enough to emit what is left.
-    code = _fork(_last_life, conn_id, events_log)
+    code = run_forked(_last_life, conn_id, events_log)
     assert code == 0
     events = [json.loads(line) for line in events_log.read_text().splitlines()]
     emitted: Counter[int] = Counter(uid for event in events for uid in event["uids"])
