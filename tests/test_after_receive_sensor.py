@@ -88,7 +88,7 @@ def test_a_kill_at_any_step_loses_and_repeats_nothing(
     name = f"{mode}_deferrable"
     dag = after_receive_dags.DAGS[name]
     when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
-    run_killed(CRASH_RUN, name, when.isoformat(), conn_id, point=point, timeout=180)
+    run_killed(CRASH_RUN, name, when.isoformat(), conn_id, point=point, timeout=300)
 
     delivered: list[str] = []
     if point in HAND_OVER_POINTS + UNRECORDED:

@@ -181,7 +181,7 @@ def test_a_kill_at_each_new_step_loses_and_repeats_nothing(
 
     when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
     run_killed(
-        CRASH_RUN, mode, conn_id, json.dumps(first), when.isoformat(), point=point, timeout=240
+        CRASH_RUN, mode, conn_id, json.dumps(first), when.isoformat(), point=point, timeout=300
     )
     if point == "before_fetch":
         delivered = list(task_result(run_dag(mode, conn_id, [first], when), "read"))  # retry

@@ -53,7 +53,7 @@ def test_killed_hand_over_is_delivered_by_the_retry_exactly_once(
     dag = getattr(receive_dags, dag_name)
     logical_date = datetime.now(timezone.utc).replace(microsecond=0)
 
-    run_killed(CRASH_RUN, dag_name, logical_date.isoformat(), conn_id, point=point, timeout=180)
+    run_killed(CRASH_RUN, dag_name, logical_date.isoformat(), conn_id, point=point, timeout=300)
 
     retry = dag.test(
         logical_date=logical_date, run_after=logical_date, run_conf={"conn_id": conn_id}
