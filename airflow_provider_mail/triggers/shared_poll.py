@@ -196,6 +196,8 @@ class SharedPolls:
                 leases = self.kept.pop(key, None) or Leases()
                 poll = SharedPoll(hook, connect, takes=takes, max_emails=max_emails, leases=leases)
                 self.polls[key] = poll
+            else:  # one session per mailbox: the spare one is logged out
+                await asyncio.to_thread(hook.close)
         waiter = Waiter()
         poll.waiters.append(waiter)
         return poll, waiter
