@@ -187,17 +187,24 @@ class _SettleOnSuccess:
         payload = self.owed.ledger.pending()
         if not payload or payload.get(settle.SETTLED_KEY):
             return  # nothing owed: no session to open
-        if not success_recorded(context, self.owed.log):
-            self.owed.log.warning(
-                "Airflow has not recorded this task's success, so the messages it read stay "
-                "in the folder (no other run takes them): a retry reads them again, or a later "
-                "run moves or deletes them once this one's success is recorded."
-            )
-            return
-        with self.new_hook() as hook:
-            count = self.owed.settle_own(hook.mailbox)
+        count = settle_once_successful(context, self.owed, self.new_hook)
         if count:
             self.owed.log.info("Did the move or delete of %d handed-over message(s).", count)
+
+
+def settle_once_successful(context: Any, owed: OwedActions, new_hook: Callable[[], Any]) -> int:
+    """Move or delete what this task instance handed over, once Airflow has stored its
+    success (a success callback's work, for the sensor and the AssetWatcher's task alike);
+    how many messages. Before that (see :func:`success_recorded`) the messages stay."""
+    if not success_recorded(context, owed.log):
+        owed.log.warning(
+            "Airflow has not recorded this task's success, so the handed-over messages "
+            "stay in the folder (no other run takes them): a retry reads them again, or a "
+            "later run moves or deletes them once the task's state is final."
+        )
+        return 0
+    with new_hook() as hook:
+        return owed.settle_own(hook.mailbox)
 
 
 def current_task_context() -> Any:

@@ -279,25 +279,13 @@ class ReceiveEmailSensor(BaseSensorOperator):
         if isinstance(rendered, ReceiveEmailSensor) and rendered is not self:
             rendered.after_success(context)
             return
-        if not self._success_recorded(context):
-            self.log.warning(
-                "Airflow has not recorded this task's success, so the handed-over messages "
-                "stay in the folder (no other run takes them): a retry delivers them again, "
-                "or a later run moves, deletes or gives them back once the task's state is final."
-            )
-            return
-        with self._hook() as hook:
-            count = self._owed(context).settle_own(hook.mailbox)
+        from airflow_provider_mail.handover.owed import settle_once_successful
+
+        count = settle_once_successful(context, self._owed(context), self._hook)
         if count:
             verb = "Moved" if self.after_receive == "move" else "Deleted"
             where = f" to {self.move_to}" if self.move_to else ""
             self.log.info("%s %d handed-over message(s)%s.", verb, count, where)
-
-    def _success_recorded(self, context: Any) -> bool:
-        """Whether Airflow stored this task instance's success (see ``owed.success_recorded``)."""
-        from airflow_provider_mail.handover.owed import success_recorded
-
-        return success_recorded(context, self.log)
 
     def _action(self) -> Action:
         from airflow_provider_mail.handover.actions import Action
