@@ -74,6 +74,9 @@ class _Part(Message):
         self._content_type_memo = (headers, len(headers), default_type, content_type)
         return content_type
 
+    def get_content_maintype(self) -> str:
+        return self.get_content_type().partition("/")[0]
+
     def replace_header(self, _name: str, _value: Any) -> None:
         self._content_type_memo = None
         super().replace_header(_name, _value)
@@ -264,14 +267,14 @@ class Leaf:
         # A parameter's name is part of the header's text, so a header without it has no
         # such parameter. Only without RFC 2231 ``*`` names: parsing those can raise, and
         # the caller must see that exactly as before (the part is then skipped).
+        if "*" not in value and name not in value.lower():
+            return None
         if header in self._simple:
             simple = self._simple[header]
         else:
             simple = self._simple[header] = _simple_param_map(value)
         if simple is not None:
             return simple.get(name)
-        if "*" not in value and name not in value.lower():
-            return None
         params = self._params.get(header)
         if params is None:
             params = self._params[header] = self.part.get_params([], header)
