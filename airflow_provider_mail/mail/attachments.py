@@ -40,6 +40,9 @@ _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]')
 # joiners, byte order marks...), line and paragraph separators and lone surrogates: they
 # make "invoice\u202efdp.exe" display as "invoiceexe.pdf" in a file manager.
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# ASCII names that the steps of safe_filename leave as they are: no character to replace,
+# nothing to strip at either end ("report-2024.pdf", "INBOX-1700000000-42").
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_+=,@-](?:[A-Za-z0-9 _+=,@.-]*[A-Za-z0-9_+=,@-])?")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Names Windows reserves in every directory, with or without an extension.
 _WINDOWS_RESERVED = frozenset(
@@ -92,6 +95,16 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """
     if name is None:
         return _fallback_name(fallback)
+    if (
+        len(name) <= MAX_FILENAME_BYTES
+        and _PLAIN_NAME.fullmatch(name)
+        and name.partition(".")[0].lower() not in _WINDOWS_RESERVED
+    ):
+        return name  # what _sanitized gives for it (tests/unit/test_attachments.py)
+    return _sanitized(name, fallback)
+
+
+def _sanitized(name: str, fallback: str) -> str:
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_CHARACTERS.sub("_", name)
