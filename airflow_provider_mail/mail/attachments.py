@@ -95,13 +95,18 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """
     if name is None:
         return _fallback_name(fallback)
-    if (
-        len(name) <= MAX_FILENAME_BYTES
-        and _PLAIN_NAME.fullmatch(name)
-        and name.partition(".")[0].lower() not in _WINDOWS_RESERVED
-    ):
+    if _is_plain(name):
         return name  # what _sanitized gives for it (tests/unit/test_attachments.py)
     return _sanitized(name, fallback)
+
+
+def _is_plain(name: str) -> bool:
+    """Whether ``name`` is its own safe name: the steps of :func:`_sanitized` keep it."""
+    return (
+        len(name) <= MAX_FILENAME_BYTES
+        and _PLAIN_NAME.fullmatch(name) is not None
+        and name.partition(".")[0].lower() not in _WINDOWS_RESERVED
+    )
 
 
 def _sanitized(name: str, fallback: str) -> str:
@@ -185,10 +190,10 @@ class DirectorySink:
             self._root = root
         self._taken: dict[str, set[str]] = {}
         self._root_checked = False
-        # Per message key: its folder name, and whether this sink has made sure of the
-        # local folder (a message's attachments then cost one open, write and close each).
+        # Per message key: its folder name; per folder this sink has made sure of locally,
+        # its path (a message's attachments then cost one open, write and close each).
         self._folders: dict[str, str] = {}
-        self._checked: set[str] = set()
+        self._local: dict[str, str] = {}
 
     @property
     def root(self) -> str:
@@ -208,10 +213,12 @@ class DirectorySink:
             if not self._root_checked:
                 check_local_root(self._root)
                 self._root_checked = True
-            if folder not in self._checked:
-                _make_private_folder(self._root, folder)
-                self._checked.add(folder)
-            return self._as_given(_write_local(self._root / folder, name, data))
+            local = self._local.get(folder)
+            if local is None:
+                local = str(self._root / folder)
+                _make_private_folder(self._root, local)
+                self._local[folder] = local
+            return self._as_given(_write_local(local, name, data))
         directory = self._root / folder
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name
@@ -281,18 +288,19 @@ def _ensure_private(directory: Path) -> None:
         )
 
 
-def _make_private_folder(root: Path, folder: str) -> None:
-    """Create ``root/folder`` (mode 700), or check that the existing one is no symlink."""
-    directory = root / folder
+def _make_private_folder(root: Path, path: str) -> None:
+    """Create the folder ``path`` in ``root`` (mode 700), or check that the existing one is
+    no symlink."""
     try:
-        os.mkdir(directory, 0o700)
+        os.mkdir(path, 0o700)
         return  # made just now: a real directory of ours
     except FileNotFoundError:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        directory.mkdir(mode=0o700, exist_ok=True)
+        Path(path).mkdir(mode=0o700, exist_ok=True)
     except FileExistsError:
         pass
-    # ``folder`` is one safe name (no separator, no ".."), so only a symlink planted in a
+    directory = Path(path)
+    # The folder is one safe name (no separator, no ".."), so only a symlink planted in a
     # shared temp dir could lead elsewhere; lstat is enough to catch it, and far cheaper
     # than resolving the whole path for every attachment.
     if directory.is_symlink():
@@ -311,7 +319,7 @@ _WRITE_FLAGS = (
 )
 
 
-def _write_local(directory: Path, name: str, data: bytes) -> str:
+def _write_local(directory: str, name: str, data: bytes) -> str:
     target = f"{directory}{os.sep}{name}"
     descriptor = os.open(target, _WRITE_FLAGS, 0o600)
     try:
@@ -325,6 +333,8 @@ def _write_local(directory: Path, name: str, data: bytes) -> str:
 
 
 def _name_for(filename: str | None, content_type: str) -> str:
+    if filename is not None and _is_plain(filename):
+        return filename  # the fallback's extension is not needed
     extension = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ""
     return safe_filename(filename, fallback=f"attachment{extension}")
 
