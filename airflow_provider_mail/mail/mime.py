@@ -126,10 +126,10 @@ class _FlattenHeaders(_RawHeaders):
 
 # Far below Header's "no limit" of 1,000,000 characters, where it would start to wrap.
 _PLAIN_HEADER_LIMIT = 50_000
-# A folded header as senders write it (Received, DKIM-Signature...): visible words separated
-# by spaces or tabs, every continuation line starting with them, no line ending in them.
 # What ``str.splitlines`` splits an ASCII value at, as ``Header`` does.
 _LINE_BREAK = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e]")
+# A folded header as senders write it (Received, DKIM-Signature...): visible words separated
+# by spaces or tabs, every continuation line starting with them, no line ending in them.
 _WORDS = r"[!-~]+(?:[ \t]+[!-~]+)*"
 _FOLDED_HEADER = re.compile(rf"{_WORDS}(?:\r?\n[ \t]+{_WORDS})*")
 _FLATTEN_POLICY = _FlattenHeaders(linesep="\r\n", max_line_length=None)

@@ -27,8 +27,8 @@ _MESSAGE_ID = re.compile(rf"<[\x21-\x3b\x3d\x3f-\x7e]{{1,{MAX_MESSAGE_ID_CHARS -
 _FOLDING = re.compile(r"\r?\n")
 # A bounce comes from the mail system itself (RFC 3464, RFC 5321 section 4.5.1).
 _SYSTEM_SENDERS = ("mailer-daemon", "postmaster")
-# Finds them wherever value.lower() would hold them: besides ASCII, only U+0130 lowers to
-# an ASCII letter ("i" followed by a combining dot), which cannot complete either name.
+# Finds them wherever value.lower() would hold them: besides ASCII, only U+0130 ("i" and a
+# combining dot) and U+212A ("k") lower to ASCII letters, and neither can complete a name.
 _SYSTEM_SENDER = re.compile("|".join(_SYSTEM_SENDERS), re.ASCII | re.IGNORECASE)
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # Headers that mark a message as machine-sent whatever their value, except an explicit "no".
