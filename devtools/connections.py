@@ -8,6 +8,7 @@ from typing import Any
 
 from devtools.certs import Certificate
 from devtools.dovecot import Dovecot
+from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 # The test suite's mailboxes and their passwords.
 USERS = {"info": "info-secret", "support": "support-secret", "leads": "leads-secret"}
@@ -39,6 +40,46 @@ def connection_variable(
         "extra": extra,
     }
     return f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload)
+
+
+def mailbox_connection_variable(
+    conn_id: str, server: Dovecot, protocol: str, user: str, certificate: Certificate
+) -> tuple[str, str]:
+    """The variable for a ``mail_imap`` / ``mail_pop3`` connection to ``user``'s mailbox.
+
+    Implicit TLS trusting ``certificate``, as the deployments that run in their own
+    processes (and so cannot use the ``mail_connection`` fixture) connect.
+    """
+    port = {"imap": server.imaps_port, "pop3": server.pop3s_port}[protocol]
+    return connection_variable(
+        conn_id,
+        f"mail_{protocol}",
+        port=port,
+        login=user,
+        password=server.users[user],
+        security="ssl",
+        server_certificate=certificate.pem,
+        timeout=10,
+    )
+
+
+def smtp_connection_variable(
+    conn_id: str, server: SmtpServer, certificate: Certificate
+) -> tuple[str, str]:
+    """The variable for a ``mail_smtp`` connection to ``server`` as the test user.
+
+    The server's own security mode, trusting ``certificate``.
+    """
+    return connection_variable(
+        conn_id,
+        "mail_smtp",
+        port=server.port,
+        login=SMTP_USER,
+        password=SMTP_PASSWORD,
+        security=server.security,
+        server_certificate=certificate.pem,
+        timeout=10,
+    )
 
 
 def receive_connection(

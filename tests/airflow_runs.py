@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from typing import Any
 
 from sqlalchemy import select
+
+from tests.conftest import REPO
 
 
 def run_dag(dag: Any, **conf: Any) -> Any:
@@ -41,3 +47,21 @@ def task_states(dag_run: Any) -> dict[str, str]:
             )
         ).all()
         return {row.task_id: str(row.state) for row in rows}
+
+
+def run_killed(script: str, *args: str, point: str, timeout: float) -> None:
+    """Run ``script`` (Python calling ``dag.test()``) in a fresh process killed at ``point``.
+
+    The fault-injecting DAGs in ``tests/dags`` die with SIGKILL at the point named by
+    ``MAIL_TEST_CRASH_AT``; the script starts with ``import tests.conftest`` to share this
+    process's Airflow home and DB. A fresh process, not a fork: a forked one would wait
+    forever for the parent's in-process execution API thread. Fails unless it was killed.
+    """
+    child = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]

@@ -9,77 +9,25 @@ and after the move or delete before it was recorded as done.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from imapclient import SEEN
 
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
-from tests.airflow_runs import task_result, task_states
-from tests.conftest import REPO
+from tests.airflow_runs import run_killed, task_result, task_states
 from tests.dags import after_receive_dags
-from tests.test_mailbox_actions import mail
-
-VENDOR = [
-    mail(
-        f"Invoice {i}",
-        sender="Billing <billing@vendor.example>",
-        extra=f"Message-ID: <inv-{i}@vendor.example>\r\n",
-    )
-    for i in range(3)
-]
-OTHER = mail("Lunch?", extra="Message-ID: <lunch@example.com>\r\n")
-INVOICES = [f"<inv-{i}@vendor.example>" for i in range(3)]
+from tests.vendor_mailbox import INVOICES, deliver_invoices, expected_state, mailbox_state
 
 
 @pytest.fixture
 def inbox(dovecot: Dovecot) -> Iterator[Dovecot]:
     dovecot.clear("info")
-    with dovecot.client("info") as client:
-        client.create_folder("Processed")
-        client.logout()
-    dovecot.deliver("info", [VENDOR[0], OTHER, VENDOR[1], VENDOR[2]])
+    deliver_invoices(dovecot)
     yield dovecot
     dovecot.clear("info")
-
-
-def mailbox_state(server: Dovecot) -> dict[str, dict[str, set[bytes]]]:
-    """Folder -> Message-ID -> flags."""
-    state = {}
-    with server.client("info") as client:
-        for folder in ("INBOX", "Processed"):
-            client.select_folder(folder, readonly=True)
-            uids = client.search("ALL")
-            data = (
-                client.fetch(uids, [b"FLAGS", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-                if uids
-                else {}
-            )
-            state[folder] = {
-                d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip(): set(
-                    d[b"FLAGS"]
-                )
-                - {b"\\Recent"}
-                for d in data.values()
-            }
-        client.logout()
-    return state
-
-
-def expected_state(mode: str) -> dict[str, dict[str, set[bytes]]]:
-    lunch = {"<lunch@example.com>": set()}
-    if mode == "leave_unread":
-        return {"INBOX": {**lunch, **{i: set() for i in INVOICES}}, "Processed": {}}
-    if mode == "move":
-        return {"INBOX": lunch, "Processed": {i: {SEEN} for i in INVOICES}}
-    return {"INBOX": lunch, "Processed": {}}
 
 
 @pytest.mark.parametrize("wait", ["deferrable", "poke"])
@@ -140,14 +88,7 @@ def test_a_kill_at_any_step_loses_and_repeats_nothing(
     name = f"{mode}_deferrable"
     dag = after_receive_dags.DAGS[name]
     when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
-    child = subprocess.run(
-        [sys.executable, "-c", CRASH_RUN, name, when.isoformat(), conn_id],
-        env={**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        timeout=180,
-        cwd=REPO,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
+    run_killed(CRASH_RUN, name, when.isoformat(), conn_id, point=point, timeout=300)
 
     delivered: list[str] = []
     if point in HAND_OVER_POINTS + UNRECORDED:

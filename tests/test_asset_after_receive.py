@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from imapclient import DELETED, SEEN
+from imapclient import DELETED
 from sqlalchemy import select
 
 from airflow_provider_mail.exceptions import MailConfigError
@@ -34,15 +30,15 @@ from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
-from tests.airflow_runs import task_result
-from tests.conftest import REPO
+from tests.airflow_runs import run_killed, task_result
 from tests.dags import asset_after_receive_dags
-from tests.faults.injection import die
-from tests.test_after_receive_sensor import INVOICES, OTHER, VENDOR, mailbox_state
+from tests.dags.after_receive_dags import SEARCH
+from tests.faults.injection import die, run_forked
 from tests.test_mailbox_actions import mail
+from tests.vendor_mailbox import INVOICES, LUNCH, deliver_invoices, expected_state, mailbox_state
 
-SEARCH = {"from": "billing@vendor.example"}
 FOREIGN = mail("Old", extra="Message-ID: <foreign@example.com>\r\n")
+UNTOUCHED = {**LUNCH, "<foreign@example.com>": {DELETED}}
 MOVE_TO = {"move": "Processed"}
 
 
@@ -50,21 +46,24 @@ MOVE_TO = {"move": "Processed"}
 def inbox(dovecot: Dovecot) -> Iterator[Dovecot]:
     dovecot.clear("info")
     dovecot.deliver("info", [FOREIGN], flags=("\\Deleted",))  # another client's
-    with dovecot.client("info") as client:
-        client.create_folder("Processed")
-        client.logout()
-    dovecot.deliver("info", [VENDOR[0], OTHER, VENDOR[1], VENDOR[2]])
+    deliver_invoices(dovecot)
     yield dovecot
     dovecot.clear("info")
 
 
-def expected_state(mode: str) -> dict[str, dict[str, set[bytes]]]:
-    untouched = {"<lunch@example.com>": set(), "<foreign@example.com>": {DELETED}}
-    if mode == "leave_unread":
-        return {"INBOX": {**untouched, **{i: set() for i in INVOICES}}, "Processed": {}}
-    if mode == "move":
-        return {"INBOX": untouched, "Processed": {i: {SEEN} for i in INVOICES}}
-    return {"INBOX": untouched, "Processed": {}}
+@pytest.fixture
+def connect(
+    airflow_db: object, mail_connection: ConnFactory, inbox: Dovecot, certificate: Certificate
+) -> Callable[..., str]:
+    """``connect(conn_id, protocol="imap")``: a connection to ``inbox``; each test takes its
+    own, since the handed-over set and its pending mark are per connection."""
+
+    def define(conn_id: str, protocol: str = "imap") -> str:
+        return receive_connection(
+            mail_connection, inbox, protocol, "ssl", certificate, conn_id=conn_id
+        )
+
+    return define
 
 
 def watcher(conn_id: str, mode: str) -> ReceiveEmailTrigger:
@@ -110,16 +109,9 @@ def read_result(mode: str, conn_id: str, events: list[dict[str, Any]]) -> list[s
 
 @pytest.mark.parametrize("mode", ["leave_unread", "move", "delete"])
 def test_each_mode_hands_over_once_and_acts_after_the_run(
-    airflow_db: object,
-    mail_connection: ConnFactory,
-    inbox: Dovecot,
-    certificate: Certificate,
-    mode: str,
+    inbox: Dovecot, connect: Callable[..., str], mode: str
 ) -> None:
-    # A connection of its own: the handed-over set and its pending mark are per connection.
-    conn_id = receive_connection(
-        mail_connection, inbox, "imap", "ssl", certificate, conn_id=f"asset_{mode}"
-    )
+    conn_id = connect(f"asset_{mode}")
     life = Life(watcher(conn_id, mode))
     first = life.next()
     assert first["after_receive"] == mode and first["move_to"] == MOVE_TO.get(mode)
@@ -132,31 +124,7 @@ def test_each_mode_hands_over_once_and_acts_after_the_run(
     again.end()
     assert repeated["uids"] == second["uids"]
     assert read_result(mode, conn_id, [repeated]) == []  # a repeated event: no second run
-    assert mailbox_state(inbox) == expected_state(mode)
-
-
-def _reset_after_fork() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from airflow import settings
-    from asgiref.sync import SyncToAsync
-
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
-    settings.engine.dispose(close=False)  # never share the parent's DB connections
-
-
-def _fork(target: Any, *args: Any) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _reset_after_fork()
-            target(*args)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    assert mailbox_state(inbox) == expected_state(mode, UNTOUCHED)
 
 
 def _trigger_dies_after_its_take(conn_id: str, mode: str) -> None:
@@ -181,20 +149,6 @@ run_dag(sys.argv[1], sys.argv[2], [json.loads(sys.argv[3])], datetime.fromisofor
 """
 
 
-def _run_dies_at(point: str, mode: str, conn_id: str, event: dict[str, Any], when: Any) -> int:
-    """The run's task in a fresh process (a forked one would wait forever for the parent's
-    in-process execution API thread), killed at ``point``; its exit status."""
-    child = subprocess.run(
-        [sys.executable, "-c", CRASH_RUN, mode, conn_id, json.dumps(event), when.isoformat()],
-        env={**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        timeout=240,
-        cwd=REPO,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
-    return child.returncode
-
-
 def _last_run(dag_id: str) -> Any:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -216,24 +170,19 @@ def _last_run(dag_id: str) -> Any:
     ],
 )
 def test_a_kill_at_each_new_step_loses_and_repeats_nothing(
-    airflow_db: object,
-    mail_connection: ConnFactory,
-    inbox: Dovecot,
-    certificate: Certificate,
-    mode: str,
-    point: str,
+    inbox: Dovecot, connect: Callable[..., str], mode: str, point: str
 ) -> None:
-    conn_id = receive_connection(
-        mail_connection, inbox, "imap", "ssl", certificate, conn_id=f"asset_kill_{mode}_{point}"
-    )
+    conn_id = connect(f"asset_kill_{mode}_{point}")
     # The triggerer dies after its take, before the event is out: the next life emits it.
-    assert _fork(_trigger_dies_after_its_take, conn_id, mode) == -signal.SIGKILL
+    assert run_forked(_trigger_dies_after_its_take, conn_id, mode) == -signal.SIGKILL
     life = Life(watcher(conn_id, mode))
     first = life.next()
     assert len(first["uids"]) == 2
 
     when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
-    _run_dies_at(point, mode, conn_id, first, when)
+    run_killed(
+        CRASH_RUN, mode, conn_id, json.dumps(first), when.isoformat(), point=point, timeout=300
+    )
     if point == "before_fetch":
         delivered = list(task_result(run_dag(mode, conn_id, [first], when), "read"))  # retry
     else:
@@ -245,15 +194,13 @@ def test_a_kill_at_each_new_step_loses_and_repeats_nothing(
     delivered += read_result(mode, conn_id, [life.next()])
     life.end()
     assert delivered == INVOICES
-    assert mailbox_state(inbox) == expected_state(mode)
+    assert mailbox_state(inbox) == expected_state(mode, UNTOUCHED)
 
 
 def test_pop3_delete_after_the_run_and_move_refused(
-    airflow_db: object, mail_connection: ConnFactory, inbox: Dovecot, certificate: Certificate
+    inbox: Dovecot, connect: Callable[..., str]
 ) -> None:
-    conn_id = receive_connection(
-        mail_connection, inbox, "pop3", "ssl", certificate, conn_id="pop3_asset_after_receive"
-    )
+    conn_id = connect("pop3_asset_after_receive", "pop3")
     life = Life(watcher(conn_id, "delete"))
     first, second = life.next(), life.next()
     life.end()

@@ -7,10 +7,6 @@ instance, as Airflow's retry would be.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -19,8 +15,7 @@ from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
 from devtools.messages import numbered
-from tests.airflow_runs import task_result
-from tests.conftest import REPO
+from tests.airflow_runs import run_killed, task_result
 from tests.dags import receive_dags
 
 CRASH_RUN = """
@@ -32,18 +27,6 @@ dag = getattr(receive_dags, sys.argv[1])
 when = datetime.fromisoformat(sys.argv[2])
 dag.test(logical_date=when, run_after=when, run_conf={"conn_id": sys.argv[3]})
 """
-
-
-def _crashing_run(dag_name: str, logical_date: datetime, conn_id: str, point: str) -> None:
-    env = {**os.environ, "MAIL_TEST_CRASH_AT": point, "PYTHONPATH": str(REPO)}
-    child = subprocess.run(
-        [sys.executable, "-c", CRASH_RUN, dag_name, logical_date.isoformat(), conn_id],
-        env=env,
-        capture_output=True,
-        timeout=180,
-        cwd=REPO,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
 
 
 @pytest.mark.parametrize(
@@ -70,7 +53,7 @@ def test_killed_hand_over_is_delivered_by_the_retry_exactly_once(
     dag = getattr(receive_dags, dag_name)
     logical_date = datetime.now(timezone.utc).replace(microsecond=0)
 
-    _crashing_run(dag_name, logical_date, conn_id, point)
+    run_killed(CRASH_RUN, dag_name, logical_date.isoformat(), conn_id, point=point, timeout=300)
 
     retry = dag.test(
         logical_date=logical_date, run_after=logical_date, run_conf={"conn_id": conn_id}

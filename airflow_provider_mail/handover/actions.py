@@ -164,7 +164,7 @@ def act(mailbox: Mailbox, claim: Claim | None, action: Action) -> None:
     Repeating it is harmless: UIDs (or UIDLs) no longer in the folder are not touched,
     and a folder recreated since (another UIDVALIDITY) is left alone.
     """
-    if not action.irreversible or claim is None or not claim:
+    if not action.irreversible or not claim:
         return
     hook: Any = getattr(mailbox, "hook", None)
     if hook is None:

@@ -26,7 +26,8 @@ from airflow_provider_mail.mail import settle
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.storage import TaskLedger
 
-#: ``get_task_states``: ``(dag_id, task_id, run_ids) -> {run_id: {task key: state}}``.
+#: ``states(run_ids) -> {run_id: {task key: state}}``: Airflow's ``get_task_states`` for
+#: one task's runs.
 TaskStates = Callable[[list[str]], Mapping[str, Mapping[str, Any]]]
 
 
@@ -140,7 +141,7 @@ class AssetOwedActions(OwedActions):
     def owe(self, records: list[dict[str, Any]], action: Action) -> None:
         """Add the messages of ``records`` to what this task instance owes."""
         claim = claim_of(records)
-        if claim is None or not claim or not action.irreversible:
+        if not claim or not action.irreversible:
             return
         payload = claim.to_payload()
 

@@ -63,6 +63,7 @@ def split(claim: Claim, size: int) -> list[Claim]:
 class Leases:
     """The messages given to fired waiters, each until when (monotonic seconds)."""
 
+    # Read when the leases are made, not when this module is: a test shortens it.
     seconds: float = field(default_factory=lambda: LEASE_SECONDS)
     until: dict[Hashable, float] = field(default_factory=dict)
 
@@ -84,6 +85,7 @@ class Leases:
         )
 
     def lease(self, claim: Claim, now: float) -> None:
+        """Give the messages of ``claim`` to a fired waiter from ``now`` on."""
         for key in messages(claim):
             self.until[key] = now + self.seconds
 

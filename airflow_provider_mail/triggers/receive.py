@@ -155,12 +155,12 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         # wall-clock deadline in the event lets its next trigger keep this one's timeout.
         self._deadline_epoch = None if self.timeout is None else time.time() + self.timeout
         if self._shares_polls():
-            # Inline, not a generator of its own: see ``shared_poll.join``.
-            from airflow_provider_mail.triggers import shared_poll
+            # Inline, not a generator of its own: see ``SharedPolls``.
+            from airflow_provider_mail.triggers.shared_poll import SharedPolls
 
-            key = self._share_key()
+            shared, key = SharedPolls.of_running_loop(), self._share_key()
             try:
-                poll, waiter = await shared_poll.join(
+                poll, waiter = await shared.join(
                     key, self._connect, takes=self._takes(), max_emails=self.max_emails
                 )
             except MailError as err:
@@ -170,7 +170,7 @@ class ReceiveEmailTrigger(BaseEventTrigger):
                 async for event in self._poll_until_found(poll.hook, deadline, (poll, waiter)):
                     yield event
             finally:
-                await shared_poll.leave(key, poll, waiter)
+                await shared.leave(key, poll, waiter)
             return
         try:
             hook = await self._connect()

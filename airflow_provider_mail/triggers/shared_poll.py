@@ -157,59 +157,69 @@ class SharedPoll:
                 self.hook.close()  # POP3 sees new mail only in a new session
 
 
-_POLLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedPoll]] = (
-    weakref.WeakKeyDictionary()
-)
-#: The leases of share keys whose last trigger fired and left: a sensor that defers again
-#: for the same mailbox (the next DAG run) is not fired with mail a task is about to take.
-_LEASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Leases]] = (
-    weakref.WeakKeyDictionary()
-)
+@dataclass(eq=False)
+class SharedPolls:
+    """The shared polls of one event loop (a triggerer's), by share key.
 
-
-async def join(
-    key: Hashable, connect: Connect, *, takes: bool, max_emails: int
-) -> tuple[SharedPoll, Waiter]:
-    """Join the shared poll of ``key`` as a new waiter; :func:`leave` when done.
-
-    The first trigger of ``key`` builds its session with ``connect()`` (which may raise
-    a MailError); the others join without it. Two functions, not a context manager: a
-    trigger dropped after its first event (``dag.test()``) is finalized generator by
-    generator when its loop shuts down, and one more generator here made that close race
-    with itself ("an error occurred during closing of asynchronous generator").
+    Get the running loop's with :meth:`of_running_loop`; a trigger joins the poll of its
+    key (:meth:`join`) and leaves it when done (:meth:`leave`). Two methods, not a context
+    manager: a trigger dropped after its first event (``dag.test()``) is finalized
+    generator by generator when its loop shuts down, and one more generator here made
+    that close race with itself ("an error occurred during closing of asynchronous
+    generator").
     """
-    loop = asyncio.get_running_loop()
-    polls = _POLLS.setdefault(loop, {})
-    kept = _LEASES.setdefault(loop, {})
-    poll = polls.get(key)
-    if poll is None:
-        hook = await connect()
-        poll = polls.get(key)  # another trigger of the key may have won meanwhile
+
+    polls: dict[Hashable, SharedPoll] = field(default_factory=dict)
+    #: The leases of share keys whose last trigger fired and left: a sensor that defers
+    #: again for the same mailbox (the next DAG run) is not fired with mail a task is
+    #: about to take.
+    kept: dict[Hashable, Leases] = field(default_factory=dict)
+
+    @classmethod
+    def of_running_loop(cls) -> SharedPolls:
+        """The shared polls of the running event loop (made on first use)."""
+        return _BY_LOOP.setdefault(asyncio.get_running_loop(), cls())
+
+    async def join(
+        self, key: Hashable, connect: Connect, *, takes: bool, max_emails: int
+    ) -> tuple[SharedPoll, Waiter]:
+        """Join the shared poll of ``key`` as a new waiter; :meth:`leave` when done.
+
+        The first trigger of ``key`` builds its session with ``connect()`` (which may
+        raise a MailError); the others join without it.
+        """
+        poll = self.polls.get(key)
         if poll is None:
-            leases = kept.pop(key, None) or Leases()
-            poll = SharedPoll(hook, connect, takes=takes, max_emails=max_emails, leases=leases)
-            polls[key] = poll
-    waiter = Waiter()
-    poll.waiters.append(waiter)
-    return poll, waiter
+            hook = await connect()
+            poll = self.polls.get(key)  # another trigger of the key may have won meanwhile
+            if poll is None:
+                leases = self.kept.pop(key, None) or Leases()
+                poll = SharedPoll(hook, connect, takes=takes, max_emails=max_emails, leases=leases)
+                self.polls[key] = poll
+            else:  # one session per mailbox: the spare one is logged out
+                await asyncio.to_thread(hook.close)
+        waiter = Waiter()
+        poll.waiters.append(waiter)
+        return poll, waiter
+
+    async def leave(self, key: Hashable, poll: SharedPoll, waiter: Waiter) -> None:
+        """Leave the shared poll of ``key``: the session is closed, and the leases kept
+        for their remaining time, when the last trigger leaves."""
+        poll.leave(waiter)
+        if not poll.waiters:
+            del self.polls[key]
+            now = time.monotonic()
+            for stale in [k for k, leases in self.kept.items() if leases.expired(now)]:
+                del self.kept[stale]
+            if not poll.leases.expired(now):
+                self.kept[key] = poll.leases
+            # Shielded: a repeated cancellation must not skip the close or cut it short.
+            await asyncio.shield(_close(poll))
 
 
-async def leave(key: Hashable, poll: SharedPoll, waiter: Waiter) -> None:
-    """Leave the shared poll of ``key``: the session is closed, and the leases kept for
-    their remaining time, when the last trigger leaves."""
-    loop = asyncio.get_running_loop()
-    polls = _POLLS.setdefault(loop, {})
-    kept = _LEASES.setdefault(loop, {})
-    poll.leave(waiter)
-    if not poll.waiters:
-        del polls[key]
-        now = time.monotonic()
-        for stale in [k for k, leases in kept.items() if leases.expired(now)]:
-            del kept[stale]
-        if not poll.leases.expired(now):
-            kept[key] = poll.leases
-        # Shielded: a repeated cancellation must not skip the close or cut it short.
-        await asyncio.shield(_close(poll))
+_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedPolls] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _close(poll: SharedPoll) -> None:

@@ -29,7 +29,7 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +37,13 @@ from imapclient import FLAGGED, SEEN
 
 from devtools.airflow_deployment import Deployment
 from devtools.certs import Certificate
-from devtools.connections import connection_variable
+from devtools.connections import mailbox_connection_variable, smtp_connection_variable
 from devtools.dovecot import Dovecot
-from devtools.postgres import Postgres, server_binaries
-from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
+from devtools.postgres import Postgres
+from devtools.smtp import SmtpServers
 from tests.conftest import REPO
+from tests.deployment.running import INJECT, MARKS, airflow_home, run, wait_until
 
-INJECT = Path(__file__).resolve().parent / "inject"
 MODES_DAGS = Path(__file__).resolve().parent / "dags" / "after_receive_modes.py"
 MODES = ("move", "delete", "leave_unread")
 INVOICES = "invoices_to_storage"
@@ -53,15 +53,7 @@ RESPONDERS = {  # DAG id -> (Dovecot user, its support address)
 }
 USERS = {"move": "moved", "delete": "deleted", "leave_unread": "unread", INVOICES: "invoices"}
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        server_binaries() is None,
-        reason="PostgreSQL's server is not installed (apt-get install postgresql; make test "
-        "does it as root).",
-    ),
-]
+pytestmark = MARKS
 
 
 def dag_id(mode: str) -> str:
@@ -167,16 +159,6 @@ class Mail:
         return all(set(self.sent[mode]) <= set(self.forwarded[mode]) for mode in MODES)
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, mail: Mail) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        mail.collect()
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting until {what}.")
-
-
 @pytest.fixture
 def deployment(
     postgres: Postgres,
@@ -198,45 +180,22 @@ def deployment(
             client.create_folder("Processed")
             client.logout()
 
-    def imap(conn_id: str, user: str) -> tuple[str, str]:
-        return connection_variable(
-            conn_id,
-            "mail_imap",
-            port=dovecot.imaps_port,
-            login=user,
-            password=dovecot.users[user],
-            security="ssl",
-            server_certificate=certificate.pem,
-            timeout=10,
-        )
-
     connections = dict(
         [
-            *(imap(f"mail_imap_{mode}", USERS[mode]) for mode in MODES),
-            imap("mail_imap_default", USERS[INVOICES]),
             *(
-                connection_variable(
-                    f"mail_pop3_{user}",
-                    "mail_pop3",
-                    port=dovecot.pop3s_port,
-                    login=user,
-                    password=dovecot.users[user],
-                    security="ssl",
-                    server_certificate=certificate.pem,
-                    timeout=10,
+                mailbox_connection_variable(
+                    f"mail_imap_{mode}", dovecot, "imap", USERS[mode], certificate
                 )
+                for mode in MODES
+            ),
+            mailbox_connection_variable(
+                "mail_imap_default", dovecot, "imap", USERS[INVOICES], certificate
+            ),
+            *(
+                mailbox_connection_variable(f"mail_pop3_{user}", dovecot, "pop3", user, certificate)
                 for user, _address in RESPONDERS.values()
             ),
-            connection_variable(
-                "mail_smtp_default",
-                "mail_smtp",
-                port=smtp.starttls.port,
-                login=SMTP_USER,
-                password=SMTP_PASSWORD,
-                security="starttls",
-                server_certificate=certificate.pem,
-                timeout=10,
-            ),
+            smtp_connection_variable("mail_smtp_default", smtp.starttls, certificate),
         ]
     )
     sources = tmp_path / "dag-sources"
@@ -262,23 +221,16 @@ def deployment(
             for dag, (user, address) in RESPONDERS.items()
         ),
     ]
-    home = tmp_path / "airflow"
-    home.mkdir()
-    home.chmod(0o755)
-    running = Deployment(
-        home,
-        postgres.url,
-        connections,
-        dags,
-        pythonpath=[INJECT],
-        triggerer_hostname_callable="deployment_hostname.hostname",
-    ).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        for name in running.processes:
-            print(f"\n--- {name} (tail)\n{running.log_tail(name, 1500)}")
+    yield from run(
+        Deployment(
+            airflow_home(tmp_path),
+            postgres.url,
+            connections,
+            dags,
+            pythonpath=[INJECT],
+            triggerer_hostname_callable="deployment_hostname.hostname",
+        )
+    )
 
 
 def waiting_sensors(postgres: Postgres) -> list[tuple[str, str]]:

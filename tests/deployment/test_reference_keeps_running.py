@@ -26,37 +26,27 @@ import signal
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devtools.airflow_deployment import CELERY_WORKERS, Deployment
 from devtools.certs import Certificate
-from devtools.connections import connection_variable
+from devtools.connections import mailbox_connection_variable, smtp_connection_variable
 from devtools.dovecot import Dovecot
-from devtools.postgres import Postgres, server_binaries
-from devtools.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServers
+from devtools.postgres import Postgres
+from devtools.smtp import SmtpServers
 from tests.conftest import REPO
 from tests.deployment.redis_server import Redis
 from tests.deployment.redis_server import server_binary as redis_binary
+from tests.deployment.running import INJECT, MARKS, airflow_home, run, wait_until
 
 DAG_ID = "obtain_info_emails_to_leads"
-# Fault injection and the triggerers' host names, on every component's PYTHONPATH.
-INJECT = Path(__file__).resolve().parent / "inject"
 LEADS = "leads@example.com"
 WAVE_GAP = 60.0  # seconds between the starts of two waves: three waves span > 2 minutes
 
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        server_binaries() is None,
-        reason="PostgreSQL's server is not installed (apt-get install postgresql; make test "
-        "does it as root).",
-    ),
-]
+pytestmark = MARKS
 
 
 def inquiry(wave: int, number: int) -> bytes:
@@ -100,16 +90,6 @@ class Mail:
         return set(self.arrived) <= set(self.received)
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, mail: Mail) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        mail.collect()
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting until {what}.")
-
-
 @pytest.fixture(
     params=[
         pytest.param("LocalExecutor"),
@@ -151,74 +131,40 @@ def deployment(
     dovecot.clear("info")
     connections = dict(
         [
-            connection_variable(
-                "mail_imap_default",
-                "mail_imap",
-                port=dovecot.imaps_port,
-                login="info",
-                password=dovecot.users["info"],
-                security="ssl",
-                server_certificate=certificate.pem,
-                timeout=10,
-            ),
-            connection_variable(
-                "mail_smtp_default",
-                "mail_smtp",
-                port=smtp.starttls.port,
-                login=SMTP_USER,
-                password=SMTP_PASSWORD,
-                security="starttls",
-                server_certificate=certificate.pem,
-                timeout=10,
-            ),
+            mailbox_connection_variable("mail_imap_default", dovecot, "imap", "info", certificate),
+            smtp_connection_variable("mail_smtp_default", smtp.starttls, certificate),
         ]
     )
-    home = tmp_path / "airflow"
-    home.mkdir()
-    home.chmod(0o755)
     dags = [REPO / "dags_examples" / f"{DAG_ID}.py"]
-    running = Deployment(
-        home,
-        postgres.url,
-        connections,
-        dags,
-        executor,
-        broker_url,
-        pythonpath=[INJECT],
-        triggerer_hostname_callable="deployment_hostname.hostname",
-    ).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        for name in running.processes:
-            print(f"\n--- {name} (tail)\n{running.log_tail(name, 1500)}")
-
-
-def query(postgres: Postgres, sql: str) -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    with psycopg2.connect(postgres.dsn) as connection, connection.cursor() as cursor:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
+    yield from run(
+        Deployment(
+            airflow_home(tmp_path),
+            postgres.url,
+            connections,
+            dags,
+            executor,
+            broker_url,
+            pythonpath=[INJECT],
+            triggerer_hostname_callable="deployment_hostname.hostname",
+        )
+    )
 
 
 def runs(postgres: Postgres, state: str) -> int:
-    rows = query(
-        postgres, f"select count(*) from dag_run where dag_id = '{DAG_ID}' and state = '{state}'"
+    rows = postgres.query(
+        f"select count(*) from dag_run where dag_id = '{DAG_ID}' and state = '{state}'"
     )
     return int(rows[0][0])
 
 
 def waiting_trigger(postgres: Postgres) -> bool:
-    rows = query(postgres, "select count(*) from trigger where triggerer_id is not null")
+    rows = postgres.query("select count(*) from trigger where triggerer_id is not null")
     return int(rows[0][0]) > 0
 
 
 def triggerer_holding_the_trigger(postgres: Postgres) -> str:
     """The triggerer running the waiting sensor's trigger (its job's host name)."""
-    rows = query(
-        postgres,
+    rows = postgres.query(
         "select job.hostname from trigger join job on job.id = trigger.triggerer_id",
     )
     assert len(rows) == 1, rows
@@ -278,8 +224,8 @@ def test_reference_integration_forwards_every_wave_exactly_once_through_kills(
     lost = sorted(set(mail.arrived) - set(received))
     latencies = [mail.delivered[s] - mail.arrived[s] for s in mail.arrived if s in mail.delivered]
     succeeded = runs(postgres, "success")
-    retried = query(
-        postgres, f"select count(*) from task_instance where dag_id = '{DAG_ID}' and try_number > 1"
+    retried = postgres.query(
+        f"select count(*) from task_instance where dag_id = '{DAG_ID}' and try_number > 1"
     )[0][0]
     print(
         f"\ndeployment ({deployment.executor}, PostgreSQL, {setup}; killed {killed} and "

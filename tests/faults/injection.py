@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import traceback
 from typing import Any
 
 #: Points of a hand-over where a process can be killed: after the messages about to be
@@ -55,3 +56,38 @@ def inject_crash(hook: Any, point: str | None) -> Any:
 
     mailbox.take, mailbox.read, mailbox.mark = crashing_take, crashing_read, crashing_mark
     return hook
+
+
+def run_forked(target: Any, *args: Any) -> int:
+    """Run ``target(*args)`` in a forked child, as a worker runs a try; wait for it.
+
+    Returns the child's exit status, or minus the signal that ended it (``-9`` for a
+    SIGKILL). A child that raises prints its traceback and exits with 1.
+    """
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _reset_after_fork()
+            target(*args)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _reset_after_fork() -> None:
+    """Give the child its own copies of what the parent's threads own.
+
+    The parent may have run triggers before (other tests): asgiref's one-thread executor,
+    which ``aget_connection`` uses, then believes its worker thread exists, but a forked
+    child has no such thread and would wait forever.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow import settings
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+    settings.engine.dispose(close=False)  # never share the parent's DB connections

@@ -24,7 +24,6 @@ import random
 import signal
 import threading
 import time
-import traceback
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,37 +38,50 @@ from airflow_provider_mail.triggers.receive import ReceiveEmailTrigger
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
-from tests.faults.injection import HOOK_POINTS, die, inject_crash
+from tests.faults.injection import HOOK_POINTS, die, inject_crash, run_forked
 
 SEED = int(os.environ.get("MAIL_FAULTS_SEED", "20261129"))
 KILLS = 25  # per hand-over path; the suite kills at least 3 x KILLS processes
 FAULT_POINTS = [*HOOK_POINTS, "after_result"]
 NO_MAIL = 3
-# 25 kills per path, each followed by a new forked try: about 2 minutes alone, over 5 when
-# the other xdist workers run their own kill tests beside it. A limit, not a timing check.
+# 25 kills per path, each followed by a new forked try: about a minute per path alone,
+# several when the other xdist workers run their own kill tests beside it. A limit, not a
+# timing check.
 pytestmark = pytest.mark.timeout(900)
 
 
 class Mailflow:
-    """Delivers numbered messages one by one in the background until stopped."""
+    """Delivers numbered messages one by one in the background, while the tries run.
+
+    At most as many as the test has allowed so far (``allow``, a few per try): the amount
+    of mail grows with the number of tries, not with the time a loaded machine takes for
+    them (a time-paced flow made slow tries face ever more mail, and the suite ran past
+    its limit on a busy 2-core CI machine).
+    """
 
     def __init__(self, dovecot: Dovecot, prefix: str) -> None:
-        self.dovecot, self.prefix, self.delivered = dovecot, prefix, 0
+        self.dovecot, self.prefix, self.delivered, self.allowed = dovecot, prefix, 0, 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def ids(self) -> set[str]:
         return {f"<{self.prefix}-{i}@faults>" for i in range(self.delivered)}
 
+    def allow(self, count: int) -> None:
+        self.allowed += count
+
     def _run(self) -> None:
         while not self.stopping.is_set():
+            if self.delivered >= self.allowed:
+                time.sleep(0.05)
+                continue
             i = self.delivered
             raw = (
                 f"From: a@b\r\nSubject: {i}\r\nMessage-ID: <{self.prefix}-{i}@faults>\r\n\r\nx\r\n"
             )
             self.dovecot.deliver("info", [raw.encode()])
             self.delivered += 1
-            time.sleep(0.25)
+            time.sleep(0.1)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -158,36 +170,6 @@ async def _first_event(trigger: Any) -> dict[str, Any]:
         await events.aclose()
 
 
-def _reset_after_fork() -> None:
-    """Give the child its own copies of what the parent's threads own.
-
-    The parent may have run triggers before (other tests): asgiref's one-thread executor,
-    which ``aget_connection`` uses, then believes its worker thread exists, but a forked
-    child has no such thread and would wait forever.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from airflow import settings
-    from asgiref.sync import SyncToAsync
-
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
-    settings.engine.dispose(close=False)  # never share the parent's DB connections
-
-
-def _fork(target: Any, *args: Any) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _reset_after_fork()
-            target(*args)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-
-
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "poke"])
 def test_every_message_reaches_downstream_exactly_once_despite_kills(
     airflow_db: object,
@@ -208,7 +190,8 @@ def test_every_message_reaches_downstream_exactly_once_despite_kills(
             runs += 1
             while True:  # Airflow's retries of one task instance
                 seed = rng.randrange(1 << 30)
-                code = _fork(_sensor_try, conn_id, run_id, deferrable, tmp_path, seed)
+                mailflow.allow(1)
+                code = run_forked(_sensor_try, conn_id, run_id, deferrable, tmp_path, seed)
                 if (tmp_path / f"{run_id}.done").exists() or code == NO_MAIL:
                     break
                 assert code == -signal.SIGKILL, f"try failed with exit code {code}"
@@ -257,10 +240,11 @@ def test_asset_watcher_path_reaches_downstream_runs_exactly_once_despite_kills(
     kills = 0
     with Mailflow(dovecot, "watch") as mailflow:
         while kills < KILLS:
-            assert _fork(_trigger_life, conn_id, events_log, rng.randrange(1 << 30)) == -9
+            mailflow.allow(2)
+            assert run_forked(_trigger_life, conn_id, events_log, rng.randrange(1 << 30)) == -9
             kills += 1
     # A last life without a kill, long enough to emit what is left.
-    code = _fork(_last_life, conn_id, events_log)
+    code = run_forked(_last_life, conn_id, events_log)
     assert code == 0
     events = [json.loads(line) for line in events_log.read_text().splitlines()]
     emitted: Counter[int] = Counter(uid for event in events for uid in event["uids"])

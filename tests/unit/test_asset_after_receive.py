@@ -122,8 +122,9 @@ def test_a_triggerer_killed_before_or_after_its_event_hands_over_once(mode: str)
     assert not any(m.seen or m.pending for m in mailbox.messages.values())  # no flag touched
 
 
-def test_a_task_owes_every_event_it_read_until_it_succeeds() -> None:
-    ledger = TaskLedger(
+def _task_ledger() -> TaskLedger:
+    """The ledger of run ``r1``'s task ``read`` (the DAG run an event started)."""
+    return TaskLedger(
         MemoryStore(),
         "asset_after_receive/c/INBOX",
         dag_id="d",
@@ -131,6 +132,10 @@ def test_a_task_owes_every_event_it_read_until_it_succeeds() -> None:
         run_id="r1",
         map_index=None,
     )
+
+
+def test_a_task_owes_every_event_it_read_until_it_succeeds() -> None:
+    ledger = _task_ledger()
     owed = AssetOwedActions(ledger)
     record = {"folder": "INBOX", "uidvalidity": 7, "uidl": None}
     owed.owe([{**record, "uid": 3}, {**record, "uid": 4}], Action("move", "Done"))
@@ -192,14 +197,7 @@ def test_the_success_callback_acts_only_when_airflow_recorded_the_success(
     state: str, acts: bool
 ) -> None:
     """The task runner calls success callbacks even when its success report was refused."""
-    ledger = TaskLedger(
-        MemoryStore(),
-        "asset_after_receive/c/INBOX",
-        dag_id="d",
-        task_id="read",
-        run_id="r1",
-        map_index=None,
-    )
+    ledger = _task_ledger()
     owed = AssetOwedActions(ledger)
     owed.owe([{"folder": "INBOX", "uidvalidity": 7, "uidl": None, "uid": 3}], Action("delete"))
     asked: list[Any] = []

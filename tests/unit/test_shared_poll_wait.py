@@ -1,4 +1,5 @@
-"""SharedPoll.wait: a wait without news ends quietly after its time, on every Python."""
+"""SharedPoll.wait ends quietly after its time on every Python; SharedPolls keeps one
+session per mailbox."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import time
 from typing import Any, cast
 
-from airflow_provider_mail.triggers.shared_poll import SharedPoll, Waiter
+from airflow_provider_mail.triggers.shared_poll import SharedPoll, SharedPolls, Waiter
 
 
 def _poll() -> SharedPoll:
@@ -47,3 +48,38 @@ def test_a_waiter_that_has_its_share_does_not_wait() -> None:
         return time.monotonic() - started
 
     assert asyncio.run(main()) < 30
+
+
+def test_triggers_joining_at_once_share_one_session_and_log_out_the_spare() -> None:
+    """Two triggers of one mailbox both connect before either registered its poll: the
+    later one joins the first's poll and its own session is closed, not left open."""
+
+    class Session:
+        def __init__(self) -> None:
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    sessions: list[Session] = []
+
+    async def connect() -> Any:
+        session = Session()
+        sessions.append(session)
+        await asyncio.sleep(0.01)  # both triggers are inside connect() now
+        return session
+
+    async def both() -> None:
+        polls = SharedPolls.of_running_loop()
+        (poll_a, waiter_a), (poll_b, waiter_b) = await asyncio.gather(
+            polls.join("key", connect, takes=True, max_emails=5),
+            polls.join("key", connect, takes=True, max_emails=5),
+        )
+        assert poll_a is poll_b
+        assert [s.closed for s in sessions] == [False, True]
+        await polls.leave("key", poll_a, waiter_a)
+        assert not sessions[0].closed  # one trigger still waits on it
+        await polls.leave("key", poll_b, waiter_b)
+        assert sessions[0].closed
+
+    asyncio.run(both())
