@@ -83,7 +83,9 @@ def messages(count: int) -> list[bytes]:
 class Setup:
     """Connections and helpers for one benchmark run."""
 
-    def __init__(self, workdir: Path, certificate: Certificate, count: int) -> None:
+    def __init__(
+        self, workdir: Path, certificate: Certificate, count: int, files: Path | None = None
+    ) -> None:
         self.workdir = workdir
         self.certificate = certificate
         self.count = count
@@ -91,10 +93,12 @@ class Setup:
         self.tls: dict[str, bool] = {}
         self.mark_port = 0
         self._runs = itertools.count()
+        # Where the attachment folders go: the benchmark's temp dir unless --files-in says.
+        self.files = files or workdir / "attachments"
 
     def attachments_dir(self) -> Path:
         """A fresh directory per run, so no run finds the files of another."""
-        return self.workdir / "attachments" / str(next(self._runs))
+        return self.files / str(next(self._runs))
 
     def define(self, network: str, port: int, tls: bool) -> None:
         self.ports[network] = port
@@ -211,6 +215,9 @@ def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
         "`build_record` + `DirectorySink` (what `receive` does)": lambda: records(
             DirectorySink(tempfile.mkdtemp(dir=scratch))
         ),
+        "the file system calls alone: `mkdir` + `open`/`write`/`close` per message": lambda: (
+            _bare_files(Path(tempfile.mkdtemp(dir=scratch)), count)
+        ),
     }
     costs = {}
     for name, step in steps.items():
@@ -224,11 +231,23 @@ def cpu_costs(count: int, scratch: Path) -> dict[str, float]:
     return costs
 
 
+def _bare_files(root: Path, count: int) -> None:
+    """What ``DirectorySink`` asks of the file system for ``count`` one-attachment messages."""
+    data = bytes(2048)
+    for number in range(count):
+        folder = root / f"INBOX-1-{number}"
+        os.mkdir(folder, 0o700)
+        descriptor = os.open(folder / "a.pdf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(descriptor, data)
+        os.close(descriptor)
+
+
 def profile(setup: Setup, networks: list[str], count: int) -> None:
     """Where ``ours`` spends its time: CPU per step without a network, cProfile per network."""
     print(f"\n### CPU for {count} messages, no network (best of 5)\n")
     print("| step | CPU (ms) |\n|---|---:|")
-    for name, seconds in cpu_costs(count, setup.workdir).items():
+    setup.files.mkdir(parents=True, exist_ok=True)
+    for name, seconds in cpu_costs(count, setup.files).items():
         print(f"| {name} | {seconds * 1000:.1f} |")
 
     print("\n### Where one `receive` spends its time (cProfile, ms)\n")
@@ -264,6 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tls", choices=["both", "on", "off"], default="both")
     parser.add_argument("--claims", action="store_true", help="also the unseen_only rows")
     parser.add_argument("--profile", action="store_true", help="also show where ours spends")
+    parser.add_argument(
+        "--files-in",
+        type=Path,
+        help="write ours' attachment folders under this directory (default: the temp dir)",
+    )
     args = parser.parse_args(argv)
 
     prepare_airflow_home()
@@ -278,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["SSL_CERT_FILE"] = str(certificate.cert_path)
         print(f"Delivering {args.messages} messages with a 2 KB PDF each ...", flush=True)
         dovecot.deliver(USER, messages(args.messages))
-        setup = Setup(workdir, certificate, args.messages)
+        setup = Setup(workdir, certificate, args.messages, args.files_in)
         setup.mark_port = dovecot.imap_port
         networks = []
         for tls in modes:

@@ -40,6 +40,9 @@ _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]')
 # joiners, byte order marks...), line and paragraph separators and lone surrogates: they
 # make "invoice\u202efdp.exe" display as "invoiceexe.pdf" in a file manager.
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# ASCII names that the steps of safe_filename leave as they are: no character to replace,
+# nothing to strip at either end ("report-2024.pdf", "INBOX-1700000000-42").
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_+=,@-](?:[A-Za-z0-9 _+=,@.-]*[A-Za-z0-9_+=,@-])?")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Names Windows reserves in every directory, with or without an extension.
 _WINDOWS_RESERVED = frozenset(
@@ -92,6 +95,21 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """
     if name is None:
         return _fallback_name(fallback)
+    if _is_plain(name):
+        return name  # what _sanitized gives for it (tests/unit/test_attachments.py)
+    return _sanitized(name, fallback)
+
+
+def _is_plain(name: str) -> bool:
+    """Whether ``name`` is its own safe name: the steps of :func:`_sanitized` keep it."""
+    return (
+        len(name) <= MAX_FILENAME_BYTES
+        and _PLAIN_NAME.fullmatch(name) is not None
+        and name.partition(".")[0].lower() not in _WINDOWS_RESERVED
+    )
+
+
+def _sanitized(name: str, fallback: str) -> str:
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_CHARACTERS.sub("_", name)
@@ -172,10 +190,10 @@ class DirectorySink:
             self._root = root
         self._taken: dict[str, set[str]] = {}
         self._root_checked = False
-        # Per message key: its folder name, and whether this sink has made sure of the
-        # local folder (a message's attachments then cost one open, write and close each).
+        # Per message key: its folder name; per folder this sink has made sure of locally,
+        # its path (a message's attachments then cost one open, write and close each).
         self._folders: dict[str, str] = {}
-        self._checked: set[str] = set()
+        self._local: dict[str, str] = {}
 
     @property
     def root(self) -> str:
@@ -195,10 +213,12 @@ class DirectorySink:
             if not self._root_checked:
                 check_local_root(self._root)
                 self._root_checked = True
-            if folder not in self._checked:
-                _make_private_folder(self._root, folder)
-                self._checked.add(folder)
-            return self._as_given(_write_local(self._root / folder, name, data))
+            local = self._local.get(folder)
+            if local is None:
+                local = str(self._root / folder)
+                _make_private_folder(self._root, local)
+                self._local[folder] = local
+            return self._as_given(_write_local(local, name, data))
         directory = self._root / folder
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name
@@ -268,18 +288,19 @@ def _ensure_private(directory: Path) -> None:
         )
 
 
-def _make_private_folder(root: Path, folder: str) -> None:
-    """Create ``root/folder`` (mode 700), or check that the existing one is no symlink."""
-    directory = root / folder
+def _make_private_folder(root: Path, path: str) -> None:
+    """Create the folder ``path`` in ``root`` (mode 700), or check that the existing one is
+    no symlink."""
     try:
-        os.mkdir(directory, 0o700)
+        os.mkdir(path, 0o700)
         return  # made just now: a real directory of ours
     except FileNotFoundError:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        directory.mkdir(mode=0o700, exist_ok=True)
+        Path(path).mkdir(mode=0o700, exist_ok=True)
     except FileExistsError:
         pass
-    # ``folder`` is one safe name (no separator, no ".."), so only a symlink planted in a
+    directory = Path(path)
+    # The folder is one safe name (no separator, no ".."), so only a symlink planted in a
     # shared temp dir could lead elsewhere; lstat is enough to catch it, and far cheaper
     # than resolving the whole path for every attachment.
     if directory.is_symlink():
@@ -298,7 +319,7 @@ _WRITE_FLAGS = (
 )
 
 
-def _write_local(directory: Path, name: str, data: bytes) -> str:
+def _write_local(directory: str, name: str, data: bytes) -> str:
     target = f"{directory}{os.sep}{name}"
     descriptor = os.open(target, _WRITE_FLAGS, 0o600)
     try:
@@ -312,6 +333,8 @@ def _write_local(directory: Path, name: str, data: bytes) -> str:
 
 
 def _name_for(filename: str | None, content_type: str) -> str:
+    if filename is not None and _is_plain(filename):
+        return filename  # the fallback's extension is not needed
     extension = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ""
     return safe_filename(filename, fallback=f"attachment{extension}")
 

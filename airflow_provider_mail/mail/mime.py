@@ -74,6 +74,9 @@ class _Part(Message):
         self._content_type_memo = (headers, len(headers), default_type, content_type)
         return content_type
 
+    def get_content_maintype(self) -> str:
+        return self.get_content_type().partition("/")[0]
+
     def replace_header(self, _name: str, _value: Any) -> None:
         self._content_type_memo = None
         super().replace_header(_name, _value)
@@ -103,24 +106,32 @@ class _FlattenHeaders(_RawHeaders):
 
     ``compat32`` folds every header through an ``email.header.Header``, the slowest step of
     writing a message. Without a line length limit, that gives back a one-line ASCII value
-    unchanged (checked against ``Header`` on 200,000 random values), so such a value is
-    written as it is; anything else goes the usual way.
+    unchanged, and a folded one of plain words (:data:`_FOLDED_HEADER`) line by line with
+    CRLF line breaks (both checked against ``Header`` on random values in
+    ``tests/unit/test_parse_unchanged.py``), so such a value is written as it is; anything
+    else goes the usual way.
     """
 
     def fold_binary(self, name: str, value: str) -> bytes:
-        if (
-            isinstance(value, str)
-            and len(value) < _PLAIN_HEADER_LIMIT
-            and value.isascii()
-            and "\n" not in value
-            and "\r" not in value
-        ):
-            return f"{name}: {value}\r\n".encode("ascii")
+        if isinstance(value, str) and len(value) < _PLAIN_HEADER_LIMIT and value.isascii():
+            if _LINE_BREAK.search(value) is None:
+                return f"{name}: {value}\r\n".encode("ascii")
+            if _FOLDED_HEADER.fullmatch(value):
+                # Each folded line as it was, the line breaks as CRLF (``Header`` keeps the
+                # whitespace that starts a continuation line and the words as they are).
+                lines = "\r\n".join(value.splitlines())
+                return f"{name}: {lines}\r\n".encode("ascii")
         return super().fold_binary(name, value)
 
 
 # Far below Header's "no limit" of 1,000,000 characters, where it would start to wrap.
 _PLAIN_HEADER_LIMIT = 50_000
+# What ``str.splitlines`` splits an ASCII value at, as ``Header`` does.
+_LINE_BREAK = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e]")
+# A folded header as senders write it (Received, DKIM-Signature...): visible words separated
+# by spaces or tabs, every continuation line starting with them, no line ending in them.
+_WORDS = r"[!-~]+(?:[ \t]+[!-~]+)*"
+_FOLDED_HEADER = re.compile(rf"{_WORDS}(?:\r?\n[ \t]+{_WORDS})*")
 _FLATTEN_POLICY = _FlattenHeaders(linesep="\r\n", max_line_length=None)
 # Fed in slices, the parser never holds the whole message as one string and as a list of
 # lines at once: a 50 MB message peaks near 140 MB instead of 400 MB.
@@ -264,14 +275,14 @@ class Leaf:
         # A parameter's name is part of the header's text, so a header without it has no
         # such parameter. Only without RFC 2231 ``*`` names: parsing those can raise, and
         # the caller must see that exactly as before (the part is then skipped).
+        if "*" not in value and name not in value.lower():
+            return None
         if header in self._simple:
             simple = self._simple[header]
         else:
             simple = self._simple[header] = _simple_param_map(value)
         if simple is not None:
             return simple.get(name)
-        if "*" not in value and name not in value.lower():
-            return None
         params = self._params.get(header)
         if params is None:
             params = self._params[header] = self.part.get_params([], header)

@@ -133,7 +133,7 @@ def build_record(
     charsets = DeclaredCharsets(message, leaves)
     headers = _record_headers(message)
     for field, value in _header_fields(headers, key, charsets).items():
-        if field in _CAPPED_HEADERS:
+        if field in _CAPPED_HEADERS and len(value) > MAX_HEADER_CHARS:
             value = _cap(value, MAX_HEADER_CHARS, field, truncated)
         record[field] = value
     record.update(reply_fields_of(headers))
@@ -147,7 +147,7 @@ def build_record(
             if role == "attachment" and len(record["attachments"]) >= MAX_ATTACHMENTS:
                 truncated["attachments"] = truncated.get("attachments", 0) + 1
                 continue
-            run = lifted.get(leaf.part)
+            run = lifted.get(leaf.part) if lifted else None
             data = payload_bytes(leaf) if run is None else decode_run(raw, run)
             body = part_text(leaf, data) if role != "attachment" else ""
         except Exception as err:
@@ -224,12 +224,15 @@ def _record_headers(message: Message) -> dict[str, list[str]]:
 
 def _header_fields(headers: dict[str, list[str]], key: _Key, charsets: Charsets) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for field, reader in _HEADER_READERS.items():
-        source = _SINGLE_SOURCE.get(field)
-        if source is not None and source not in headers:
+    for field, source, reader in _HEADER_READERS:
+        if source not in headers:
             continue  # the record's default is what the reader gives for a missing header
         try:
-            value = reader(headers, charsets)
+            value = (
+                address_field(headers, charsets, source)
+                if reader is None
+                else reader(headers, charsets)
+            )
         except Exception as err:
             log.warning(
                 "Header %s of message %s could not be decoded (%s).",
@@ -260,13 +263,30 @@ def _date(headers: dict[str, list[str]], charsets: Charsets) -> str | None:
     if not values:
         return None
     try:
-        moment = parse_date(one_line(header_text(values[0], charsets)))
+        return date_text(one_line(header_text(values[0], charsets)))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        # "-0000" means UTC with no statement about the sender's zone (RFC 5322 3.3).
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.isoformat()
+
+
+def date_text(text: str) -> str:
+    """The record's ``date``: ``parse_date(text)`` in ISO 8601, UTC when it names no zone.
+
+    The usual form is written from the regular expression's groups: ``isoformat`` of an
+    aware ``datetime`` costs more than reading the date (``tests/unit/test_parse_fast_paths.py``
+    compares the two). Raises what :func:`parse_date` raises.
+    """
+    match = _USUAL_DATE.fullmatch(text)
+    if match is None:
+        moment = parse_date(text)
+        if moment.tzinfo is None:
+            # "-0000" means UTC with no statement about the sender's zone (RFC 5322 3.3).
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.isoformat()
+    fields, offset = _usual_date_fields(match)
+    datetime(*fields)  # the same ValueError as parse_date for a day, hour... out of range
+    zone = "+00:00" if offset is None else _zone_text(offset)
+    year, month, day, hour, minute, second = fields
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{zone}"
 
 
 # The form nearly every sender writes (RFC 5322 3.3 without obsolete syntax), with any
@@ -277,6 +297,8 @@ _USUAL_DATE = re.compile(
     r"([0-9]{2}):([0-9]{2})(?::([0-9]{2}))? ([+-])([0-9]{2})([0-9]{2})(?:\s.*)?",
     re.ASCII | re.DOTALL,
 )
+# Year, month, day, hour, minute, second.
+_DateFields = tuple[int, int, int, int, int, int]
 _MONTHS = {
     name: number
     for number, name in enumerate(
@@ -296,17 +318,32 @@ def parse_date(text: str) -> datetime:
     match = _USUAL_DATE.fullmatch(text)
     if match is None:
         return parsedate_to_datetime(text)
+    fields, offset = _usual_date_fields(match)
+    if offset is None:  # "-0000": no statement about the zone, a naive datetime
+        return datetime(*fields)
+    return datetime(*fields, tzinfo=_zone(offset))
+
+
+def _usual_date_fields(match: re.Match[str]) -> tuple[_DateFields, int | None]:
+    """Year to second, and the zone's offset in seconds (``None`` for "-0000")."""
     day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
     number = int(year)
     if number < 100:  # how parsedate_to_datetime reads a two-digit year, even as "0099"
         number += 1900 if number > 68 else 2000
-    fields = (number, _MONTHS[month], int(day), int(hour), int(minute), int(second or 0))
+    fields: _DateFields = (
+        number,
+        _MONTHS[month],
+        int(day),
+        int(hour),
+        int(minute),
+        int(second or 0),
+    )
     offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
     if sign == "-":
-        if not offset:  # "-0000": no statement about the zone, a naive datetime
-            return datetime(*fields)
+        if not offset:
+            return fields, None
         offset = -offset
-    return datetime(*fields, tzinfo=_zone(offset))
+    return fields, offset
 
 
 @functools.cache  # at most 2 x 24 x 100 offsets (the regex allows 4 digits, the zone 24 h)
@@ -314,28 +351,23 @@ def _zone(offset: int) -> timezone:
     return timezone(timedelta(seconds=offset))
 
 
-_HEADER_READERS: dict[str, Callable[[dict[str, list[str]], Charsets], str | None]] = {
-    "message_id": _message_id,
-    "from": functools.partial(address_field, name="from"),
-    "to": functools.partial(address_field, name="to"),
-    "cc": functools.partial(address_field, name="cc"),
-    "bcc": functools.partial(address_field, name="bcc"),
-    "reply_to": functools.partial(address_field, name="reply-to"),
-    "subject": _subject,
-    "date": _date,
-}
-# The one header each of these fields is read from.
-_SINGLE_SOURCE = {
-    "message_id": "message-id",
-    "from": "from",
-    "to": "to",
-    "cc": "cc",
-    "bcc": "bcc",
-    "reply_to": "reply-to",
-    "subject": "subject",
-    "date": "date",
-}
-_RECORD_HEADERS = (
-    frozenset({"message-id", "from", "to", "cc", "bcc", "reply-to", "subject", "date"})
-    | REPLY_HEADERS
+@functools.cache  # as many as _zone
+def _zone_text(offset: int) -> str:
+    """How ``isoformat`` writes the zone (``+01:00``); ValueError beyond 24 hours, as _zone."""
+    return datetime(2000, 1, 1, tzinfo=_zone(offset)).isoformat()[19:]
+
+
+# (record field, the one header it is read from, its reader; None: an address header).
+_HEADER_READERS: tuple[
+    tuple[str, str, Callable[[dict[str, list[str]], Charsets], str | None] | None], ...
+] = (
+    ("message_id", "message-id", _message_id),
+    ("from", "from", None),
+    ("to", "to", None),
+    ("cc", "cc", None),
+    ("bcc", "bcc", None),
+    ("reply_to", "reply-to", None),
+    ("subject", "subject", _subject),
+    ("date", "date", _date),
 )
+_RECORD_HEADERS = frozenset(source for _field, source, _reader in _HEADER_READERS) | REPLY_HEADERS

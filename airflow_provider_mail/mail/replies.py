@@ -27,6 +27,9 @@ _MESSAGE_ID = re.compile(rf"<[\x21-\x3b\x3d\x3f-\x7e]{{1,{MAX_MESSAGE_ID_CHARS -
 _FOLDING = re.compile(r"\r?\n")
 # A bounce comes from the mail system itself (RFC 3464, RFC 5321 section 4.5.1).
 _SYSTEM_SENDERS = ("mailer-daemon", "postmaster")
+# Finds them wherever value.lower() would hold them: besides ASCII, only U+0130 ("i" and a
+# combining dot) and U+212A ("k") lower to ASCII letters, and neither can complete a name.
+_SYSTEM_SENDER = re.compile("|".join(_SYSTEM_SENDERS), re.ASCII | re.IGNORECASE)
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # Headers that mark a message as machine-sent whatever their value, except an explicit "no".
 _AUTO_REPLY_MARKERS = frozenset({"x-autoreply", "x-autorespond"})
@@ -167,9 +170,9 @@ def _is_null_path(value: str) -> bool:
 
 
 def _is_system_sender(value: str) -> bool:
-    lowered = value.lower()
-    if not any(name in lowered for name in _SYSTEM_SENDERS):
+    if _SYSTEM_SENDER.search(value) is None:
         return False  # the cheap answer for nearly every message
+    lowered = value.lower()
     # The mailbox before "@" (or the whole bare word): "MAILER-DAEMON@x", "<postmaster@x>",
     # "Mail Delivery System <MAILER-DAEMON@x>", or "MAILER-DAEMON" alone.
     for local in re.findall(r"([^\s<>@\"(),:;]+)@", lowered) or [lowered.strip(" <>")]:

@@ -8,14 +8,15 @@ here (run on every Python of the matrix).
 from __future__ import annotations
 
 import random
+from datetime import timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
 
-from airflow_provider_mail.mail import mime
-from airflow_provider_mail.mail.parse import _USUAL_DATE, parse_date
+from airflow_provider_mail.mail import mime, replies
+from airflow_provider_mail.mail.parse import _USUAL_DATE, date_text, parse_date
 
 DATE_PIECES = [
     "Sun, ", "Mon,", "sun, ", "Tue ", "", "1", "29", "07", "0", "32", "123", " ", "  ", "\t",
@@ -25,7 +26,7 @@ DATE_PIECES = [
 ]  # fmt: skip
 
 
-def date_text(generator: random.Random) -> str:
+def random_date(generator: random.Random) -> str:
     if generator.random() < 0.5:  # the usual form, often with one piece changed
         parts = [
             generator.choice(["Sun, ", "Mon, ", ""]),
@@ -60,13 +61,32 @@ def our_date(text: str) -> Any:
         return type(err)
 
 
+def library_record_date(text: str) -> Any:
+    """The record's date as the library gives it: ISO 8601, UTC when no zone is stated."""
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError) as err:
+        return type(err)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+def our_record_date(text: str) -> Any:
+    try:
+        return date_text(text)
+    except (TypeError, ValueError, IndexError, OverflowError) as err:
+        return type(err)
+
+
 def test_dates_parse_like_parsedate_to_datetime() -> None:
     generator = random.Random(2822)
     fast = 0
     for _ in range(30_000):
-        text = date_text(generator)
+        text = random_date(generator)
         fast += _USUAL_DATE.fullmatch(text) is not None
         assert our_date(text) == library_date(text), text
+        assert our_record_date(text) == library_record_date(text), text
     assert fast > 3_000  # the short cut itself was exercised
 
 
@@ -203,3 +223,19 @@ def test_plain_payloads_decode_like_get_payload() -> None:
             fast += 1
             assert plain == message.get_payload(decode=True), raw
     assert fast > 2_000  # the short cut itself was exercised
+
+
+SENDER_PIECES = [
+    "MAILER-DAEMON", "mailer-daemon", "Mailer-Daemon", "PostMaster", "postmaster", "POSTMASTER",
+    "ma\u0130ler-daemon", "MA\u0130LER-DAEMON", "po\u017ftmaster", "\u212a", "@", "<", ">", " ",
+    "mailer", "-daemon", "post", "master", "x", "é", "\u0131",
+]  # fmt: skip
+
+
+def test_system_sender_search_finds_what_lower_finds() -> None:
+    generator = random.Random(3834)
+    for _ in range(20_000):
+        value = "".join(generator.choice(SENDER_PIECES) for _ in range(generator.randrange(0, 6)))
+        lowered = value.lower()
+        if any(name in lowered for name in replies._SYSTEM_SENDERS):
+            assert replies._SYSTEM_SENDER.search(value) is not None, value
