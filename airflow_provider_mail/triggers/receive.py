@@ -23,6 +23,7 @@ from airflow_provider_mail.mail import params
 # uses it (an AssetWatcher) is parsed: every DAG-processor process imports this module.
 if TYPE_CHECKING:
     from airflow_provider_mail.handover.actions import Action
+    from airflow_provider_mail.handover.mailbox import Poll
     from airflow_provider_mail.hooks.base import ReceiveHook
     from airflow_provider_mail.mail.state import Claim
     from airflow_provider_mail.triggers.shared_poll import SharedPoll, Waiter
@@ -302,19 +303,20 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         crash, :meth:`HandOver.watch`); after the event went out :meth:`_release` clears
         the mark. A crash in between repeats an event, never loses one.
         """
-        from airflow_provider_mail.handover.mailbox import Poll
-
-        handover = hook.handover(action=self._action(), watching=self.mark_seen)
-        poll = Poll(self.folder, self.unseen_only, self.max_emails, search=self._criteria)
-        if self.mark_seen:
-            if recover_pending and self.after_receive != "mark_seen":
-                # Once per life, before anything is taken; later polls stay as light.
-                self._check_before_touching(hook)
-            claim = handover.watch(poll, recover_pending=recover_pending)
-        else:
-            claim = handover.peek(poll)
+        if not self.mark_seen:
+            return self._peek(hook, self.max_emails)
+        handover = hook.handover(action=self._action(), watching=True)
+        if recover_pending and self.after_receive != "mark_seen":
+            # Once per life, before anything is taken; later polls stay as light.
+            self._check_before_touching(hook)
+        claim = handover.watch(self._poll(self.max_emails), recover_pending=recover_pending)
         self.log.debug("Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim))
         return claim
+
+    def _poll(self, max_emails: int) -> Poll:
+        from airflow_provider_mail.handover.mailbox import Poll
+
+        return Poll(self.folder, self.unseen_only, max_emails, search=self._criteria)
 
     def _action(self) -> Action:
         from airflow_provider_mail.handover.actions import Action
@@ -337,13 +339,10 @@ class ReceiveEmailTrigger(BaseEventTrigger):
         return max(min(seconds, deadline - time.monotonic()), 0.0)
 
     def _peek(self, hook: ReceiveHook[Any], max_emails: int) -> Claim:
-        """One poll of a shared session (see :meth:`_shares_polls`) for up to
-        ``max_emails`` messages (a share for each waiting sensor): nothing is changed."""
-        from airflow_provider_mail.handover.actions import Action
-        from airflow_provider_mail.handover.mailbox import Poll
-
-        poll = Poll(self.folder, self.unseen_only, max_emails, search=self._criteria)
-        claim = hook.handover(action=Action(self.after_receive)).peek(poll)
+        """One poll that changes nothing, for up to ``max_emails`` messages: a deferred
+        sensor's (in a shared session, see :meth:`_shares_polls`, a share for each waiting
+        sensor)."""
+        claim = hook.handover(action=self._action()).peek(self._poll(max_emails))
         self.log.debug("Polled %s (%s): %d new message(s).", self.conn_id, claim.folder, len(claim))
         return claim
 
