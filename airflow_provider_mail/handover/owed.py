@@ -18,12 +18,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_provider_mail.handover.actions import Action, act, claim_of
+from airflow_provider_mail.handover.actions import Action, act
 from airflow_provider_mail.handover.after import AfterReceive
 from airflow_provider_mail.handover.mailbox import Mailbox
 from airflow_provider_mail.keyvalue import update
 from airflow_provider_mail.mail import settle
-from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.state import Claim, claim_of
 from airflow_provider_mail.storage import TaskLedger
 
 #: ``states(run_ids) -> {run_id: {task key: state}}``: Airflow's ``get_task_states`` for

@@ -20,7 +20,6 @@ from airflow_provider_mail.handover.actions import (
     act,
     after_receive,
     check_before_touching,
-    claim_of,
 )
 from airflow_provider_mail.handover.engine import HandOver
 from airflow_provider_mail.handover.ledger import Ledger
@@ -47,7 +46,7 @@ from airflow_provider_mail.mail.oauth2 import AccessToken
 from airflow_provider_mail.mail.parse import build_record
 from airflow_provider_mail.mail.search import SearchCriteria
 from airflow_provider_mail.mail.settings import ServerSettings, settings_from_connection
-from airflow_provider_mail.mail.state import Claim
+from airflow_provider_mail.mail.state import Claim, claim_of
 from airflow_provider_mail.mail.tls import Security, build_ssl_context
 from airflow_provider_mail.masking import connection_extra, register_short_choices
 

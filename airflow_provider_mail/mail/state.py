@@ -128,3 +128,19 @@ class Claim:
             uids=tuple(int(uid) for uid in payload.get("uids", ())),
             uidls=tuple(str(uidl) for uidl in payload.get("uidls", ())),
         )
+
+
+def claim_of(records: list[dict[str, Any]]) -> Claim | None:
+    """The messages of ``records`` as one claim (they come from one folder); ``None``
+    when there are none."""
+    if not records:
+        return None
+    first = records[0]
+    if first.get("uidl") is not None:
+        return Claim("pop3", str(first["folder"]), uidls=tuple(r["uidl"] for r in records))
+    return Claim(
+        "imap",
+        str(first["folder"]),
+        first.get("uidvalidity"),
+        uids=tuple(int(r["uid"]) for r in records if r.get("uid") is not None),
+    )
