@@ -39,9 +39,17 @@ LEASE_SECONDS = 60.0
 def messages(claim: Claim) -> Iterator[Hashable]:
     """Each message of ``claim`` as a key that stays the same across polls."""
     for uid in claim.uids:
-        yield (claim.folder, claim.uidvalidity, uid)
+        yield _uid_key(claim, uid)
     for uidl in claim.uidls:
-        yield (claim.folder, uidl)
+        yield _uidl_key(claim, uidl)
+
+
+def _uid_key(claim: Claim, uid: int) -> Hashable:
+    return (claim.folder, claim.uidvalidity, uid)
+
+
+def _uidl_key(claim: Claim, uidl: str) -> Hashable:
+    return (claim.folder, uidl)
 
 
 def split(claim: Claim, size: int) -> list[Claim]:
@@ -77,11 +85,10 @@ class Leases:
     def free(self, claim: Claim, now: float) -> Claim:
         """The messages of ``claim`` not leased at ``now``."""
         held = {key for key, key_until in self.until.items() if key_until > now}
-        folder, uidvalidity = claim.folder, claim.uidvalidity
         return replace(
             claim,
-            uids=tuple(uid for uid in claim.uids if (folder, uidvalidity, uid) not in held),
-            uidls=tuple(uidl for uidl in claim.uidls if (folder, uidl) not in held),
+            uids=tuple(uid for uid in claim.uids if _uid_key(claim, uid) not in held),
+            uidls=tuple(uidl for uidl in claim.uidls if _uidl_key(claim, uidl) not in held),
         )
 
     def lease(self, claim: Claim, now: float) -> None:
