@@ -18,6 +18,26 @@ from devtools.dovecot import Dovecot
 from devtools.messages import numbered
 
 
+def backlog(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+    subject: str,
+    count: int,
+    chunk: int,
+    chunk_messages: int,
+) -> str:
+    """``count`` numbered messages in an emptied inbox, fetched at most ``chunk`` at a
+    time and about ``chunk_messages`` by size; the IMAP connection's id."""
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(count, subject))
+    monkeypatch.setattr(imap, "FETCH_CHUNK", chunk)
+    monkeypatch.setattr(imap, "FETCH_CHUNK_BYTES", chunk_messages * len(numbered(1, subject)[0]))
+    return conn_id
+
+
 def test_a_backlog_arrives_whole_in_size_bounded_chunks(
     mail_connection: ConnFactory,
     dovecot: Dovecot,
@@ -25,12 +45,8 @@ def test_a_backlog_arrives_whole_in_size_bounded_chunks(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dovecot.clear("info")
-    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    dovecot.deliver("info", numbered(30, "Backlog"))
-    monkeypatch.setattr(imap, "FETCH_CHUNK", 4)
-    # Room for a few of these messages per chunk.
-    monkeypatch.setattr(imap, "FETCH_CHUNK_BYTES", 3 * len(numbered(1, "Backlog")[0]))
+    # Room for about three of these messages per chunk.
+    conn_id = backlog(mail_connection, dovecot, certificate, monkeypatch, "Backlog", 30, 4, 3)
     commands: list[tuple[int, ...]] = []
     with ImapHook(conn_id) as hook:
         claim = hook.find_new(None, unseen_only=False, max_emails=-1)
@@ -63,11 +79,7 @@ def test_a_failed_record_waits_for_the_chunk_read_ahead_before_the_session_is_re
 ) -> None:
     """The next chunk is read while a record fails: the session stays usable afterwards
     (to give the messages back), and a second read gets every message."""
-    dovecot.clear("info")
-    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
-    dovecot.deliver("info", numbered(12, "Ahead"))
-    monkeypatch.setattr(imap, "FETCH_CHUNK", 2)
-    monkeypatch.setattr(imap, "FETCH_CHUNK_BYTES", 2 * len(numbered(1, "Ahead")[0]))
+    conn_id = backlog(mail_connection, dovecot, certificate, monkeypatch, "Ahead", 12, 2, 2)
 
     with ImapHook(conn_id) as hook:
         claim = hook.find_new(None, unseen_only=False, max_emails=-1)
