@@ -11,7 +11,7 @@ from airflow_provider_mail.hooks import imap
 from airflow_provider_mail.hooks.imap import ImapHook
 from airflow_provider_mail.mail.attachments import AttachmentSink, DirectorySink
 from airflow_provider_mail.mail.state import Claim
-from airflow_provider_mail.mail.uid_ranges import UidRanges
+from airflow_provider_mail.mail.uid_ranges import sequence_sets
 from devtools.certs import Certificate
 from devtools.connections import ConnFactory, receive_connection
 from devtools.dovecot import Dovecot
@@ -50,24 +50,49 @@ def test_a_backlog_arrives_whole_in_size_bounded_chunks(
     commands: list[tuple[int, ...]] = []
     with ImapHook(conn_id) as hook:
         claim = hook.find_new(None, unseen_only=False, max_emails=-1)
-        real_fetch = hook._uid_fetch
+        real_fetch = hook.uid_fetch
 
         def fetch(uids: tuple[int, ...], items: list[bytes]) -> dict[int, object]:
             commands.append(uids)
             return real_fetch(uids, items)
 
-        monkeypatch.setattr(hook, "_uid_fetch", fetch)
+        monkeypatch.setattr(hook, "uid_fetch", fetch)
         records = hook.fetch(claim, DirectorySink(tmp_path))
     assert [r["subject"] for r in records] == [f"Backlog {n}" for n in range(30)]
     assert [r["uid"] for r in records] == list(claim.uids)
     # One size query, then chunks of about three messages, each a compact UID range.
     assert len(commands) >= 1 + 30 // 4
-    assert all("," not in imap._sequence_set(command) for command in commands)
+    assert all("," not in "".join(sequence_sets(command)) for command in commands)
 
 
-def test_sequence_sets_are_compact() -> None:
-    assert imap._sequence_set((5, 4, 3, 10, 12, 11, 1)) == "1,3:5,10:12"
-    assert list(UidRanges.parse(imap._sequence_set((9, 2, 3)))) == [2, 3, 9]
+def test_a_backlog_longer_than_the_servers_command_line_drains_once(
+    mail_connection: ConnFactory, dovecot: Dovecot, certificate: Certificate, tmp_path: Path
+) -> None:
+    """14,000 unseen UIDs listed one by one are an 80 KB command, and Dovecot refuses an
+    argument over 64 KiB ("Too long argument"): every poll failed and the backlog never
+    drained. Every command now carries at most ``MAX_SET_TEXT`` characters of UIDs, here
+    2,000 scattered unseen messages (two sets) and 12,000 in a row."""
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    messages = [
+        (
+            f"Subject: Backlog {n}\r\nMessage-ID: <b-{n}@example.com>\r\n\r\n{n}\r\n".encode(),
+            n < 4000 and n % 2 == 1,
+        )
+        for n in range(16_000)
+    ]
+    dovecot.write_maildir("info", messages)
+    unseen = {f"Backlog {n}" for n, (_, seen) in enumerate(messages) if not seen}
+    try:
+        with ImapHook(conn_id) as hook:
+            records = hook.receive(unseen_only=True, max_emails=-1, attachments_dir=str(tmp_path))
+            again = hook.receive(unseen_only=True, max_emails=-1, attachments_dir=str(tmp_path))
+        assert len(records) == len(unseen) == 14_000
+        assert {record["subject"] for record in records} == unseen
+        assert [r["uid"] for r in records] == sorted(r["uid"] for r in records)  # oldest first
+        assert again == []  # every one taken and marked seen, in short commands too
+    finally:
+        dovecot.clear("info")
 
 
 def test_a_failed_record_waits_for_the_chunk_read_ahead_before_the_session_is_reused(

@@ -8,7 +8,6 @@ of the AssetWatcher, the Message-ID lookups for recreated folders.
 from __future__ import annotations
 
 from imapclient import SEEN
-from imapclient.imapclient import join_message_ids
 
 from airflow_provider_mail.exceptions import MailProtocolError
 from airflow_provider_mail.handover.locks import (
@@ -21,6 +20,7 @@ from airflow_provider_mail.handover.mailbox import HookMailbox, Reserve
 from airflow_provider_mail.hooks.imap import ImapHook, imaplib_of
 from airflow_provider_mail.mail.settings import SERVER_LOCK
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key
+from airflow_provider_mail.mail.uid_ranges import sequence_sets
 
 #: Keyword of messages a trigger took but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
@@ -86,7 +86,7 @@ class ImapMailbox(HookMailbox[ImapHook]):
                     claim.folder,
                 )
             client.noop()  # the session's view must show what the previous holder marked
-        state = client.fetch(list(claim.uids), [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
+        state = self.hook.uid_fetch(claim.uids, [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
         unseen = [uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]]
         if unseen and reserve is not None:
             reserve(Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(unseen)))
@@ -95,7 +95,8 @@ class ImapMailbox(HookMailbox[ImapHook]):
             highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)
             refused = self._store_unchanged_since(unseen, highest, flags)
         elif unseen:
-            client.add_flags(unseen, flags, silent=True)
+            for uid_set in sequence_sets(unseen):
+                client.add_flags(uid_set, flags, silent=True)
         owned = tuple(uid for uid in unseen if uid not in refused)
         return Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=owned)
 
@@ -104,22 +105,26 @@ class ImapMailbox(HookMailbox[ImapHook]):
         # imapclient has no UNCHANGEDSINCE modifier, so the command goes through its imaplib
         # connection (see imaplib_of); the server lists refused UIDs in [MODIFIED ...].
         imap = imaplib_of(self.hook.client)
-        imap.untagged_responses.pop("MODIFIED", None)
-        typ, data = imap.uid(
-            "STORE",
-            join_message_ids(uids).decode(),
-            f"(UNCHANGEDSINCE {modseq})",
-            "+FLAGS.SILENT",
-            "(" + " ".join(flag.decode() for flag in flags) + ")",
-        )
-        if typ != "OK":
-            raise MailProtocolError(
-                f"{self.hook.settings.address} refused to mark messages seen "
-                f"({b' '.join(d for d in data if isinstance(d, bytes)).decode(errors='replace')})"
-                "; check that the account may change flags."
+        refused: set[int] = set()
+        for uid_set in sequence_sets(uids):
+            imap.untagged_responses.pop("MODIFIED", None)
+            typ, data = imap.uid(
+                "STORE",
+                uid_set,
+                f"(UNCHANGEDSINCE {modseq})",
+                "+FLAGS.SILENT",
+                "(" + " ".join(flag.decode() for flag in flags) + ")",
             )
-        modified = imap.untagged_responses.pop("MODIFIED", None) or []
-        return {uid for item in modified for uid in _uid_set(item)}
+            if typ != "OK":
+                reason = b" ".join(d for d in data if isinstance(d, bytes))
+                raise MailProtocolError(
+                    f"{self.hook.settings.address} refused to mark messages seen "
+                    f"({reason.decode(errors='replace')}); check that the account may change "
+                    "flags."
+                )
+            modified = imap.untagged_responses.pop("MODIFIED", None) or []
+            refused.update(uid for item in modified for uid in _uid_set(item))
+        return refused
 
     def mark(self, claim: Claim) -> None:
         """Set ``\\Seen`` on the claimed messages: they have been handed over."""
@@ -135,7 +140,8 @@ class ImapMailbox(HookMailbox[ImapHook]):
             try:
                 if not self._still_valid(claim):
                     return True
-                self.hook.client.remove_flags(list(claim.uids), [SEEN], silent=True)
+                for uid_set in sequence_sets(claim.uids):
+                    self.hook.client.remove_flags(uid_set, [SEEN], silent=True)
             except Exception as err:
                 self.hook.log.warning("Could not give %d message(s) back (%s).", len(claim), err)
                 return False
@@ -159,9 +165,7 @@ class ImapMailbox(HookMailbox[ImapHook]):
             return {}
         with self.hook.translate_errors():
             self.hook.uidvalidity(claim.folder)
-            response = self.hook.client.fetch(
-                list(claim.uids), [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-            )
+            response = self.hook.uid_fetch(claim.uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
         found = {}
         for uid, data in response.items():
             header = data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")
@@ -184,10 +188,11 @@ class ImapMailbox(HookMailbox[ImapHook]):
             return
         with self.hook.translate_errors():
             if self._still_valid(claim):
-                if add:
-                    self.hook.client.add_flags(list(claim.uids), add, silent=True)
-                if remove:
-                    self.hook.client.remove_flags(list(claim.uids), remove, silent=True)
+                for uid_set in sequence_sets(claim.uids):
+                    if add:
+                        self.hook.client.add_flags(uid_set, add, silent=True)
+                    if remove:
+                        self.hook.client.remove_flags(uid_set, remove, silent=True)
 
     def _still_valid(self, claim: Claim) -> bool:
         """Select the claim's folder; whether its UIDs still name the claimed messages."""

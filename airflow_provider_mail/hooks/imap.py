@@ -8,7 +8,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from airflow_provider_mail.mail.search import SearchCriteria, imap_search
 from airflow_provider_mail.mail.settings import ServerSettings
 from airflow_provider_mail.mail.state import Claim, folder_name, oldest_first
 from airflow_provider_mail.mail.tls import Security
-from airflow_provider_mail.mail.uid_ranges import UidRanges
+from airflow_provider_mail.mail.uid_ranges import UidRanges, sequence_sets
 
 if TYPE_CHECKING:
     from airflow_provider_mail.handover.imap import ImapMailbox
@@ -210,7 +210,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
 
         def read(chunk: tuple[int, ...]) -> dict[int, Any]:
             with self.translate_errors():
-                return self._uid_fetch(chunk, items)
+                return self.uid_fetch(chunk, items)
 
         if len(chunks) <= 1:  # one round trip: nothing to overlap
             for chunk in chunks:
@@ -261,9 +261,14 @@ class ImapHook(ReceiveHook[IMAPClient]):
         imapclient's parser takes as long for these few numbers as for the messages; a
         line it would read differently (a literal, another item) goes to that parser.
         """
-        typ, data = imaplib_of(self.client).uid("FETCH", _sequence_set(uids), "(RFC822.SIZE)")
-        if typ != "OK":
-            return {}
+        sizes: dict[int, int] = {}
+        for uid_set in sequence_sets(uids):
+            typ, data = imaplib_of(self.client).uid("FETCH", uid_set, "(RFC822.SIZE)")
+            if typ == "OK":
+                sizes.update(self._sizes_of(data))
+        return sizes
+
+    def _sizes_of(self, data: list[Any]) -> dict[int, int]:
         sizes: dict[int, int] = {}
         for line in data:
             uid = _UID_ITEM.search(line) if isinstance(line, bytes) else None
@@ -274,23 +279,25 @@ class ImapHook(ReceiveHook[IMAPClient]):
             sizes[int(uid.group(1))] = int(size.group(1))
         return sizes
 
-    def _uid_fetch(self, uids: tuple[int, ...], items: list[bytes]) -> dict[int, Any]:
-        """``UID FETCH`` of ``uids`` as one compact sequence set (``1:2000``).
+    def uid_fetch(self, uids: Iterable[int], items: list[bytes]) -> dict[int, Any]:
+        """``UID FETCH`` of ``uids``, in commands of short sequence sets (``1:2000``).
 
         imapclient's ``fetch()`` lists every UID, and a backlog's command would outgrow the
-        server's line limit (Dovecot: 64 KiB); so the command goes through its imaplib
-        connection and the answer is parsed the way ``fetch()`` parses it
-        (``tests/test_imap_fetch_chunks.py`` fails if imapclient changes this).
+        server's line limit (Dovecot: 64 KiB); so each command goes through its imaplib
+        connection with at most ``MAX_SET_TEXT`` characters of UIDs, and the answer is
+        parsed the way ``fetch()`` parses it (``tests/test_imap_fetch_chunks.py`` fails if
+        imapclient changes this).
         """
-        typ, data = imaplib_of(self.client).uid(
-            "FETCH", _sequence_set(uids), "(" + " ".join(item.decode() for item in items) + ")"
-        )
-        if typ != "OK":
-            raise MailProtocolError(
-                f"{self.settings.address} refused to send messages of {len(uids)} UID(s) "
-                f"({_reason(MailError(str(data)))}); check the server's log."
-            )
-        response: dict[int, Any] = parse_fetch_response(data, self.client.normalise_times, True)
+        response: dict[int, Any] = {}
+        wanted = "(" + " ".join(item.decode() for item in items) + ")"
+        for uid_set in sequence_sets(uids):
+            typ, data = imaplib_of(self.client).uid("FETCH", uid_set, wanted)
+            if typ != "OK":
+                raise MailProtocolError(
+                    f"{self.settings.address} refused to send the messages {uid_set} "
+                    f"({_reason(MailError(str(data)))}); check the server's log."
+                )
+            response.update(parse_fetch_response(data, self.client.normalise_times, True))
         return response
 
     def _read_rest(self, uid: int, first: bytes, size: int) -> bytes:
@@ -390,21 +397,6 @@ def imaplib_of(client: IMAPClient) -> Any:
 
 _UID_ITEM = re.compile(rb"\bUID (\d+)")
 _SIZE_ITEM = re.compile(rb"\bRFC822\.SIZE (\d+)")
-
-
-def _sequence_set(uids: tuple[int, ...]) -> str:
-    """UIDs as a compact IMAP sequence set (``1:500,502``), so commands stay short."""
-    ordered = sorted(set(uids))
-    ranges: list[str] = []
-    start = previous = ordered[0] if ordered else 0
-    for uid in ordered[1:]:
-        if uid != previous + 1:
-            ranges.append(f"{start}:{previous}" if previous != start else str(start))
-            start = uid
-        previous = uid
-    if ordered:
-        ranges.append(f"{start}:{previous}" if previous != start else str(start))
-    return ",".join(ranges)
 
 
 def _exchange(client: IMAPClient) -> Callable[[str, str], None]:

@@ -18,7 +18,7 @@ from imapclient.response_parser import parse_message_list
 
 from airflow_provider_mail.exceptions import MailConfigError, MailProtocolError
 from airflow_provider_mail.mail.search import Literal, SearchCommand
-from airflow_provider_mail.mail.uid_ranges import UidRanges
+from airflow_provider_mail.mail.uid_ranges import sequence_sets
 
 
 def uid_search(client: IMAPClient, command: SearchCommand) -> list[int]:
@@ -83,19 +83,21 @@ def move(client: IMAPClient, uids: Iterable[int], target: str, address: str) -> 
     ``UID MOVE`` where offered, else ``UID COPY`` + ``\\Deleted`` + ``UID EXPUNGE`` of
     those UIDs. Idempotent: UIDs no longer in the folder are simply not there to move.
     """
-    uid_set = UidRanges.of(uids).to_text()
-    if not uid_set:
+    uid_sets = list(sequence_sets(uids))  # short commands, however many UIDs
+    if not uid_sets:
         return
     require_capabilities(client, "move", address)
     try:
-        # The flags travel with the message: the copy arrives with its flags plus \Seen.
-        client.add_flags(uid_set, [SEEN], silent=True)
-        if client.has_capability("MOVE"):
-            client.move(uid_set, target)
-            return
-        client.copy(uid_set, target)
-        client.add_flags(uid_set, [DELETED], silent=True)
-        client.uid_expunge(uid_set)
+        can_move = client.has_capability("MOVE")
+        for uid_set in uid_sets:
+            # The flags travel with the message: the copy arrives with its flags plus \Seen.
+            client.add_flags(uid_set, [SEEN], silent=True)
+            if can_move:
+                client.move(uid_set, target)
+            else:
+                client.copy(uid_set, target)
+                client.add_flags(uid_set, [DELETED], silent=True)
+                client.uid_expunge(uid_set)
     except IMAPClientError as err:
         raise MailProtocolError(
             f"{address} refused to move messages to {target!r} ({err}); check that the "
@@ -105,13 +107,14 @@ def move(client: IMAPClient, uids: Iterable[int], target: str, address: str) -> 
 
 def delete(client: IMAPClient, uids: Iterable[int], address: str) -> None:
     """``\\Deleted`` + ``UID EXPUNGE`` of exactly ``uids`` of the selected folder."""
-    uid_set = UidRanges.of(uids).to_text()
-    if not uid_set:
+    uid_sets = list(sequence_sets(uids))
+    if not uid_sets:
         return
     require_capabilities(client, "delete", address)
     try:
-        client.add_flags(uid_set, [DELETED], silent=True)
-        client.uid_expunge(uid_set)
+        for uid_set in uid_sets:
+            client.add_flags(uid_set, [DELETED], silent=True)
+            client.uid_expunge(uid_set)
     except IMAPClientError as err:
         raise MailProtocolError(
             f"{address} refused to delete messages ({err}); check that the account may delete mail."
