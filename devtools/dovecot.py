@@ -264,7 +264,9 @@ default_client_limit = 4000
             client.select_folder("INBOX")
             if client.search("ALL"):
                 # One short command, however many messages (imapclient would list them all).
-                client._imap.uid("STORE", "1:*", "+FLAGS.SILENT", r"(\Deleted)")
+                typ, data = client._imap.uid("STORE", "1:*", "+FLAGS.SILENT", r"(\Deleted)")
+                if typ != "OK":
+                    raise RuntimeError(f"Dovecot refused to clear {user}: {data!r}")
                 client.expunge()
             client.logout()
 

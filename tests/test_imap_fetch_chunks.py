@@ -1,4 +1,5 @@
-"""A backlog is fetched in chunks bounded by size: every message once, oldest first."""
+"""A backlog is fetched in chunks bounded by size, and every command carries a short UID set:
+every message once, oldest first, taken by one poller only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from airflow_provider_mail.exceptions import MailStorageError
 from airflow_provider_mail.hooks import imap
 from airflow_provider_mail.hooks.imap import ImapHook
+from airflow_provider_mail.mail import uid_ranges
 from airflow_provider_mail.mail.attachments import AttachmentSink, DirectorySink
 from airflow_provider_mail.mail.state import Claim
 from airflow_provider_mail.mail.uid_ranges import sequence_sets
@@ -124,3 +126,36 @@ def test_a_failed_record_waits_for_the_chunk_read_ahead_before_the_session_is_re
         hook.client.noop()  # the session's stream is not mid-answer
         records = hook.fetch(claim, DirectorySink(tmp_path))
     assert [r["subject"] for r in records] == [f"Ahead {n}" for n in range(12)]
+
+
+def test_a_take_in_several_sets_refuses_what_another_poller_took_after_its_set_was_read(
+    mail_connection: ConnFactory,
+    dovecot: Dovecot,
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each set's conditional STORE uses the MODSEQ its own FETCH saw. Here another poller
+    takes the first set's message after that set was read, and a message of the last set
+    changes after that (a higher MODSEQ): one limit for all sets, the highest, would let
+    both pollers own the first message."""
+    dovecot.clear("info")
+    conn_id = receive_connection(mail_connection, dovecot, "imap", "ssl", certificate)
+    dovecot.deliver("info", numbered(5, "Race"))
+    monkeypatch.setattr(uid_ranges, "MAX_SET_TEXT", 1)  # one UID per command
+    with ImapHook(conn_id) as hook, ImapHook(conn_id) as other:
+        found = hook.find_new(None, unseen_only=True, max_emails=-1)
+        claim = Claim("imap", "INBOX", found.uidvalidity, uids=found.uids[0::2])  # 1, 3, 5
+        first, last = claim.uids[0], claim.uids[-1]
+        read = hook.uid_fetch_set
+
+        def then_another_poller_acts(uid_set: str, items: list[bytes]) -> dict[int, object]:
+            answer = read(uid_set, items)
+            if uid_set == str(first):
+                other.uidvalidity("INBOX")
+                other.client.add_flags([first], [b"\\Seen"], silent=True)  # it took the first
+                other.client.add_flags([last], [b"$Later"], silent=True)  # a newer change
+            return answer
+
+        monkeypatch.setattr(hook, "uid_fetch_set", then_another_poller_acts)
+        owned = hook.mailbox.take(claim)
+    assert owned.uids == claim.uids[1:]  # the first is the other poller's alone

@@ -20,7 +20,7 @@ from airflow_provider_mail.handover.mailbox import HookMailbox, Reserve
 from airflow_provider_mail.hooks.imap import ImapHook, imaplib_of
 from airflow_provider_mail.mail.settings import SERVER_LOCK
 from airflow_provider_mail.mail.state import Claim, folder_name, mailbox_key
-from airflow_provider_mail.mail.uid_ranges import sequence_sets
+from airflow_provider_mail.mail.uid_ranges import UidRanges, sequence_sets
 
 #: Keyword of messages a trigger took but has not yet seen emitted (AssetWatcher use).
 PENDING = b"$AirflowMailPending"
@@ -86,17 +86,32 @@ class ImapMailbox(HookMailbox[ImapHook]):
                     claim.folder,
                 )
             client.noop()  # the session's view must show what the previous holder marked
-        state = self.hook.uid_fetch(claim.uids, [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"])
-        unseen = [uid for uid in claim.uids if uid in state and SEEN not in state[uid][b"FLAGS"]]
+        # One FETCH per short UID set. Each set's STORE is conditional on the highest
+        # MODSEQ its own FETCH saw: a message another poller took after that FETCH has a
+        # higher one and is refused (one limit for all sets could be a later set's, newer
+        # than the other poller's mark on a message of an earlier set).
+        items = [b"FLAGS", b"MODSEQ"] if condstore else [b"FLAGS"]
+        looked: list[tuple[list[int], int]] = []  # per FETCH: its unseen UIDs, their MODSEQ
+        for uid_set in sequence_sets(claim.uids):
+            state = self.hook.uid_fetch_set(uid_set, items)
+            fresh = [
+                uid
+                for uid in UidRanges.parse(uid_set)
+                if uid in state and SEEN not in state[uid][b"FLAGS"]
+            ]
+            modseqs = (int(state[uid][b"MODSEQ"][0]) for uid in fresh) if condstore else ()
+            looked.append((fresh, max(modseqs, default=0)))
+        still_unseen = {uid for fresh, _ in looked for uid in fresh}
+        unseen = tuple(uid for uid in claim.uids if uid in still_unseen)
         if unseen and reserve is not None:
-            reserve(Claim(claim.protocol, claim.folder, claim.uidvalidity, tuple(unseen)))
+            reserve(Claim(claim.protocol, claim.folder, claim.uidvalidity, unseen))
         refused: set[int] = set()
-        if unseen and condstore:
-            highest = max(int(state[uid][b"MODSEQ"][0]) for uid in unseen)
-            refused = self._store_unchanged_since(unseen, highest, flags)
-        elif unseen:
-            for uid_set in sequence_sets(unseen):
-                client.add_flags(uid_set, flags, silent=True)
+        for fresh, highest in looked:
+            if fresh and condstore:
+                refused |= self._store_unchanged_since(fresh, highest, flags)
+            elif fresh:
+                for uid_set in sequence_sets(fresh):
+                    client.add_flags(uid_set, flags, silent=True)
         owned = tuple(uid for uid in unseen if uid not in refused)
         return Claim(claim.protocol, claim.folder, claim.uidvalidity, uids=owned)
 

@@ -280,24 +280,34 @@ class ImapHook(ReceiveHook[IMAPClient]):
         return sizes
 
     def uid_fetch(self, uids: Iterable[int], items: list[bytes]) -> dict[int, Any]:
-        """``UID FETCH`` of ``uids``, in commands of short sequence sets (``1:2000``).
+        """``UID FETCH`` of ``uids``, one command per short sequence set (:meth:`uid_fetch_set`).
+
+        Answers are merged per message: news of a message of an earlier set that arrives
+        with a later answer (its flags changed) adds to what was read, never replaces it.
+        """
+        response: dict[int, Any] = {}
+        for uid_set in sequence_sets(uids):
+            for uid, data in self.uid_fetch_set(uid_set, items).items():
+                response.setdefault(uid, {}).update(data)
+        return response
+
+    def uid_fetch_set(self, uid_set: str, items: list[bytes]) -> dict[int, Any]:
+        """One ``UID FETCH`` of a sequence set (``1:2000,2005``).
 
         imapclient's ``fetch()`` lists every UID, and a backlog's command would outgrow the
-        server's line limit (Dovecot: 64 KiB); so each command goes through its imaplib
-        connection with at most ``MAX_SET_TEXT`` characters of UIDs, and the answer is
+        server's line limit (Dovecot: 64 KiB); so the command goes through its imaplib
+        connection with a set of at most ``MAX_SET_TEXT`` characters, and the answer is
         parsed the way ``fetch()`` parses it (``tests/test_imap_fetch_chunks.py`` fails if
         imapclient changes this).
         """
-        response: dict[int, Any] = {}
         wanted = "(" + " ".join(item.decode() for item in items) + ")"
-        for uid_set in sequence_sets(uids):
-            typ, data = imaplib_of(self.client).uid("FETCH", uid_set, wanted)
-            if typ != "OK":
-                raise MailProtocolError(
-                    f"{self.settings.address} refused to send the messages {uid_set} "
-                    f"({_reason(MailError(str(data)))}); check the server's log."
-                )
-            response.update(parse_fetch_response(data, self.client.normalise_times, True))
+        typ, data = imaplib_of(self.client).uid("FETCH", uid_set, wanted)
+        if typ != "OK":
+            raise MailProtocolError(
+                f"{self.settings.address} refused to send the messages {uid_set} "
+                f"({_reason(MailError(str(data)))}); check the server's log."
+            )
+        response: dict[int, Any] = parse_fetch_response(data, self.client.normalise_times, True)
         return response
 
     def _read_rest(self, uid: int, first: bytes, size: int) -> bytes:

@@ -56,13 +56,15 @@ class UidRanges:
         """An IMAP sequence set, e.g. ``"1:500,502"``; ``""`` when empty."""
         return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in self.ranges)
 
-    def to_texts(self, limit: int = MAX_SET_TEXT) -> Iterator[str]:
-        """The set as IMAP sequence sets of at most ``limit`` characters each, ascending: one
-        command per text keeps every command line short, however scattered the UIDs.
+    def to_texts(self, limit: int | None = None) -> Iterator[str]:
+        """The set as IMAP sequence sets of at most ``limit`` (:data:`MAX_SET_TEXT`)
+        characters each, ascending: one command per text keeps every command line short,
+        however scattered the UIDs.
 
         >>> list(UidRanges.of([1, 2, 3, 7, 9, 10]).to_texts(limit=5))
         ['1:3,7', '9:10']
         """
+        limit = MAX_SET_TEXT if limit is None else limit
         parts: list[str] = []
         length = -1  # no comma before the first part
         for first, last in self.ranges:

@@ -37,3 +37,16 @@ def test_poplib_reads_lines_against_its_maxline_global() -> None:
 
 def test_poplib_sends_one_line_commands_with_shortcmd() -> None:
     assert "_shortcmd" in poplib.POP3.noop.__code__.co_names
+
+
+def test_imapclient_sends_a_sequence_set_text_as_it_is_when_flags_change_silently() -> None:
+    """Claims go to ``add_flags``/``remove_flags`` as short sequence-set texts
+    (``"1:3,7"``, mail/uid_ranges.py). imapclient 4 reads the answer of a non-silent
+    change back by message id (``int("1:3,7")`` fails), so every such call is silent."""
+    sent: list[tuple[object, ...]] = []
+    client = IMAPClient.__new__(IMAPClient)
+    client.use_uid = True
+    client._command_and_check = lambda *args, **kwargs: sent.append(args) or []  # type: ignore[method-assign]
+    assert client.add_flags("1:3,7", [b"\\Seen"], silent=True) is None
+    assert client.remove_flags("1:3,7", [b"\\Seen"], silent=True) is None
+    assert [args[:2] for args in sent] == [("store", b"1:3,7")] * 2
