@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import re
 import socket
 import ssl
 import time
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
-from imapclient.response_parser import parse_fetch_response
 
 from airflow_provider_mail.exceptions import MailError, MailProtocolError
 from airflow_provider_mail.handover.mailbox import Exclude
@@ -22,6 +20,7 @@ from airflow_provider_mail.hooks.base import ReceiveHook
 from airflow_provider_mail.hooks.mailbox_actions import uid_search
 from airflow_provider_mail.hooks.oauth2 import TokenRefused
 from airflow_provider_mail.mail.attachments import AttachmentSink
+from airflow_provider_mail.mail.imap_fetch import read_fetch
 from airflow_provider_mail.mail.oauth2 import error_reply
 from airflow_provider_mail.mail.search import SearchCriteria, imap_search
 from airflow_provider_mail.mail.settings import ServerSettings
@@ -256,28 +255,9 @@ class ImapHook(ReceiveHook[IMAPClient]):
         return chunks
 
     def _uid_sizes(self, uids: tuple[int, ...]) -> dict[int, int]:
-        """``RFC822.SIZE`` per UID, read from the lines themselves.
-
-        imapclient's parser takes as long for these few numbers as for the messages; a
-        line it would read differently (a literal, another item) goes to that parser.
-        """
-        sizes: dict[int, int] = {}
-        for uid_set in sequence_sets(uids):
-            typ, data = imaplib_of(self.client).uid("FETCH", uid_set, "(RFC822.SIZE)")
-            if typ == "OK":
-                sizes.update(self._sizes_of(data))
-        return sizes
-
-    def _sizes_of(self, data: list[Any]) -> dict[int, int]:
-        sizes: dict[int, int] = {}
-        for line in data:
-            uid = _UID_ITEM.search(line) if isinstance(line, bytes) else None
-            size = _SIZE_ITEM.search(line) if isinstance(line, bytes) else None
-            if uid is None or size is None or b"{" in line:
-                parsed = parse_fetch_response(data, self.client.normalise_times, True)
-                return {key: int(value.get(b"RFC822.SIZE") or 0) for key, value in parsed.items()}
-            sizes[int(uid.group(1))] = int(size.group(1))
-        return sizes
+        """``RFC822.SIZE`` per UID."""
+        answer = self.uid_fetch(uids, [b"RFC822.SIZE"])
+        return {uid: int(data.get(b"RFC822.SIZE") or 0) for uid, data in answer.items()}
 
     def uid_fetch(self, uids: Iterable[int], items: list[bytes]) -> dict[int, Any]:
         """``UID FETCH`` of ``uids``, one command per short sequence set (:meth:`uid_fetch_set`).
@@ -297,8 +277,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
         imapclient's ``fetch()`` lists every UID, and a backlog's command would outgrow the
         server's line limit (Dovecot: 64 KiB); so the command goes through its imaplib
         connection with a set of at most ``MAX_SET_TEXT`` characters, and the answer is
-        parsed the way ``fetch()`` parses it (``tests/test_imap_fetch_chunks.py`` fails if
-        imapclient changes this).
+        read as ``fetch()`` reads it (:func:`~airflow_provider_mail.mail.imap_fetch.read_fetch`;
+        ``tests/test_imap_fetch_chunks.py`` fails if imapclient changes this).
         """
         wanted = "(" + " ".join(item.decode() for item in items) + ")"
         typ, data = imaplib_of(self.client).uid("FETCH", uid_set, wanted)
@@ -307,8 +287,7 @@ class ImapHook(ReceiveHook[IMAPClient]):
                 f"{self.settings.address} refused to send the messages {uid_set} "
                 f"({_reason(MailError(str(data)))}); check the server's log."
             )
-        response: dict[int, Any] = parse_fetch_response(data, self.client.normalise_times, True)
-        return response
+        return read_fetch(data, self.client.normalise_times)
 
     def _read_rest(self, uid: int, first: bytes, size: int) -> bytes:
         """A message larger than :data:`FETCH_SLICE`, read slice after slice."""
@@ -403,10 +382,6 @@ def imaplib_of(client: IMAPClient) -> Any:
     imapclient or imaplib stop working the way this relies on.
     """
     return client._imap
-
-
-_UID_ITEM = re.compile(rb"\bUID (\d+)")
-_SIZE_ITEM = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
 def _exchange(client: IMAPClient) -> Callable[[str, str], None]:
