@@ -216,7 +216,8 @@ def run_child(module: str, *args: str) -> dict[str, Any]:
 #: part, cumulative?). Builtins (``~``) count their own time, functions their cumulative.
 PROFILE_ROWS = {
     "socket and TLS reads/writes (waiting for the wire)": ("~", "socket", False),
-    "imapclient: parse the FETCH answers": ("imapclient/response_parser", "parse_fetch", True),
+    # read_fetch, and within it imapclient's parser for answers it leaves to it.
+    "reading the FETCH answers": ("provider_mail/mail/imap_fetch", "read_fetch", True),
     "`build_record` (parse into the record)": ("airflow_provider_mail/mail/", "build_record", True),
     "writing attachment files": ("airflow_provider_mail/mail/attachments", "save", True),
 }
