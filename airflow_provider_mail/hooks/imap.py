@@ -284,8 +284,8 @@ class ImapHook(ReceiveHook[IMAPClient]):
         typ, data = imaplib_of(self.client).uid("FETCH", uid_set, wanted)
         if typ != "OK":
             raise MailProtocolError(
-                f"{self.settings.address} refused to send the messages {uid_set} "
-                f"({_reason(MailError(str(data)))}); check the server's log."
+                f"{self.settings.address} refused to send {len(UidRanges.parse(uid_set))} "
+                f"message(s) ({_reason(MailError(str(data)))}); check the server's log."
             )
         return read_fetch(data, self.client.normalise_times)
 
