@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         dovecot_server(workdir, certificate, {USER: PASSWORD}) as dovecot,
     ):
         print(f"Loading {args.messages} messages ...", flush=True)
-        bulk_load(dovecot.maildir(USER), args.messages)
+        bulk_load(dovecot, USER, args.messages)
         first_select(dovecot, USER)
         with ProxyProcess(dovecot.imaps_port, delay=args.delay) as proxy:
             define_imap_connection(

@@ -46,7 +46,6 @@ from benchmarks.servers import bench_workdir, dovecot_server
 
 PASSWORD = "memory-Secret-2024"
 HUGE_USER, SMALL_USER, BIG_USER = "huge", "small", "big"
-NOBODY = 65534
 MiB = 2**20
 
 
@@ -188,23 +187,13 @@ def small_message(number: int, seen_folder: str) -> bytes:
     ).encode()
 
 
-def bulk_load(maildir: Path, count: int) -> float:
-    """``count`` seen messages written straight into a maildir; returns the seconds taken.
+def bulk_load(dovecot: Any, user: str, count: int) -> float:
+    """``count`` seen messages written straight into ``user``'s maildir; the seconds taken.
 
-    Dovecot reads a maildir it does not know yet on the first SELECT (which assigns UIDs);
-    its processes run as ``nobody``, so everything must belong to ``nobody``.
+    Dovecot reads a maildir it does not know yet on the first SELECT (which assigns UIDs).
     """
     started = time.perf_counter()
-    for sub in ("cur", "new", "tmp"):
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
-    stamp = int(time.time()) - count
-    for number in range(count):
-        path = maildir / "cur" / f"{stamp + number}.M{number}P{os.getpid()}.bench:2,S"
-        path.write_bytes(small_message(number, maildir.name))
-    for directory, _dirs, files in os.walk(maildir):
-        os.chown(directory, NOBODY, NOBODY)
-        for name in files:
-            os.chown(os.path.join(directory, name), NOBODY, NOBODY)
+    dovecot.write_maildir(user, [(small_message(number, user), True) for number in range(count)])
     return time.perf_counter() - started
 
 
@@ -239,7 +228,7 @@ def first_select(dovecot: Any, user: str) -> float:
 def measure_folders(
     dovecot: Any, conn_ids: dict[str, str], workdir: Path, sizes: dict[str, int], polls: int
 ) -> str:
-    loads = {user: bulk_load(dovecot.maildir(user), count) for user, count in sizes.items()}
+    loads = {user: bulk_load(dovecot, user, count) for user, count in sizes.items()}
     indexing = {user: first_select(dovecot, user) for user in sizes}
     times: dict[str, list[float]] = {user: [] for user in sizes}
     for run in range(polls + 1):

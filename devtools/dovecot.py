@@ -232,7 +232,8 @@ default_client_limit = 4000
         maildir = self.maildir(user)
         for sub in ("cur", "new", "tmp"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
-            os.chown(maildir / sub, NOBODY_UID, NOBODY_UID)
+        for directory in (maildir, maildir / "cur", maildir / "new", maildir / "tmp"):
+            os.chown(directory, NOBODY_UID, NOBODY_UID)  # Dovecot writes its index here
         stamp = int(time.time()) - len(messages)
         for number, (raw, seen) in enumerate(messages):
             name = f"{stamp + number}.M{number:07d}P{os.getpid()}.written:2,{'S' if seen else ''}"
