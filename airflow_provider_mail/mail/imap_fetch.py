@@ -25,7 +25,7 @@ _HEAD = re.compile(rb"([1-9][0-9]*) \((.*) (BODY\[\]<0>) \{([0-9]+)\}")
 _ITEM = re.compile(rb"([A-Z][A-Z0-9.]*) (?:(0|[1-9][0-9]*)|\(([^()]*)\))(?: |\Z)")
 _ATOM = re.compile(rb"\\?\$?[A-Za-z0-9_.-]+")
 # Items imapclient converts into objects of its own: left to it.
-_CONVERTED = {b"UID", b"INTERNALDATE", b"ENVELOPE", b"BODY", b"BODYSTRUCTURE"}
+_CONVERTED = {b"INTERNALDATE", b"ENVELOPE", b"BODY", b"BODYSTRUCTURE"}
 
 
 def read_fetch(data: list[Any], normalise_times: bool = True) -> dict[int, dict[bytes, Any]]:
@@ -87,12 +87,10 @@ def _items(text: bytes) -> dict[bytes, Any] | None:
         if item is None:
             return None
         name, number, listed = item.groups()
-        if name in _CONVERTED and name != b"UID":
-            return None
+        if name in _CONVERTED or (name == b"UID" and number is None):
+            return None  # left to imapclient; a UID is a number
         if number is not None:
             value: Any = int(number)
-        elif name == b"UID":
-            return None
         else:
             atoms = listed.split(b" ") if listed else []
             if not all(_ATOM.fullmatch(atom) and atom != b"NIL" for atom in atoms):
