@@ -47,7 +47,7 @@ from devtools.certs import Certificate, make_certificate  # noqa: E402
 from devtools.connections import USERS, ConnFactory, connection_variable  # noqa: E402
 from devtools.dovecot import Dovecot  # noqa: E402
 
-pytest_plugins = ["tests.fixtures_smtp", "tests.oauth_fixtures", "tests.vendor_mailbox"]
+pytest_plugins = ["tests.fixtures_smtp", "tests.oauth_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +128,9 @@ def airflow_db() -> Path:
 _LONG_FILES_FIRST = (
     "tests/deployment/test_mailbox_actions_keep_running.py",
     "tests/deployment/test_reference_keeps_running.py",
-    "tests/test_after_receive_kills_delete.py",
+    "tests/test_after_receive_sensor.py",
 )
 _LONG_FILES_NEXT = (
-    "tests/test_after_receive_kills_move.py",
-    "tests/test_after_receive_sensor.py",
-    "tests/test_after_receive_kills_leave_unread.py",
     "tests/test_demo.py",
     "tests/browser/test_newcomer_path.py",
     "tests/test_receive_crash.py",
@@ -156,3 +153,4 @@ def _file_rank(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_file_rank)  # stable: within a rank, collection order
+

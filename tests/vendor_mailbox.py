@@ -2,15 +2,13 @@
 
 The sensor's tests (``tests/test_after_receive_sensor.py``) and the AssetWatcher's
 (``tests/test_asset_after_receive.py``) hand over the same messages and check the same
-end state of INBOX and ``Processed`` per mode. ``tests/conftest.py`` loads this module as a
-plugin, so its fixture ``vendor_inbox`` serves every test file.
+end state of INBOX and ``Processed`` per mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
-import pytest
 from imapclient import SEEN
 
 from devtools.dovecot import Dovecot
@@ -37,15 +35,6 @@ def deliver_invoices(server: Dovecot) -> None:
         client.create_folder("Processed")
         client.logout()
     server.deliver("info", [VENDOR[0], OTHER, VENDOR[1], VENDOR[2]])
-
-
-@pytest.fixture
-def vendor_inbox(dovecot: Dovecot) -> Iterator[Dovecot]:
-    """Dovecot with the invoices delivered to ``info`` (emptied again after the test)."""
-    dovecot.clear("info")
-    deliver_invoices(dovecot)
-    yield dovecot
-    dovecot.clear("info")
 
 
 def mailbox_state(server: Dovecot) -> dict[str, dict[str, set[bytes]]]:
